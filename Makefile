@@ -1,0 +1,36 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install install-test lint catalogs bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+
+run: install
+	mkdir -p data
+	$(BIN)/beacon serve
+
+lint: install-test
+	$(BIN)/ruff check bot channels registry campaigns beacon tests bench
+
+test: install-test
+	$(BIN)/ruff check bot channels registry campaigns beacon tests bench
+	$(BIN)/python -m pytest -q; code=$$?; if [ $$code -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$code
+
+catalogs: install-test
+	$(BIN)/pybabel extract --no-default-keywords -k N_ --no-location --omit-header -o bot/locales/beacon.pot bot/texts.py channels/telegram.py
+	$(BIN)/pybabel update --no-fuzzy-matching -i bot/locales/beacon.pot -d bot/locales -D beacon
+
+bench: install-test
+	$(BIN)/python bench/bot_throughput.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,204 @@
+"""The aiohttp application: webhooks, simulator, health, metrics and the responder API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+
+from beacon.config import Settings
+from beacon.service import Service
+from bot.areas import Gazetteer
+from bot.state import BotConfig
+from campaigns.sender import Sender
+from channels.base import Channel, WebhookRejected
+from channels.simulator import SimulatorChannel
+from registry.crypto import MasterKeys
+from registry.db import Database
+from registry.keys import KeyHolder, load_keyring
+
+log = structlog.get_logger("beacon.app")
+REJECTED = Counter("beacon_webhook_rejected_total", "Webhook calls refused", ["provider", "status"])
+STATIC = Path(__file__).parent / "static"
+KEY_REFRESH_SECONDS = 30
+
+
+@dataclass
+class Beacon:
+    """Everything a running process holds."""
+
+    settings: Settings
+    db: Database
+    keys: KeyHolder
+    gazetteer: Gazetteer
+    channels: dict[str, Channel]  # by provider
+    sender: Sender
+    service: Service
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def master_keys(settings: Settings) -> MasterKeys:
+    """The master keys from BEACON_KEYS, or the development key file."""
+    if settings.keys:
+        return MasterKeys.parse(settings.keys)
+    log.warning("keys.development_file", path=str(settings.keys_file))
+    return MasterKeys.development(settings.keys_file)
+
+
+def make_channels(settings: Settings) -> dict[str, Channel]:
+    """The channels this configuration enables, by provider name."""
+    channels: dict[str, Channel] = {"simulator": SimulatorChannel()}
+    if settings.twilio:
+        from channels.twilio import TwilioChannel
+
+        channels["twilio"] = TwilioChannel(settings.twilio, settings.public_url, rate_limits=settings.rate_limits)
+    if settings.telegram:
+        from channels.telegram import TelegramChannel
+
+        channels["telegram"] = TelegramChannel(settings.telegram, rate_limits=settings.rate_limits)
+    return channels
+
+
+@contextlib.asynccontextmanager
+async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
+    """Connect, migrate, load keys and channels; close everything on exit."""
+    db = Database(settings.database_url)
+    try:
+        await db.migrate()
+        master = master_keys(settings)
+        keys = KeyHolder(await load_keyring(db, master), master)
+        gazetteer = Gazetteer.load(settings.areas_file)
+        channels = make_channels(settings)
+        by_kind = {kind: channel for channel in channels.values() for kind in channel.kinds}
+        sender = Sender(db, keys, by_kind)
+        bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
+                        retention_months=settings.retention_months, default_language=settings.default_language)
+        service = Service(db, keys, bot, channels, sender)
+        beacon = Beacon(settings, db, keys, gazetteer, channels, sender, service)
+        for channel in channels.values():
+            await channel.start()
+        try:
+            yield beacon
+        finally:
+            beacon.stop.set()
+            await beacon.service.close()
+            for channel in channels.values():
+                await channel.close()
+    finally:
+        await db.close()
+
+
+BEACON = web.AppKey("beacon", Beacon)
+
+
+async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
+    async def refresh_keys() -> None:
+        while not beacon.stop.is_set():
+            await asyncio.sleep(KEY_REFRESH_SECONDS)
+            try:
+                await beacon.keys.refresh(beacon.db)
+            except Exception:  # noqa: BLE001 - keep the keys we have
+                log.exception("keys.refresh_failed")
+
+    async def recover() -> None:
+        recovered = await beacon.service.recover()
+        if recovered:
+            log.info("inbound.recovered", count=recovered)
+
+    tasks = [asyncio.create_task(refresh_keys()), asyncio.create_task(recover())]
+    if worker:
+        tasks.append(asyncio.create_task(beacon.sender.run(beacon.stop)))
+    return tasks
+
+
+def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
+    """The web application; with ``worker`` it also runs the sender in the same process."""
+    app = web.Application(client_max_size=1024 * 1024)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        async with open_beacon(settings) as beacon:
+            app[BEACON] = beacon
+            tasks = await _background(beacon, worker)
+            yield
+            beacon.stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/simulator", simulator_page)
+    app.router.add_post("/simulator/messages", simulator_message)
+    for path in ("/webhooks/twilio/messages", "/webhooks/twilio/status", "/webhooks/telegram"):
+        app.router.add_post(path, webhook)
+    from beacon import api
+
+    api.setup(app, settings)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 once the database answers."""
+    try:
+        await request.app[BEACON].db.ping()
+    except Exception:  # noqa: BLE001
+        return web.json_response({"status": "unavailable"}, status=503)
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format."""
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """Any provider webhook: verify and parse, store, answer; process afterwards."""
+    beacon = request.app[BEACON]
+    channel = next((c for c in beacon.channels.values() if request.path in c.webhook_paths), None)
+    if channel is None:
+        raise web.HTTPNotFound(text="channel not configured")
+    try:
+        received = await channel.receive(request)
+    except WebhookRejected as exc:
+        REJECTED.labels(channel.name, str(exc.status)).inc()
+        log.info("webhook.rejected", provider=channel.name, status=exc.status)
+        return web.Response(status=exc.status, text=exc.reason)
+    service = beacon.service
+    for message in received.messages:
+        stored = await service.receive(channel.name, message)
+        if stored is not None:
+            service.process_later(channel.name, stored, message)
+    for status in received.statuses:
+        await service.record_status(channel.name, status)
+    return web.Response(text=received.ack_body, content_type=received.ack_content_type)
+
+
+def _development_only(request: web.Request) -> None:
+    if not request.app[BEACON].settings.development:
+        raise web.HTTPNotFound()
+
+
+async def simulator_page(request: web.Request) -> web.FileResponse:
+    """A chat page that talks to the bot as a phone would."""
+    _development_only(request)
+    return web.FileResponse(STATIC / "simulator.html")
+
+
+async def simulator_message(request: web.Request) -> web.Response:
+    """``{"from", "text"}`` -> ``{"replies": [...]}``: the bot's answers to this message, in order."""
+    _development_only(request)
+    beacon = request.app[BEACON]
+    channel = beacon.channels["simulator"]
+    try:
+        received = await channel.receive(request)
+    except WebhookRejected as exc:
+        return web.json_response({"error": exc.reason}, status=exc.status)
+    replies = await beacon.service.handle(channel.name, received.messages[0])
+    return web.json_response({"replies": [r.text for r in replies or []]})

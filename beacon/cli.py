@@ -1,0 +1,206 @@
+"""The ``beacon`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+
+from beacon import config
+from beacon.logs import configure
+
+
+def _fail(message: str) -> int:
+    print(f"beacon: error: {message}", file=sys.stderr)
+    return 2
+
+
+def serve(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Run the web server (and, unless --no-worker, the sender) until interrupted."""
+    from aiohttp import web
+
+    from beacon.app import create_app
+
+    app = create_app(settings, worker=not args.no_worker)
+    web.run_app(app, host=args.host or settings.host, port=args.port or settings.port, print=None,
+                access_log=None, shutdown_timeout=5)
+    return 0
+
+
+def worker(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Run only the sender."""
+    from beacon.app import open_beacon
+
+    async def run() -> None:
+        async with open_beacon(settings) as beacon:
+            await beacon.service.recover()
+            await beacon.sender.run(beacon.stop)
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _database(settings: config.Settings, action: Callable[..., Awaitable[int]]) -> int:
+    """Run ``action(db, settings)`` on a migrated database."""
+    from registry.db import Database
+
+    async def run() -> int:
+        db = Database(settings.database_url)
+        try:
+            await db.migrate()
+            return await action(db, settings)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+async def _keyholder(db, settings):  # type: ignore[no-untyped-def]
+    from beacon.app import master_keys
+    from registry.keys import KeyHolder, load_keyring
+
+    master = master_keys(settings)
+    return KeyHolder(await load_keyring(db, master), master)
+
+
+def migrate(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Bring the schema up to date."""
+    async def done(db, settings) -> int:  # type: ignore[no-untyped-def]
+        print("database is up to date")
+        return 0
+
+    return _database(settings, done)
+
+
+def token(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Create or revoke an API token."""
+    from registry import tokens
+
+    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+        if args.token_command == "create":
+            secret = await tokens.create(db, args.role, args.name)
+            print(f"token for {args.name} ({args.role}); it is shown only once:")
+            print(secret)
+        else:
+            await tokens.revoke(db, args.name)
+            print(f"token {args.name} revoked")
+        return 0
+
+    return _database(settings, run)
+
+
+def keys(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Rotate the data key, or re-encrypt everything under the active one."""
+    from registry import audit
+    from registry import keys as keyring
+
+    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+        holder = await _keyholder(db, settings)
+        if args.keys_command == "rotate":
+            key_id = await keyring.rotate(db, holder.master)
+            async with db.write() as conn:
+                await audit.append(conn, "cli", "keys.rotated", key_id)
+            print(f"data key {key_id} is now active; run `beacon keys reencrypt` to re-seal older data")
+            return 0
+        rewrapped = await keyring.rewrap(db, holder.master)
+        await holder.refresh(db)
+        count = await keyring.reencrypt(db, holder.ring)
+        async with db.write() as conn:
+            await audit.append(conn, "cli", "keys.reencrypted", holder.ring.active,
+                               {"values": count, "rewrapped_keys": rewrapped})
+        print(f"re-encrypted {count} values under {holder.ring.active}; re-wrapped {rewrapped} data keys")
+        return 0
+
+    return _database(settings, run)
+
+
+def audit_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Check the audit log's hash chain."""
+    from registry import audit
+
+    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+        async with db.read() as conn:
+            verdict = await audit.verify(conn)
+        if verdict.ok:
+            print(f"audit log intact: {verdict.entries} entries")
+            return 0
+        print(f"audit log broken at entry {verdict.broken_at}: {verdict.reason}")
+        return 1
+
+    return _database(settings, run)
+
+
+def telegram(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Register or remove the Telegram webhook."""
+    from channels import telegram as tg
+
+    if settings.telegram is None:
+        return _fail("set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first")
+
+    async def run() -> None:
+        assert settings.telegram is not None
+        if args.telegram_command == "set-webhook":
+            await tg.set_webhook(settings.telegram, settings.public_url)
+            await tg.set_commands(settings.telegram)
+            print(f"webhook set to {settings.public_url}/webhooks/telegram")
+        else:
+            await tg.delete_webhook(settings.telegram)
+            print("webhook deleted")
+
+    asyncio.run(run())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="beacon", description="Crisis messaging for migrants.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="web server, sender and scheduler in one process")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--no-worker", action="store_true", help="do not run the sender here (use `beacon worker`)")
+    s.set_defaults(run=serve)
+    sub.add_parser("worker", help="the sender alone").set_defaults(run=worker)
+    sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(run=migrate)
+    t = sub.add_parser("token", help="API tokens")
+    tsub = t.add_subparsers(dest="token_command", required=True)
+    create = tsub.add_parser("create", help="print a new token once")
+    create.add_argument("--role", required=True, choices=("admin", "responder", "analyst", "auditor"))
+    create.add_argument("--name", required=True)
+    tsub.add_parser("revoke", help="revoke a token").add_argument("name")
+    t.set_defaults(run=token)
+    k = sub.add_parser("keys", help="data keys")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    ksub.add_parser("rotate", help="make a new data key active")
+    ksub.add_parser("reencrypt", help="re-seal all data under the active key")
+    k.set_defaults(run=keys)
+    a = sub.add_parser("audit", help="audit log")
+    asub = a.add_subparsers(dest="audit_command", required=True)
+    asub.add_parser("verify", help="check the hash chain")
+    a.set_defaults(run=audit_cmd)
+    tg = sub.add_parser("telegram", help="Telegram webhook")
+    tgsub = tg.add_subparsers(dest="telegram_command", required=True)
+    tgsub.add_parser("set-webhook", help="register the webhook and the command menu")
+    tgsub.add_parser("delete-webhook", help="remove the webhook")
+    tg.set_defaults(run=telegram)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    args = parser().parse_args(argv)
+    try:
+        settings = config.load()
+        configure(settings.log_format, settings.log_level)
+        code = args.run(settings, args)
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - every failure ends in one line, never a traceback
+        from beacon.errors import describe
+
+        code = _fail(describe(exc))
+    sys.exit(code)

@@ -1,0 +1,185 @@
+"""Configuration from environment variables (see README, "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """Configuration that Beacon cannot start with; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: str
+    sms_from: str | None
+    messaging_service_sid: str | None
+    whatsapp_from: str | None
+    api_base_url: str
+    # messages per second per sender; None means the default for the sender type
+    rate_per_second: float | None
+    whatsapp_template_sid: str | None  # approved ContentSid for use outside the 24-hour window
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    bot_token: str
+    webhook_secret: str
+    api_base_url: str
+    rate_per_second: float  # overall; Telegram allows about 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything Beacon reads from its environment, checked once at start-up."""
+
+    env: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = "sqlite:///./data/beacon.db"
+    keys: str | None = None
+    keys_file: Path = Path("./data/keys.json")
+    public_url: str = "http://127.0.0.1:8080"
+    default_language: str = "en"
+    areas_file: Path | None = None
+    min_cell: int = 10
+    operator_name: str = "the crisis team"
+    retention_months: int = 24
+    log_format: str = "console"
+    log_level: str = "info"
+    rate_limits: bool = True
+    twilio: TwilioSettings | None = None
+    telegram: TelegramSettings | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the development key file and the default database live."""
+        return self.keys_file.parent
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str) -> float | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value
+
+
+def _url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and check the configuration; raise ConfigError with a one-line reason."""
+    env = os.environ if env is None else env
+    mode = env.get("BEACON_ENV", "development")
+    if mode not in ("development", "production"):
+        raise ConfigError(f"BEACON_ENV must be development or production, got {mode!r}")
+    database_url = env.get("BEACON_DATABASE_URL") or "sqlite:///./data/beacon.db"
+    if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://", "postgresql+asyncpg://")):
+        raise ConfigError("BEACON_DATABASE_URL must be sqlite:///path or postgresql://user@host:port/db")
+    public_url = _url("BEACON_PUBLIC_URL", env.get("BEACON_PUBLIC_URL") or "http://127.0.0.1:8080")
+    areas = env.get("BEACON_AREAS_FILE")
+    if areas and not Path(areas).is_file():
+        raise ConfigError(f"BEACON_AREAS_FILE does not exist: {areas}")
+    min_cell = _int(env, "BEACON_MIN_CELL", 10)
+    if min_cell < 3:
+        raise ConfigError("BEACON_MIN_CELL must be at least 3")
+    log_format = env.get("BEACON_LOG_FORMAT", "json" if mode == "production" else "console")
+    if log_format not in ("json", "console"):
+        raise ConfigError("BEACON_LOG_FORMAT must be json or console")
+
+    twilio = None
+    if env.get("TWILIO_ACCOUNT_SID") or env.get("TWILIO_AUTH_TOKEN"):
+        if not (env.get("TWILIO_ACCOUNT_SID") and env.get("TWILIO_AUTH_TOKEN")):
+            raise ConfigError("TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set together")
+        sms_from = env.get("TWILIO_SMS_FROM") or None
+        mss = env.get("TWILIO_MESSAGING_SERVICE_SID") or None
+        whatsapp_from = env.get("TWILIO_WHATSAPP_FROM") or None
+        if whatsapp_from and not whatsapp_from.startswith("whatsapp:"):
+            raise ConfigError("TWILIO_WHATSAPP_FROM must look like whatsapp:+14155238886")
+        if not (sms_from or mss or whatsapp_from):
+            raise ConfigError("set TWILIO_SMS_FROM, TWILIO_MESSAGING_SERVICE_SID or TWILIO_WHATSAPP_FROM")
+        twilio = TwilioSettings(
+            account_sid=env["TWILIO_ACCOUNT_SID"],
+            auth_token=env["TWILIO_AUTH_TOKEN"],
+            sms_from=sms_from,
+            messaging_service_sid=mss,
+            whatsapp_from=whatsapp_from,
+            api_base_url=_url("TWILIO_API_BASE_URL", env.get("TWILIO_API_BASE_URL") or "https://api.twilio.com"),
+            rate_per_second=_float(env, "TWILIO_RATE_PER_SECOND"),
+            whatsapp_template_sid=env.get("TWILIO_WHATSAPP_TEMPLATE_SID") or None,
+        )
+
+    telegram = None
+    if env.get("TELEGRAM_BOT_TOKEN") and env.get("TELEGRAM_WEBHOOK_SECRET"):
+        telegram = TelegramSettings(
+            bot_token=env["TELEGRAM_BOT_TOKEN"],
+            webhook_secret=env["TELEGRAM_WEBHOOK_SECRET"],
+            api_base_url=_url(
+                "TELEGRAM_API_BASE_URL", env.get("TELEGRAM_API_BASE_URL") or "https://api.telegram.org/bot"
+            ),
+            rate_per_second=_float(env, "TELEGRAM_RATE_PER_SECOND") or 30.0,
+        )
+
+    keys = env.get("BEACON_KEYS") or None
+    if mode == "production":
+        missing = [n for n in ("BEACON_KEYS", "BEACON_PUBLIC_URL") if not env.get(n)]
+        if env.get("TELEGRAM_BOT_TOKEN") and not env.get("TELEGRAM_WEBHOOK_SECRET"):
+            missing.append("TELEGRAM_WEBHOOK_SECRET")
+        if missing:
+            raise ConfigError(f"production needs {', '.join(missing)}")
+
+    database_dir = Path("./data")
+    if database_url.startswith("sqlite:///"):
+        database_dir = Path(database_url[len("sqlite:///"):]).parent
+    return Settings(
+        env=mode,
+        host=env.get("BEACON_HOST") or "127.0.0.1",
+        port=_int(env, "BEACON_PORT", 8080, minimum=1),
+        database_url=database_url,
+        keys=keys,
+        keys_file=Path(env.get("BEACON_KEYS_FILE") or database_dir / "keys.json"),
+        public_url=public_url,
+        default_language=env.get("BEACON_DEFAULT_LANGUAGE") or "en",
+        areas_file=Path(areas) if areas else None,
+        min_cell=min_cell,
+        operator_name=env.get("BEACON_OPERATOR_NAME") or "the crisis team",
+        retention_months=_int(env, "BEACON_RETENTION_MONTHS", 24, minimum=1),
+        log_format=log_format,
+        log_level=env.get("BEACON_LOG_LEVEL", "info").lower(),
+        rate_limits=env.get("BEACON_RATE_LIMITS", "on").lower() not in ("off", "0", "false", "no"),
+        twilio=twilio,
+        telegram=telegram,
+    )

@@ -1,0 +1,20 @@
+"""One-line descriptions of the failures an operator can fix."""
+
+from __future__ import annotations
+
+from beacon.config import ConfigError
+from bot.areas import GazetteerError
+from registry.crypto import KeyringError
+from registry.tokens import TokenError
+
+
+def describe(exc: BaseException) -> str:
+    """A single line saying what went wrong, without personal data."""
+    if isinstance(exc, ConfigError | GazetteerError | KeyringError | TokenError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__}{': ' + str(exc.filename) if exc.filename else ''}"
+    name = type(exc).__name__
+    if "OperationalError" in name or "ConnectionRefused" in name or "InvalidCatalogName" in name:
+        return f"cannot use the database: {str(exc).splitlines()[0][:200]}"
+    return f"{name}: {str(exc).splitlines()[0][:200] if str(exc) else 'unexpected failure'}"

@@ -1,0 +1,172 @@
+"""The path of one message: store it, run the conversation, queue the replies.
+
+channel -> :meth:`Service.receive` (one transaction: dedupe, store) ->
+:meth:`Service.process` (next transaction: state, bot, effects, outbox) ->
+the sender. A crash between the two leaves an unprocessed row that
+:meth:`Service.recover` picks up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import structlog
+from prometheus_client import Counter, Histogram
+from sqlalchemy import select, update
+
+from bot import machine
+from bot.state import BotConfig, Decline, Erase, GiveConsent, Message, Reply
+from campaigns import outbox
+from campaigns.outbox import Draft
+from campaigns.sender import Sender
+from channels.base import Channel, Inbound, StatusUpdate
+from registry import audit, schema, store
+from registry.db import Database, insert_ignore
+from registry.keys import KeyHolder, identity_aad, inbound_aad
+
+log = structlog.get_logger("beacon.service")
+INBOUND = Counter("beacon_inbound_total", "Inbound messages by channel and outcome", ["channel", "outcome"])
+STEP_SECONDS = Histogram("beacon_process_seconds", "Time to process one stored inbound message")
+STATUS = Counter("beacon_status_callbacks_total", "Delivery status callbacks by status", ["status"])
+
+
+class Service:
+    """Wires the registry, the conversation and the outbox together."""
+
+    def __init__(self, db: Database, keys: KeyHolder, bot: BotConfig, channels: dict[str, Channel],
+                 sender: Sender) -> None:
+        self.db = db
+        self.keys = keys
+        self.bot = bot
+        self.channels = channels  # by provider name
+        self.sender = sender
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    async def receive(self, provider: str, message: Inbound) -> store.Stored | None:
+        """Store one inbound message; None when it was seen before."""
+        async with self.db.write() as conn:
+            stored = await store.store_inbound(conn, self.keys.ring, provider, message,
+                                               lambda table, **v: insert_ignore(self.db, table, **v))
+        INBOUND.labels(message.channel, "stored" if stored else "duplicate").inc()
+        return stored
+
+    def process_later(self, provider: str, stored: store.Stored, message: Inbound) -> None:
+        """Process after the webhook has been answered."""
+        task = asyncio.create_task(self._process_and_acknowledge(provider, stored, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process_and_acknowledge(self, provider: str, stored: store.Stored, message: Inbound) -> None:
+        try:
+            await self.process(stored.inbound_id)
+        except Exception:  # noqa: BLE001 - the row stays unprocessed and recover() retries it
+            log.exception("process.failed", inbound_id=stored.inbound_id)
+        channel = self.channels.get(provider)
+        if channel is not None:
+            try:
+                await channel.acknowledge(message)
+            except Exception:  # noqa: BLE001 - an unanswered button press is cosmetic
+                log.warning("acknowledge.failed", inbound_id=stored.inbound_id)
+
+    async def process(self, inbound_id: int) -> list[Reply]:
+        """Run the conversation for one stored message and queue its replies (one transaction)."""
+        started = time.perf_counter()
+        keys = self.keys.ring
+        i = schema.inbound.c
+        async with self.db.write() as conn:
+            row = (await conn.execute(select(schema.inbound).where(i.id == inbound_id, i.processed_at.is_(None)))).first()
+            if row is None:
+                return []
+            now = datetime.now(UTC)
+            await conn.execute(update(schema.inbound).where(i.id == inbound_id).values(processed_at=now))
+            state = await store.load_state(conn, keys, row.registrant_id) if row.registrant_id else None
+            identity = (await conn.execute(select(schema.identities).where(
+                schema.identities.c.id == row.identity_id))).first() if row.identity_id else None
+            if state is None or identity is None or not row.body_ct:
+                return []
+            address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
+            text = keys.decrypt(row.body_ct, inbound_aad({"provider": row.provider, "provider_id": row.provider_id}))
+            meta = row.meta or {}
+            message = Message(text=text, channel=row.channel, address=address, at=now,
+                              language_hint=meta.get("language_hint"), carrier_opt_out=meta.get("opt_out"))
+            transition = machine.step(self.bot, state, message)
+            registrant_id: int | None = row.registrant_id
+            identity_id: int | None = identity.id
+            saved = True
+            for effect in transition.effects:
+                if isinstance(effect, GiveConsent):
+                    await store.record_consent(conn, row.registrant_id, effect.notice_version, effect.language,
+                                               row.channel, now)
+                    await audit.append(conn, "system", "consent.given", str(row.registrant_id),
+                                       {"notice": effect.notice_version, "channel": row.channel})
+                elif isinstance(effect, Decline):
+                    await store.forget(conn, row.registrant_id)
+                    await audit.append(conn, "system", "consent.refused", str(row.registrant_id))
+                    saved = False
+                elif isinstance(effect, Erase):
+                    await store.erase(conn, row.registrant_id)
+                    await audit.append(conn, "system", "registrant.erased", str(row.registrant_id),
+                                       {"by": "registrant"})
+                    registrant_id = identity_id = None
+                    saved = False
+            if saved:
+                await store.save_state(conn, keys, row.registrant_id, state, transition.state, now)
+                changed = [f for f in store.COARSE_FIELDS + store.SECRET_FIELDS
+                           if getattr(state.profile, f) != getattr(transition.state.profile, f)]
+                if changed and transition.state.consented:
+                    await audit.append(conn, "system", "profile.updated", str(row.registrant_id),
+                                       {"fields": sorted(changed)})
+            await outbox.enqueue(conn, keys, [
+                Draft(registrant_id, identity_id, row.channel, address, reply.text, buttons=reply.buttons)
+                for reply in transition.replies
+            ])
+        STEP_SECONDS.observe(time.perf_counter() - started)
+        if transition.replies:
+            self.sender.wake()
+        return list(transition.replies)
+
+    async def handle(self, provider: str, message: Inbound) -> list[Reply] | None:
+        """Store and process at once (the simulator answers with the replies); None for a duplicate."""
+        stored = await self.receive(provider, message)
+        if stored is None:
+            return None
+        return await self.process(stored.inbound_id)
+
+    async def recover(self) -> int:
+        """Process inbound messages stored but never processed (a crash between the two transactions)."""
+        async with self.db.read() as conn:
+            ids = (await conn.execute(select(schema.inbound.c.id).where(
+                schema.inbound.c.processed_at.is_(None)).order_by(schema.inbound.c.id))).scalars().all()
+        for inbound_id in ids:
+            await self.process(inbound_id)
+        return len(ids)
+
+    async def record_status(self, provider: str, update_: StatusUpdate) -> None:
+        """Apply a delivery report; a failure that calls for it queues the channel's fallback."""
+        STATUS.labels(update_.status).inc()
+        o = schema.outbox.c
+        async with self.db.write() as conn:
+            row = (await conn.execute(select(schema.outbox).where(o.provider_id == update_.provider_id))).first()
+            if row is None:
+                return
+            # Callbacks can arrive out of order: never move a delivered/read message back to sent.
+            if row.status in ("delivered", "read") and update_.status in ("queued", "sent"):
+                return
+            await conn.execute(update(schema.outbox).where(o.id == row.id).values(
+                status=update_.status, error_code=update_.error_code or row.error_code, updated_at=datetime.now(UTC)))
+            channel = self.channels.get(provider)
+            if update_.status in ("failed", "undelivered") and channel is not None and row.body_ct:
+                original = outbox.to_outbound(self.keys.ring, dict(row._mapping))
+                replacement = channel.fallback_for(update_, original)
+                if replacement is not None:
+                    await outbox.enqueue(conn, self.keys.ring, [Draft(
+                        row.registrant_id, row.identity_id, replacement.channel, replacement.address,
+                        replacement.text, template=replacement.template, broadcast_id=row.broadcast_id)])
+                    self.sender.wake()
+
+    async def close(self) -> None:
+        """Wait for in-flight processing."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

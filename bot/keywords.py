@@ -1,0 +1,123 @@
+"""From what a person typed to what they meant.
+
+Normalisation (NFKC, case folding, accents, Arabic letter variants, digits
+of any script) happens once here; every flow and channel reuses it.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+
+from bot import texts
+from bot.i18n import LANGUAGES, gettext_for
+
+# Arabic-script letters people type interchangeably (hamza forms, Persian/Urdu yeh and kaf).
+_FOLD = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ی": "ي", "ې": "ي", "ک": "ك", "ة": "ه",
+                       "ـ": None})
+_PUNCTUATION_EDGES = " .,;:!?¡¿\"'«»()[]{}-_*#/\\|…،؛؟।"
+
+
+def _strip_mark(base: str) -> bool:
+    """Marks are dropped after Latin, Greek, Cyrillic and Arabic letters only: elsewhere they are letters."""
+    code = ord(base)
+    return code < 0x0530 or 0x0600 <= code <= 0x06FF or 0x0750 <= code <= 0x077F
+
+
+def normalise(text: str) -> str:
+    """Canonical form for matching: NFKC, casefold, no accents, ASCII digits, single spaces."""
+    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold())
+    out: list[str] = []
+    base = " "
+    for char in decomposed:
+        if unicodedata.category(char) == "Mn" and _strip_mark(base):
+            continue
+        digit = unicodedata.decimal(char, None)
+        if digit is not None:
+            char = str(digit)
+        elif not unicodedata.combining(char):
+            base = char
+        out.append(char)
+    folded = unicodedata.normalize("NFC", "".join(out)).translate(_FOLD)
+    words = (word.strip(_PUNCTUATION_EDGES) for word in folded.split())
+    return " ".join(word for word in words if word)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """What one message means: a command, a number, or free text."""
+
+    command: str | None = None  # JOIN START UPDATE MYDATA DELETE STOP HELP LANG SKIP SAFE NEED STATUS CODE YES NO
+    number: int | None = None
+    text: str = ""  # the message as typed, trimmed
+    rest: str = ""  # normalised words after the command (STATUS <code>, CODE OFF)
+
+    @property
+    def skip(self) -> bool:
+        return self.command == "SKIP" or self.number == 0
+
+
+@cache
+def keyword_table(language: str) -> dict[str, str]:
+    """Normalised keyword (spaces removed) -> command, for English plus ``language``."""
+    table: dict[str, str] = {}
+    for lang in dict.fromkeys(("en", language)):
+        for command, message in texts.KEYWORDS.items():
+            for word in gettext_for(lang, message).split("|"):
+                key = normalise(word).replace(" ", "")
+                if key:
+                    table.setdefault(key, command)
+    return table
+
+
+@cache
+def any_language_table() -> dict[str, str]:
+    """Keywords of every language, for people whose language is not known yet."""
+    table: dict[str, str] = {}
+    for lang in LANGUAGES:
+        for key, command in keyword_table(lang).items():
+            table.setdefault(key, command)
+    return table
+
+
+def _close(a: str, b: str) -> bool:
+    """Optimal string alignment distance of at most one (one typo, swap included)."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diffs = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(diffs) == 1:
+            return True
+        return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def _lookup(word: str, table: dict[str, str], fuzzy: bool) -> str | None:
+    found = table.get(word)
+    if found or not fuzzy or len(word) < 4:
+        return found
+    matches = {command for key, command in table.items() if len(key) >= 4 and _close(word, key)}
+    return matches.pop() if len(matches) == 1 else None
+
+
+def classify(text: str, language: str | None, *, fuzzy: bool = True) -> Intent:
+    """Read one message; ``fuzzy`` allows one typo in command words of four letters or more."""
+    trimmed = text.strip()
+    words = normalise(trimmed).split()
+    if not words:
+        return Intent(text=trimmed)
+    if len(words) == 1 and words[0].isdigit():
+        return Intent(number=int(words[0]), text=trimmed)
+    table = keyword_table(language) if language else any_language_table()
+    if len(words) >= 2:
+        command = table.get(words[0] + words[1])
+        if command:
+            return Intent(command=command, text=trimmed, rest=" ".join(words[2:]))
+    command = _lookup(words[0], table, fuzzy and len(words) <= 2)
+    if command:
+        return Intent(command=command, text=trimmed, rest=" ".join(words[1:]))
+    return Intent(text=trimmed)

@@ -1,0 +1,428 @@
+"""The conversation as one transition table.
+
+Everything that moves a registrant from one step to the next lives in this
+module: :data:`COMMANDS` (words that work at any step) and :data:`STEPS` (what
+an answer means at each step). ``step()`` is pure: no I/O, no clock, no
+randomness; the registry loads the state and applies the effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from bot import texts
+from bot.countries import country_name, find_country, normalise_phone, phone_region, suggest_language
+from bot.i18n import LANGUAGES, gettext_for, render
+from bot.keywords import Intent, classify, normalise
+from bot.state import (
+    BotConfig,
+    Decline,
+    Erase,
+    GiveConsent,
+    Message,
+    Profile,
+    Reply,
+    State,
+    Step,
+    Transition,
+)
+from channels.segments import segments
+
+Handler = Callable[[BotConfig, State, Message, Intent], Transition]
+
+GENDERS = ("female", "male", "other")
+AGE_BANDS = ("0-17", "18-29", "30-44", "45-59", "60+")
+# The optional questions, in the order they are asked after registration.
+OPTIONAL = (Step.FIRST_NAME, Step.NATIONALITY, Step.GENDER, Step.AGE_BAND, Step.HOUSEHOLD, Step.CONTACT)
+# UPDATE menu numbers -> the step that asks for that field.
+UPDATE_FIELDS = (Step.LANGUAGE, Step.AREA, *OPTIONAL)
+# Steps whose answer is free text: there, command words must be exact (a name may look like a typo of one).
+FREE_TEXT = frozenset({Step.FIRST_NAME, Step.NATIONALITY, Step.CONTACT, Step.AREA})
+MAX_HOUSEHOLD = 50
+# No reply may take more than three SMS segments.
+MAX_SEGMENTS = 3
+
+
+def fit_segments(text: str) -> bool:
+    """Whether ``text`` fits the reply size limit."""
+    return segments(text).segments <= MAX_SEGMENTS
+
+
+# --------------------------------------------------------------------------- rendering
+
+def _say(config: BotConfig, language: str, message: str, **params: object) -> Reply:
+    return Reply(render(language, message, operator=config.operator, **params) if "{" in message else
+                 gettext_for(language, message))
+
+
+def _word(language: str, command: str) -> str:
+    """The first keyword of ``command`` in ``language``, as shown on a button."""
+    return gettext_for(language, texts.KEYWORDS[command]).split("|")[0]
+
+
+def _yes_no(language: str) -> tuple[tuple[str, str], ...]:
+    return ((f"1 {_word(language, 'YES')}", "1"), (f"2 {_word(language, 'NO')}", "2"))
+
+
+def _language_menu(state: State, suggested: str) -> tuple[str, ...]:
+    return (suggested, *(code for code in LANGUAGES if code != suggested))
+
+
+def _language_list(menu: tuple[str, ...]) -> Reply:
+    return Reply(
+        "\n".join(f"{n} {LANGUAGES[code]}" for n, code in enumerate(menu, 1)),
+        buttons=tuple((LANGUAGES[code], str(n)) for n, code in enumerate(menu, 1)),
+    )
+
+
+def _area_prompt(config: BotConfig, language: str) -> tuple[Reply, tuple[str, ...]]:
+    """The area question with as many numbered areas as fit in three SMS segments."""
+    gazetteer = config.gazetteer
+    shown: list[str] = []
+    for area_id in gazetteer.top_level:
+        trial = [*shown, area_id]
+        menu = "\n".join(f"{n} {gazetteer.areas[a].name(language)}" for n, a in enumerate(trial, 1))
+        if not fit_segments(render(language, texts.AREA_QUESTION, menu=menu)):
+            break
+        shown = trial
+    menu = "\n".join(f"{n} {gazetteer.areas[a].name(language)}" for n, a in enumerate(shown, 1))
+    buttons = tuple((gazetteer.areas[a].name(language), str(n)) for n, a in enumerate(shown, 1))
+    return Reply(render(language, texts.AREA_QUESTION, menu=menu), buttons), tuple(shown)
+
+
+QUESTIONS = {
+    Step.FIRST_NAME: texts.ASK_FIRST_NAME,
+    Step.NATIONALITY: texts.ASK_NATIONALITY,
+    Step.GENDER: texts.ASK_GENDER,
+    Step.AGE_BAND: texts.ASK_AGE_BAND,
+    Step.HOUSEHOLD: texts.ASK_HOUSEHOLD,
+    Step.CONTACT: texts.ASK_CONTACT,
+}
+
+
+def ask(config: BotConfig, state: State, step: Step, *, editing: str | None = None,
+        resume: Step | None = None) -> Transition:
+    """Move to ``step`` and ask its question."""
+    language = state.language
+    if step is Step.LANGUAGE:
+        menu = _language_menu(state, language)
+        return Transition(replace(state, step=step, menu=menu, editing=editing, resume=resume),
+                          (_say(config, language, texts.LANGUAGE_MENU), _language_list(menu)))
+    if step is Step.CONSENT:
+        return Transition(replace(state, step=step, menu=(), editing=None, resume=None), (
+            _say(config, language, texts.NOTICE, months=config.retention_months),
+            Reply(gettext_for(language, texts.CONSENT_QUESTION), _yes_no(language)),
+        ))
+    if step is Step.AREA:
+        reply, menu = _area_prompt(config, language)
+        return Transition(replace(state, step=step, menu=menu, editing=editing), (reply,))
+    if step is Step.UPDATE_MENU:
+        return Transition(replace(state, step=step, menu=(), editing=None), (_say(config, language, texts.UPDATE_MENU),))
+    if step is Step.CONFIRM_DELETE:
+        return Transition(replace(state, step=step, resume=resume), (
+            Reply(gettext_for(language, texts.DELETE_CONFIRM), _yes_no(language)),))
+    if step in QUESTIONS:
+        return Transition(replace(state, step=step, menu=(), editing=editing),
+                          (_say(config, language, QUESTIONS[step]),))
+    return Transition(replace(state, step=step, menu=(), editing=None, resume=None))
+
+
+def _then(first: Reply, transition: Transition) -> Transition:
+    return replace(transition, replies=(first, *transition.replies))
+
+
+def _after_answer(config: BotConfig, state: State) -> Transition:
+    """Where to go once a field is answered: back to idle when editing, else the next optional question."""
+    if state.editing:
+        return Transition(replace(state, step=Step.IDLE, editing=None, menu=()), (_say(config, state.language, texts.SAVED),))
+    index = OPTIONAL.index(state.step) if state.step in OPTIONAL else -1
+    if index + 1 < len(OPTIONAL):
+        return ask(config, state, OPTIONAL[index + 1])
+    return Transition(replace(state, step=Step.IDLE, menu=()), (_say(config, state.language, texts.PROFILE_DONE),))
+
+
+def _start_registration(config: BotConfig, state: State, message: Message) -> Transition:
+    suggested = suggest_language(message.address, message.language_hint,
+                                 state.profile.language or config.default_language)
+    menu = _language_menu(state, suggested)
+    fresh = replace(state, step=Step.LANGUAGE, menu=menu, editing=None, resume=None,
+                    profile=replace(state.profile, language=suggested))
+    return Transition(fresh, (_say(config, suggested, texts.LANGUAGE_SUGGESTED), _language_list(menu)))
+
+
+# --------------------------------------------------------------------------- commands
+
+def on_join(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    if state.registered:
+        return Transition(replace(state, step=Step.IDLE), (_say(config, state.language, texts.REGISTERED),))
+    return _start_registration(config, state, message)
+
+
+def on_start(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    if state.opted_out and state.registered:
+        return Transition(replace(state, opted_out=False), (_say(config, state.language, texts.RESUMED),))
+    return on_join(config, replace(state, opted_out=False), message, intent)
+
+
+def on_stop(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    language = state.profile.language or suggest_language(message.address, message.language_hint,
+                                                          config.default_language)
+    return Transition(replace(state, opted_out=True), (_say(config, language, texts.STOPPED),))
+
+
+def on_help(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    language = state.profile.language or suggest_language(message.address, message.language_hint,
+                                                          config.default_language)
+    help_reply = _say(config, language, texts.HELP)
+    if state.step is Step.NEW:
+        return _then(help_reply, _start_registration(config, state, message))
+    if state.step in (Step.IDLE,):
+        return Transition(state, (help_reply,))
+    return _then(help_reply, ask(config, state, state.step, editing=state.editing, resume=state.resume))
+
+
+def on_update(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    if not state.registered:
+        return on_join(config, state, message, intent)
+    return ask(config, state, Step.UPDATE_MENU)
+
+
+def on_lang(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    resume = state.resume if state.step is Step.LANGUAGE else state.step
+    return ask(config, state, Step.LANGUAGE, resume=resume)
+
+
+def on_delete(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    resume = state.resume if state.step is Step.CONFIRM_DELETE else state.step
+    return ask(config, state, Step.CONFIRM_DELETE, resume=resume)
+
+
+def on_mydata(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    language = state.profile.language or suggest_language(message.address, message.language_hint,
+                                                          config.default_language)
+    lines = [gettext_for(language, texts.MYDATA_HEADER)]
+    lines += [f"{channel}: {address}" for channel, address in state.addresses]
+    if state.consented or state.profile.language:
+        lines += [f"{label}: {value}" for label, value in describe(config, state, language)]
+    if not state.addresses and len(lines) == 1:
+        return Transition(state, (_say(config, language, texts.NOT_REGISTERED),))
+    return Transition(state, tuple(Reply(chunk) for chunk in pack(lines)))
+
+
+def describe(config: BotConfig, state: State, language: str) -> list[tuple[str, str]]:
+    """Every profile field with its label, in ``language`` (for MYDATA)."""
+    p = state.profile
+    none = gettext_for(language, texts.MYDATA_NONE)
+    area = config.gazetteer.areas.get(p.area_id) if p.area_id else None
+    gender = {"female": texts.GENDER_FEMALE, "male": texts.GENDER_MALE, "other": texts.GENDER_OTHER}
+    age = {"0-17": gettext_for(language, texts.AGE_UNDER_18), "60+": gettext_for(language, texts.AGE_60_PLUS)}
+    fields = [
+        (texts.LABEL_LANGUAGE, LANGUAGES.get(p.language or "", none)),
+        (texts.LABEL_AREA, area.name(language) if area else none),
+        (texts.LABEL_FIRST_NAME, p.first_name or none),
+        (texts.LABEL_NATIONALITY, country_name(p.nationality, language) if p.nationality else none),
+        (texts.LABEL_GENDER, gettext_for(language, gender[p.gender]) if p.gender else none),
+        (texts.LABEL_AGE_BAND, age.get(p.age_band or "", p.age_band or none)),
+        (texts.LABEL_HOUSEHOLD, str(p.household_size) if p.household_size else none),
+        (texts.LABEL_CONTACT, p.family_contact or none),
+        (texts.LABEL_CONSENT, state.consent_at.strftime("%Y-%m-%d") if state.consent_at else none),
+        (texts.LABEL_MESSAGES, gettext_for(language, texts.VALUE_OFF if state.opted_out else texts.VALUE_ON)),
+    ]
+    return [(gettext_for(language, label), value) for label, value in fields]
+
+
+def pack(lines: list[str]) -> list[str]:
+    """Join lines into as few messages as possible, each within three SMS segments."""
+    chunks: list[str] = []
+    for line in lines:
+        if chunks and fit_segments(chunks[-1] + "\n" + line):
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line)
+    return chunks
+
+
+COMMANDS: dict[str, Handler] = {
+    "JOIN": on_join,
+    "START": on_start,
+    "STOP": on_stop,
+    "HELP": on_help,
+    "UPDATE": on_update,
+    "LANG": on_lang,
+    "DELETE": on_delete,
+    "MYDATA": on_mydata,
+}
+
+
+# --------------------------------------------------------------------------- step answers
+
+def at_new(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    return _start_registration(config, state, message)
+
+
+def at_language(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    chosen = _chosen_language(state, intent)
+    if chosen is None:
+        return Transition(state, (_say(config, state.language, texts.LANGUAGE_UNKNOWN), _language_list(state.menu)))
+    state = replace(state, profile=replace(state.profile, language=chosen), menu=())
+    if state.resume is not None and state.registered:
+        resume = state.resume
+        if resume in (Step.LANGUAGE, Step.NEW, Step.CONFIRM_DELETE, Step.UPDATE_MENU):
+            resume = Step.IDLE
+        confirmed = Reply(gettext_for(chosen, texts.LANGUAGE_SET))
+        return _then(confirmed, ask(config, replace(state, resume=None), resume) if resume is not Step.IDLE
+                     else Transition(replace(state, step=Step.IDLE, resume=None, editing=None)))
+    if state.consented:
+        return _then(Reply(gettext_for(chosen, texts.LANGUAGE_SET)), ask(config, state, Step.AREA))
+    return ask(config, state, Step.CONSENT)
+
+
+def _chosen_language(state: State, intent: Intent) -> str | None:
+    if intent.number is not None:
+        return state.menu[intent.number - 1] if 1 <= intent.number <= len(state.menu) else None
+    typed = normalise(intent.text).replace(" ", "")
+    for code, name in LANGUAGES.items():
+        if typed in (code, normalise(name).replace(" ", "")):
+            return code
+    return None
+
+
+def at_consent(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    language = state.language
+    if intent.command == "YES" or intent.number == 1:
+        consented = replace(state, consented=True, consent_at=message.at, opted_out=False)
+        return replace(ask(config, consented, Step.AREA),
+                       effects=(GiveConsent(config.notice_version, language),))
+    if intent.command == "NO" or intent.number == 2:
+        forgotten = State(opted_out=True, profile=Profile(language=language))
+        return Transition(forgotten, (_say(config, language, texts.NO_CONSENT),), (Decline(),))
+    return Transition(state, (Reply(gettext_for(language, texts.CONSENT_UNCLEAR), _yes_no(language)),))
+
+
+def at_area(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    area_id: str | None = None
+    if intent.number is not None and 1 <= intent.number <= len(state.menu):
+        area_id = state.menu[intent.number - 1]
+    elif intent.number is None:
+        found = config.gazetteer.find(intent.text)
+        area_id = found.id if found else None
+    if area_id is None:
+        return Transition(state, (_say(config, state.language, texts.AREA_UNKNOWN),))
+    was_registered = state.registered
+    state = replace(state, profile=replace(state.profile, area_id=area_id), menu=())
+    if state.editing or was_registered:
+        return _after_answer(config, replace(state, editing="area"))
+    return _then(_say(config, state.language, texts.REGISTERED), ask(config, state, Step.FIRST_NAME))
+
+
+def _optional(parse: Callable[[BotConfig, State, Message, Intent], object], invalid: str, field: str) -> Handler:
+    """A handler for one optional question: skip, a valid value, or a short explanation."""
+
+    def handler(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+        if intent.skip:
+            return _after_answer(config, state)
+        value = parse(config, state, message, intent)
+        if value is None:
+            return Transition(state, (_say(config, state.language, invalid),))
+        return _after_answer(config, replace(state, profile=replace(state.profile, **{field: value})))
+
+    return handler
+
+
+def _parse_name(config: BotConfig, state: State, message: Message, intent: Intent) -> str | None:
+    name = " ".join(intent.text.split())
+    if not name or len(name) > 40 or any(ch.isdigit() for ch in name) or "@" in name:
+        return None
+    return name
+
+
+def _parse_country(config: BotConfig, state: State, message: Message, intent: Intent) -> str | None:
+    return find_country(intent.text) if intent.number is None else None
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[BotConfig, State, Message, Intent], str | None]:
+    def parse(config: BotConfig, state: State, message: Message, intent: Intent) -> str | None:
+        if intent.number is not None and 1 <= intent.number <= len(options):
+            return options[intent.number - 1]
+        return None
+
+    return parse
+
+
+def _parse_household(config: BotConfig, state: State, message: Message, intent: Intent) -> int | None:
+    if intent.number is not None and 1 <= intent.number <= MAX_HOUSEHOLD:
+        return intent.number
+    return None
+
+
+def _parse_contact(config: BotConfig, state: State, message: Message, intent: Intent) -> str | None:
+    digits = "".join(ch for ch in normalise(intent.text) if ch.isdigit() or ch == "+")
+    number = normalise_phone(digits, phone_region(message.address))
+    if number is None or number == message.address:
+        return None
+    return number
+
+
+def at_idle(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    if intent.command == "YES" and state.registered:
+        return Transition(state, (_say(config, state.language, texts.CONFIRMED),))
+    return Transition(state, (_say(config, state.language, texts.NOT_UNDERSTOOD),))
+
+
+def at_update_menu(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    if intent.number is not None and 1 <= intent.number <= len(UPDATE_FIELDS):
+        step = UPDATE_FIELDS[intent.number - 1]
+        if step is Step.LANGUAGE:
+            return ask(config, state, Step.LANGUAGE, resume=Step.IDLE)
+        return ask(config, state, step, editing=step.value)
+    if intent.skip:
+        return Transition(replace(state, step=Step.IDLE), (_say(config, state.language, texts.SAVED),))
+    return Transition(state, (_say(config, state.language, texts.INVALID_CHOICE),))
+
+
+def at_confirm_delete(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    language = state.language
+    if intent.command == "YES" or intent.number == 1:
+        return Transition(State(profile=Profile(language=language)), (_say(config, language, texts.DELETED),),
+                          (Erase(),))
+    if intent.command == "NO" or intent.number == 2:
+        back = state.resume if state.resume not in (None, Step.CONFIRM_DELETE) else Step.NEW
+        if back is Step.NEW and state.registered:
+            back = Step.IDLE
+        return Transition(replace(state, step=back, resume=None), (_say(config, language, texts.DELETE_CANCELLED),))
+    return Transition(state, (Reply(gettext_for(language, texts.CONSENT_UNCLEAR), _yes_no(language)),))
+
+
+STEPS: dict[Step, Handler] = {
+    Step.NEW: at_new,
+    Step.LANGUAGE: at_language,
+    Step.CONSENT: at_consent,
+    Step.AREA: at_area,
+    Step.FIRST_NAME: _optional(_parse_name, texts.INVALID_NAME, "first_name"),
+    Step.NATIONALITY: _optional(_parse_country, texts.INVALID_NATIONALITY, "nationality"),
+    Step.GENDER: _optional(_choice(GENDERS), texts.INVALID_CHOICE, "gender"),
+    Step.AGE_BAND: _optional(_choice(AGE_BANDS), texts.INVALID_CHOICE, "age_band"),
+    Step.HOUSEHOLD: _optional(_parse_household, texts.INVALID_NUMBER, "household_size"),
+    Step.CONTACT: _optional(_parse_contact, texts.INVALID_PHONE, "family_contact"),
+    Step.IDLE: at_idle,
+    Step.UPDATE_MENU: at_update_menu,
+    Step.CONFIRM_DELETE: at_confirm_delete,
+}
+
+
+# --------------------------------------------------------------------------- entry point
+
+def step(config: BotConfig, state: State, message: Message) -> Transition:
+    """Apply one inbound message to a registrant's state."""
+    if message.carrier_opt_out in ("STOP", "START"):
+        # The carrier (Twilio Advanced Opt-Out) has already answered; we only record the state.
+        return Transition(replace(state, opted_out=message.carrier_opt_out == "STOP"))
+    language = state.profile.language if state.step is not Step.NEW else None
+    intent = classify(message.text, language, fuzzy=state.step not in FREE_TEXT)
+    if state.step is Step.LANGUAGE and _chosen_language(state, intent):
+        return at_language(config, state, message, intent)
+    handler = COMMANDS.get(intent.command or "")
+    if handler is not None:
+        return handler(config, state, message, intent)
+    return STEPS[state.step](config, state, message, intent)

@@ -1,0 +1,126 @@
+"""The data the conversation works on: frozen values in, frozen values out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from bot.areas import Gazetteer
+
+
+class Step(StrEnum):
+    """Where a registrant is in the conversation: what their next message answers."""
+
+    NEW = "new"
+    LANGUAGE = "language"
+    CONSENT = "consent"
+    AREA = "area"
+    FIRST_NAME = "first_name"
+    NATIONALITY = "nationality"
+    GENDER = "gender"
+    AGE_BAND = "age_band"
+    HOUSEHOLD = "household_size"
+    CONTACT = "family_contact"
+    IDLE = "idle"
+    UPDATE_MENU = "update_menu"
+    CONFIRM_DELETE = "confirm_delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a registrant told us. Coarse fields stay in clear for aggregates; the rest is encrypted."""
+
+    language: str | None = None
+    area_id: str | None = None
+    first_name: str | None = None
+    nationality: str | None = None  # ISO 3166-1 alpha-2
+    gender: str | None = None  # female | male | other
+    age_band: str | None = None  # 0-17 | 18-29 | 30-44 | 45-59 | 60+
+    household_size: int | None = None
+    family_contact: str | None = None  # E.164
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """One registrant's conversation state, as loaded by the registry."""
+
+    step: Step = Step.NEW
+    profile: Profile = Profile()
+    consented: bool = False
+    consent_at: datetime | None = None
+    opted_out: bool = False
+    menu: tuple[str, ...] = ()  # the language codes or area ids behind the numbers last shown
+    editing: str | None = None  # the field being changed through UPDATE
+    resume: Step | None = None  # where to go back after LANG or a cancelled DELETE
+    addresses: tuple[tuple[str, str], ...] = ()  # (channel, address) we hold, shown by MYDATA
+
+    @property
+    def registered(self) -> bool:
+        return self.consented and self.profile.area_id is not None
+
+    @property
+    def language(self) -> str:
+        return self.profile.language or "en"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One inbound message, as the bot sees it."""
+
+    text: str
+    channel: str
+    address: str
+    at: datetime
+    language_hint: str | None = None
+    carrier_opt_out: str | None = None  # the carrier already handled STOP/START (Twilio OptOutType)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message to send back, already in the person's language."""
+
+    text: str
+    buttons: tuple[tuple[str, str], ...] = ()  # (label, data) quick answers where the channel has buttons
+
+
+@dataclass(frozen=True, slots=True)
+class GiveConsent:
+    """Record consent to the privacy notice."""
+
+    notice_version: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    """Consent refused: forget everything but an opt-out marker."""
+
+
+@dataclass(frozen=True, slots=True)
+class Erase:
+    """DELETE confirmed: erase the registrant and everything linked to them."""
+
+
+Effect = GiveConsent | Decline | Erase
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """What one message did: the new state, the replies, and effects for the registry."""
+
+    state: State
+    replies: tuple[Reply, ...] = ()
+    effects: tuple[Effect, ...] = ()
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """Deployment facts the conversation needs; all plain data."""
+
+    gazetteer: Gazetteer
+    operator: str = "the crisis team"
+    retention_months: int = 24
+    default_language: str = "en"
+    notice_version: str = "2026-11"
+    extra: dict[str, str] = field(default_factory=dict)

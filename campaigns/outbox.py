@@ -1,0 +1,106 @@
+"""The durable outbox: every message we send is a row first.
+
+Rows move queued -> claimed (with a lease) -> sent -> delivered/read, or back
+to queued with a later ``next_attempt_at`` on a transient error, or to failed.
+A process that dies holding a lease loses it when the lease ends, and another
+claim sends the message again: at-least-once, with the provider id recorded
+so duplicates are visible.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from channels.base import Button, Outbound
+from registry import schema
+from registry.crypto import KeyRing
+from registry.db import Database
+from registry.keys import outbox_aad
+
+LEASE = timedelta(seconds=60)
+FINAL = ("delivered", "read", "failed", "undelivered", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A message to queue."""
+
+    registrant_id: int | None
+    identity_id: int | None
+    channel: str
+    address: str
+    text: str
+    buttons: tuple[tuple[str, str], ...] = ()
+    request_contact: bool = False
+    template: bool = False
+    broadcast_id: int | None = None
+
+
+def row_values(keys: KeyRing, draft: Draft, now: datetime) -> dict[str, object]:
+    """The outbox row for one draft, with address and body sealed."""
+    ref = secrets.token_hex(16)
+    options: dict[str, object] = {}
+    if draft.buttons:
+        options["buttons"] = [list(b) for b in draft.buttons]
+    if draft.request_contact:
+        options["request_contact"] = True
+    if draft.template:
+        options["template"] = True
+    return {
+        "ref": ref, "registrant_id": draft.registrant_id, "identity_id": draft.identity_id, "channel": draft.channel,
+        "address_ct": keys.encrypt(draft.address, outbox_aad("address")({"ref": ref})),
+        "body_ct": keys.encrypt(draft.text, outbox_aad("body")({"ref": ref})),
+        "options": options, "broadcast_id": draft.broadcast_id, "status": "queued", "attempts": 0,
+        "next_attempt_at": now, "created_at": now, "updated_at": now,
+    }
+
+
+async def enqueue(conn: AsyncConnection, keys: KeyRing, drafts: list[Draft]) -> int:
+    """Queue messages inside the caller's transaction; returns how many."""
+    if not drafts:
+        return 0
+    now = datetime.now(UTC)
+    await conn.execute(schema.outbox.insert(), [row_values(keys, d, now) for d in drafts])
+    return len(drafts)
+
+
+def _due(now: datetime):  # type: ignore[no-untyped-def]
+    o = schema.outbox.c
+    return or_(and_(o.status == "queued", o.next_attempt_at <= now), and_(o.status == "claimed", o.lease_until < now))
+
+
+async def claim(db: Database, limit: int, lease: timedelta = LEASE) -> list[dict[str, object]]:
+    """Take up to ``limit`` due messages for this process, leased for ``lease``."""
+    now = datetime.now(UTC)
+    o = schema.outbox.c
+    cols = (o.id, o.ref, o.registrant_id, o.identity_id, o.channel, o.address_ct, o.body_ct, o.options, o.attempts)
+    async with db.write() as conn:
+        query = select(*cols).where(_due(now)).order_by(o.next_attempt_at, o.id).limit(limit)
+        if not db.sqlite:
+            query = query.with_for_update(skip_locked=True)
+        rows = [dict(r._mapping) for r in (await conn.execute(query)).all()]
+        if rows:
+            await conn.execute(update(schema.outbox).where(o.id.in_([r["id"] for r in rows])).values(
+                status="claimed", lease_until=now + lease, attempts=o.attempts + 1, updated_at=now))
+    return rows
+
+
+def to_outbound(keys: KeyRing, row: dict[str, object]) -> Outbound:
+    """Open a claimed row into the message a channel sends."""
+    ref = {"ref": row["ref"]}
+    options = row["options"] or {}
+    assert isinstance(options, dict)
+    return Outbound(
+        outbox_id=int(row["id"]),  # type: ignore[call-overload]
+        channel=str(row["channel"]),
+        address=keys.decrypt(row["address_ct"], outbox_aad("address")(ref)),  # type: ignore[arg-type]
+        text=keys.decrypt(row["body_ct"], outbox_aad("body")(ref)),  # type: ignore[arg-type]
+        buttons=tuple(Button(label, data) for label, data in options.get("buttons", ())),
+        request_contact=bool(options.get("request_contact")),
+        template=bool(options.get("template")),
+    )

@@ -1,0 +1,161 @@
+"""The tables, as SQLAlchemy Core metadata (the migrations create the same)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL wants BIGINT for big tables.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+data_keys = Table(
+    "data_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("purpose", String(8), nullable=False),  # data | index
+    Column("master_key_id", String(32), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("active", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+registrants = Table(
+    "registrants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("language", String(8)),
+    Column("area_id", String(64)),
+    Column("nationality", String(2)),
+    Column("gender", String(8)),
+    Column("age_band", String(8)),
+    Column("household_size", Integer),
+    Column("step", String(32), nullable=False),
+    Column("context", JSON, nullable=False, default=dict),  # conversation scratch: menus, no personal data
+    Column("consented", Boolean, nullable=False, default=False),
+    Column("opted_out", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("confirmed_at", DateTime(timezone=True)),
+    Column("last_seen_at", DateTime(timezone=True)),
+)
+Index("ix_registrants_area", registrants.c.area_id)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("registrant_id", Id, ForeignKey("registrants.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # phone | telegram
+    Column("bidx", LargeBinary(32), nullable=False, unique=True),
+    Column("address_ct", LargeBinary, nullable=False),
+    Column("last_channel", String(16), nullable=False),  # sms | whatsapp | telegram | simulator
+    Column("preferred_channel", String(16), nullable=False),
+    Column("reachable", Boolean, nullable=False, default=True),
+    Column("error_code", String(16)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_identities_registrant", identities.c.registrant_id)
+
+profile_secrets = Table(
+    "profile_secrets",
+    metadata,
+    Column("registrant_id", Id, ForeignKey("registrants.id", ondelete="CASCADE"), primary_key=True),
+    Column("field", String(32), primary_key=True),  # first_name | family_contact
+    Column("value_ct", LargeBinary, nullable=False),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("registrant_id", Id, ForeignKey("registrants.id", ondelete="CASCADE"), nullable=False),
+    Column("notice_version", String(16), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("given_at", DateTime(timezone=True), nullable=False),
+    Column("withdrawn_at", DateTime(timezone=True)),
+)
+Index("ix_consents_registrant", consents.c.registrant_id)
+
+inbound = Table(
+    "inbound",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("provider", String(16), nullable=False),
+    Column("provider_id", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("registrant_id", Id, ForeignKey("registrants.id", ondelete="SET NULL")),
+    Column("identity_id", Id, ForeignKey("identities.id", ondelete="SET NULL")),
+    Column("body_ct", LargeBinary),  # emptied on erasure and by retention; the row stays for dedupe
+    Column("meta", JSON, nullable=False, default=dict),  # non-personal parse results: opt-out type, hints
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("processed_at", DateTime(timezone=True)),
+    UniqueConstraint("provider", "provider_id", name="uq_inbound_provider_id"),
+)
+Index("ix_inbound_unprocessed", inbound.c.processed_at)
+Index("ix_inbound_registrant", inbound.c.registrant_id)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ref", String(32), nullable=False, unique=True),  # random; binds the ciphertexts to this row
+    Column("registrant_id", Id, ForeignKey("registrants.id", ondelete="SET NULL")),
+    Column("identity_id", Id, ForeignKey("identities.id", ondelete="SET NULL")),
+    Column("channel", String(16), nullable=False),
+    Column("address_ct", LargeBinary),  # emptied once a message to an erased person has left
+    Column("body_ct", LargeBinary),
+    Column("options", JSON, nullable=False, default=dict),  # buttons, request_contact, template
+    Column("broadcast_id", Id),
+    Column("status", String(16), nullable=False),  # queued claimed sent delivered read failed undelivered cancelled
+    Column("lease_until", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("provider_id", String(64)),
+    Column("error_code", String(16)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_outbox_due", outbox.c.status, outbox.c.next_attempt_at)
+Index("ix_outbox_provider_id", outbox.c.provider_id)
+Index("ix_outbox_registrant", outbox.c.registrant_id)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Id, primary_key=True, autoincrement=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(64)),
+    Column("detail", Text, nullable=False),  # canonical JSON, never personal data
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)

@@ -1,0 +1,177 @@
+"""Registrants, identities and inbound messages: the registry's reads and writes.
+
+Functions take an open connection so that callers decide the transaction:
+one inbound message is stored in one, then processed (state, effects, outbox)
+in the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.state import Profile, State, Step
+from channels.base import TELEGRAM, Inbound
+from registry import schema
+from registry.crypto import KeyRing
+from registry.keys import identity_aad, inbound_aad, secret_aad
+
+SECRET_FIELDS = ("first_name", "family_contact")
+COARSE_FIELDS = ("language", "area_id", "nationality", "gender", "age_band", "household_size")
+
+
+def identity_kind(channel: str) -> str:
+    """Phone channels (SMS, WhatsApp, the simulator) share one identity per number."""
+    return "telegram" if channel == TELEGRAM else "phone"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An inbound message that was new and is now stored."""
+
+    inbound_id: int
+    registrant_id: int
+    identity_id: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def find_identity(conn: AsyncConnection, keys: KeyRing, channel: str, address: str):  # type: ignore[no-untyped-def]
+    """The identity row for an address, by blind index."""
+    bidx = keys.blind_index(identity_kind(channel), address)
+    return (await conn.execute(select(schema.identities).where(schema.identities.c.bidx == bidx))).first()
+
+
+async def store_inbound(conn: AsyncConnection, keys: KeyRing, provider: str, message: Inbound,
+                        insert_ignore) -> Stored | None:  # type: ignore[no-untyped-def]
+    """Store a message once (dedupe on provider + id); find or create its registrant and identity."""
+    meta = {k: v for k, v in (("opt_out", message.opt_out), ("language_hint", message.language_hint),
+                              ("callback_id", message.callback_id), ("payload", message.payload)) if v}
+    body = keys.encrypt(message.text, inbound_aad({"provider": provider, "provider_id": message.provider_id}))
+    result = await conn.execute(insert_ignore(
+        schema.inbound, provider=provider, provider_id=message.provider_id, channel=message.channel,
+        body_ct=body, meta=meta, received_at=message.received_at))
+    if result.rowcount == 0:
+        return None
+    inbound_id = (await conn.execute(select(schema.inbound.c.id).where(
+        schema.inbound.c.provider == provider, schema.inbound.c.provider_id == message.provider_id))).scalar_one()
+    now = _now()
+    identity = await find_identity(conn, keys, message.channel, message.address)
+    if identity is None:
+        registrant_id = (await conn.execute(schema.registrants.insert().values(
+            step=Step.NEW.value, context={}, consented=False, opted_out=False, created_at=now,
+            last_seen_at=now))).inserted_primary_key[0]
+        bidx = keys.blind_index(identity_kind(message.channel), message.address)
+        identity_id = (await conn.execute(schema.identities.insert().values(
+            registrant_id=registrant_id, kind=identity_kind(message.channel), bidx=bidx,
+            address_ct=keys.encrypt(message.address, identity_aad({"bidx": bidx})),
+            last_channel=message.channel, preferred_channel=message.channel, reachable=True,
+            created_at=now, last_used_at=now))).inserted_primary_key[0]
+    else:
+        registrant_id, identity_id = identity.registrant_id, identity.id
+        values: dict[str, object] = {"last_channel": message.channel, "last_used_at": now, "reachable": True}
+        if not identity.address_ct:
+            values["address_ct"] = keys.encrypt(message.address, identity_aad({"bidx": identity.bidx}))
+        await conn.execute(update(schema.identities).where(schema.identities.c.id == identity_id).values(**values))
+        await conn.execute(update(schema.registrants).where(schema.registrants.c.id == registrant_id)
+                           .values(last_seen_at=now))
+    await conn.execute(update(schema.inbound).where(schema.inbound.c.id == inbound_id)
+                       .values(registrant_id=registrant_id, identity_id=identity_id))
+    return Stored(inbound_id, registrant_id, identity_id)
+
+
+async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int) -> State | None:
+    """A registrant's conversation state with their decrypted profile and addresses."""
+    row = (await conn.execute(select(schema.registrants).where(schema.registrants.c.id == registrant_id))).first()
+    if row is None:
+        return None
+    secrets_ = {
+        s.field: keys.decrypt(s.value_ct, secret_aad({"field": s.field, "registrant_id": registrant_id}))
+        for s in (await conn.execute(select(schema.profile_secrets).where(
+            schema.profile_secrets.c.registrant_id == registrant_id))).all()
+    }
+    addresses = tuple(
+        (i.last_channel, keys.decrypt(i.address_ct, identity_aad({"bidx": i.bidx})))
+        for i in (await conn.execute(select(schema.identities).where(
+            schema.identities.c.registrant_id == registrant_id).order_by(schema.identities.c.id))).all()
+        if i.address_ct
+    )
+    consent_at = (await conn.execute(select(schema.consents.c.given_at).where(
+        schema.consents.c.registrant_id == registrant_id, schema.consents.c.withdrawn_at.is_(None)
+    ).order_by(schema.consents.c.id.desc()).limit(1))).scalar()
+    context = row.context or {}
+    return State(
+        step=Step(row.step),
+        profile=Profile(
+            language=row.language, area_id=row.area_id, nationality=row.nationality, gender=row.gender,
+            age_band=row.age_band, household_size=row.household_size,
+            first_name=secrets_.get("first_name"), family_contact=secrets_.get("family_contact"),
+        ),
+        consented=row.consented,
+        consent_at=consent_at,
+        opted_out=row.opted_out,
+        menu=tuple(context.get("menu", ())),
+        editing=context.get("editing"),
+        resume=Step(context["resume"]) if context.get("resume") else None,
+        addresses=addresses,
+    )
+
+
+async def save_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int, before: State, after: State,
+                     at: datetime) -> None:
+    """Write what changed between two states; a changed profile counts as confirmed."""
+    context = {"menu": list(after.menu), "editing": after.editing, "resume": after.resume.value if after.resume else None}
+    values: dict[str, object] = {
+        "step": after.step.value, "context": context, "consented": after.consented, "opted_out": after.opted_out,
+    }
+    values.update({name: getattr(after.profile, name) for name in COARSE_FIELDS})
+    if after.profile != before.profile and after.registered:
+        values["confirmed_at"] = at
+    await conn.execute(update(schema.registrants).where(schema.registrants.c.id == registrant_id).values(**values))
+    for name in SECRET_FIELDS:
+        old, new = getattr(before.profile, name), getattr(after.profile, name)
+        if old == new:
+            continue
+        table = schema.profile_secrets
+        await conn.execute(delete(table).where(table.c.registrant_id == registrant_id, table.c.field == name))
+        if new is not None:
+            sealed = keys.encrypt(new, secret_aad({"field": name, "registrant_id": registrant_id}))
+            await conn.execute(table.insert().values(registrant_id=registrant_id, field=name, value_ct=sealed))
+
+
+async def record_consent(conn: AsyncConnection, registrant_id: int, notice_version: str, language: str,
+                         channel: str, at: datetime) -> None:
+    """Keep the proof of consent: when, to which notice, in which language, on which channel."""
+    await conn.execute(schema.consents.insert().values(
+        registrant_id=registrant_id, notice_version=notice_version, language=language, channel=channel, given_at=at))
+    await conn.execute(update(schema.registrants).where(schema.registrants.c.id == registrant_id)
+                       .values(confirmed_at=at))
+
+
+async def forget(conn: AsyncConnection, registrant_id: int) -> None:
+    """Consent refused: keep only an opt-out marker (the blind index) and nothing readable."""
+    await _erase_messages(conn, registrant_id)
+    await conn.execute(delete(schema.profile_secrets).where(schema.profile_secrets.c.registrant_id == registrant_id))
+    await conn.execute(delete(schema.consents).where(schema.consents.c.registrant_id == registrant_id))
+    await conn.execute(update(schema.identities).where(schema.identities.c.registrant_id == registrant_id)
+                       .values(address_ct=b""))
+    await conn.execute(update(schema.registrants).where(schema.registrants.c.id == registrant_id).values(
+        step=Step.NEW.value, context={}, consented=False, opted_out=True, area_id=None, nationality=None,
+        gender=None, age_band=None, household_size=None, confirmed_at=None))
+
+
+async def erase(conn: AsyncConnection, registrant_id: int) -> None:
+    """DELETE: remove the registrant and every message body linked to them."""
+    await _erase_messages(conn, registrant_id)
+    await conn.execute(delete(schema.registrants).where(schema.registrants.c.id == registrant_id))
+
+
+async def _erase_messages(conn: AsyncConnection, registrant_id: int) -> None:
+    await conn.execute(update(schema.inbound).where(schema.inbound.c.registrant_id == registrant_id)
+                       .values(body_ct=None, registrant_id=None, identity_id=None))
+    await conn.execute(delete(schema.outbox).where(schema.outbox.c.registrant_id == registrant_id))
