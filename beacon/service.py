@@ -76,7 +76,8 @@ class Service:
         keys = self.keys.ring
         i = schema.inbound.c
         async with self.db.write() as conn:
-            row = (await conn.execute(select(schema.inbound).where(i.id == inbound_id, i.processed_at.is_(None)))).first()
+            query = select(schema.inbound).where(i.id == inbound_id, i.processed_at.is_(None))
+            row = (await conn.execute(query)).first()
             if row is None:
                 return []
             now = datetime.now(UTC)

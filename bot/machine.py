@@ -118,7 +118,8 @@ def ask(config: BotConfig, state: State, step: Step, *, editing: str | None = No
         reply, menu = _area_prompt(config, language)
         return Transition(replace(state, step=step, menu=menu, editing=editing), (reply,))
     if step is Step.UPDATE_MENU:
-        return Transition(replace(state, step=step, menu=(), editing=None), (_say(config, language, texts.UPDATE_MENU),))
+        menu_reply = _say(config, language, texts.UPDATE_MENU)
+        return Transition(replace(state, step=step, menu=(), editing=None), (menu_reply,))
     if step is Step.CONFIRM_DELETE:
         return Transition(replace(state, step=step, resume=resume), (
             Reply(gettext_for(language, texts.DELETE_CONFIRM), _yes_no(language)),))
@@ -135,7 +136,8 @@ def _then(first: Reply, transition: Transition) -> Transition:
 def _after_answer(config: BotConfig, state: State) -> Transition:
     """Where to go once a field is answered: back to idle when editing, else the next optional question."""
     if state.editing:
-        return Transition(replace(state, step=Step.IDLE, editing=None, menu=()), (_say(config, state.language, texts.SAVED),))
+        saved = _say(config, state.language, texts.SAVED)
+        return Transition(replace(state, step=Step.IDLE, editing=None, menu=()), (saved,))
     index = OPTIONAL.index(state.step) if state.step in OPTIONAL else -1
     if index + 1 < len(OPTIONAL):
         return ask(config, state, OPTIONAL[index + 1])

@@ -97,7 +97,9 @@ BUTTON_NEED_HELP = N_("I need help")
 REMINDER = N_("Reminder: please reply 1 if you are safe, 2 if you need help.")
 
 # --- family and share codes -------------------------------------------------
-SHARE_CODE = N_("Your share code is {code}. Anyone who texts STATUS {code} sees your last check-in. CODE OFF revokes it.")
+SHARE_CODE = N_(
+    "Your share code is {code}. Anyone who texts STATUS {code} sees your last check-in. CODE OFF revokes it."
+)
 SHARE_CODE_REVOKED = N_("Your share code no longer works.")
 STATUS_SAFE = N_("{name} checked in as safe at {time}.")
 STATUS_NEED_HELP = N_("{name} asked for help at {time}. Responders have been told.")

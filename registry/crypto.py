@@ -90,7 +90,7 @@ class MasterKeys:
         """Decrypt a data key; fail loudly when the master key is absent or wrong."""
         key = self.keys.get(master_id)
         if key is None:
-            raise KeyringError(f"data key {data_key_id} is wrapped by master key {master_id!r}, which is not configured")
+            raise KeyringError(f"data key {data_key_id} needs master key {master_id!r}, which is not configured")
         try:
             return AESGCM(key).decrypt(wrapped[:12], wrapped[12:], f"data_key/{data_key_id}".encode())
         except InvalidTag:

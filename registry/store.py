@@ -125,7 +125,8 @@ async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int) -
 async def save_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int, before: State, after: State,
                      at: datetime) -> None:
     """Write what changed between two states; a changed profile counts as confirmed."""
-    context = {"menu": list(after.menu), "editing": after.editing, "resume": after.resume.value if after.resume else None}
+    resume = after.resume.value if after.resume else None
+    context = {"menu": list(after.menu), "editing": after.editing, "resume": resume}
     values: dict[str, object] = {
         "step": after.step.value, "context": context, "consented": after.consented, "opted_out": after.opted_out,
     }

@@ -1,0 +1,176 @@
+"""Shared fixtures: a running Beacon on a real SQLite file (or PostgreSQL), with local provider doubles.
+
+Nothing may leave 127.0.0.1: the guard below fails any other connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from beacon import config
+from beacon.app import BEACON, Beacon, create_app
+from tests.doubles.telegram_api import TelegramDouble
+from tests.doubles.twilio_api import TwilioDouble, sign
+
+POSTGRES_URL = os.environ.get("BEACON_TEST_POSTGRES_URL")
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "f" * 32
+SMS_FROM = "+15005550006"
+WHATSAPP_FROM = "whatsapp:+14155238886"
+TELEGRAM_TOKEN = "123456789:TEST-token"
+TELEGRAM_SECRET = "test-secret-token"
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> Any:
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise RuntimeError(f"test tried to reach {host}: tests must stay on 127.0.0.1")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any connection that leaves this machine."""
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+def dev_keys() -> str:
+    """A BEACON_KEYS value with one fresh key."""
+    return "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+async def reset_postgres(url: str) -> None:
+    """Empty the test database."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database: a real SQLite file, and PostgreSQL when BEACON_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'beacon.db'}"
+    if not POSTGRES_URL:
+        pytest.skip("BEACON_TEST_POSTGRES_URL is not set")
+    await reset_postgres(POSTGRES_URL)
+    return POSTGRES_URL
+
+
+def environment(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """A development configuration under ``tmp_path``."""
+    env = {
+        "BEACON_ENV": "development",
+        "BEACON_DATABASE_URL": f"sqlite:///{tmp_path / 'beacon.db'}",
+        "BEACON_KEYS": dev_keys(),
+        "BEACON_PUBLIC_URL": "https://beacon.example.org",
+        "BEACON_LOG_FORMAT": "json",
+    }
+    env.update(overrides)
+    return env
+
+
+class Running:
+    """A Beacon app served on 127.0.0.1 with its doubles, and helpers to talk to it."""
+
+    def __init__(self, client: TestClient[Any, Any], twilio: TwilioDouble | None, telegram: TelegramDouble | None,
+                 settings: config.Settings) -> None:
+        self.client = client
+        self.twilio = twilio
+        self.telegram = telegram
+        self.settings = settings
+
+    @property
+    def beacon(self) -> Beacon:
+        return self.client.app[BEACON]  # type: ignore[index]
+
+    async def simulate(self, sender: str, text: str) -> list[str]:
+        """One message through the simulator; the bot's replies."""
+        response = await self.client.post("/simulator/messages", json={"from": sender, "text": text})
+        assert response.status == 200, await response.text()
+        return list((await response.json())["replies"])
+
+    async def converse(self, sender: str, *texts: str) -> list[str]:
+        """Several messages; the replies to the last one."""
+        replies: list[str] = []
+        for text in texts:
+            replies = await self.simulate(sender, text)
+        return replies
+
+    async def twilio_inbound(self, sender: str, body: str, sid: str | None = None, *, signed: bool = True,
+                             **extra: str) -> web.Response:
+        """A Twilio inbound webhook as Twilio would sign it."""
+        params = {"MessageSid": sid or "SM" + secrets.token_hex(16), "AccountSid": ACCOUNT_SID, "From": sender,
+                  "To": WHATSAPP_FROM if sender.startswith("whatsapp:") else SMS_FROM, "Body": body,
+                  "NumMedia": "0", **extra}
+        path = "/webhooks/twilio/messages"
+        headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, self.settings.public_url + path, params)} if signed else {}
+        return await self.client.post(path, data=params, headers=headers)  # type: ignore[return-value]
+
+    async def twilio_status(self, sid: str, status: str, error_code: str | None = None) -> web.Response:
+        """A signed delivery status callback."""
+        params = {"MessageSid": sid, "MessageStatus": status, "AccountSid": ACCOUNT_SID}
+        if error_code:
+            params["ErrorCode"] = error_code
+        path = "/webhooks/twilio/status"
+        headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, self.settings.public_url + path, params)}
+        return await self.client.post(path, data=params, headers=headers)  # type: ignore[return-value]
+
+    async def telegram_update(self, update: dict[str, Any], secret: str = TELEGRAM_SECRET) -> web.Response:
+        """A Bot API update posted to the webhook."""
+        return await self.client.post(  # type: ignore[return-value]
+            "/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret})
+
+
+StartBeacon = Callable[..., Any]
+
+
+@pytest.fixture
+async def start_beacon(tmp_path: Path) -> AsyncIterator[StartBeacon]:
+    """Start Beacon (and the doubles asked for); everything is closed after the test."""
+    opened: list[Any] = []
+
+    async def start(*, twilio: bool = False, telegram: bool = False, worker: bool = True,
+                    **env: str) -> Running:
+        values = environment(tmp_path, **env)
+        twilio_double = telegram_double = None
+        if twilio:
+            twilio_double = TwilioDouble(ACCOUNT_SID, AUTH_TOKEN)
+            await twilio_double.start()
+            opened.append(twilio_double)
+            values.update({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                           "TWILIO_SMS_FROM": SMS_FROM, "TWILIO_WHATSAPP_FROM": WHATSAPP_FROM,
+                           "TWILIO_API_BASE_URL": twilio_double.base_url})
+        if telegram:
+            telegram_double = TelegramDouble(TELEGRAM_TOKEN)
+            await telegram_double.start()
+            opened.append(telegram_double)
+            values.update({"TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN, "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
+                           "TELEGRAM_API_BASE_URL": telegram_double.base_url})
+        values.setdefault("BEACON_RATE_LIMITS", "off")
+        settings = config.load(values)
+        client = TestClient(TestServer(create_app(settings, worker=worker), host="127.0.0.1"))
+        await client.start_server()
+        opened.insert(0, client)
+        return Running(client, twilio_double, telegram_double, settings)
+
+    yield start
+    for thing in opened:
+        await thing.close()
