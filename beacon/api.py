@@ -9,13 +9,11 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
 
 from beacon.config import Settings
-from bot import texts
-from bot.i18n import LANGUAGES, gettext_for
+from bot.i18n import LANGUAGES
+from campaigns import broadcasts
 from channels.segments import segments
-from registry import schema
 from registry.tokens import Caller, authenticate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -77,11 +75,11 @@ def requires(*roles: str) -> Callable[[Handler], Handler]:
 
     def wrap(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
-            caller = request.get("caller")
+            caller = request.get(CALLER)
             if caller is None:
-                raise _error(401, "unauthorized", "a valid bearer token is required")
+                raise api_error(401, "unauthorized", "a valid bearer token is required")
             if caller.role != "admin" and caller.role not in roles:
-                raise _error(403, "forbidden", f"role {caller.role!r} may not do this")
+                raise api_error(403, "forbidden", f"role {caller.role!r} may not do this")
             return await handler(request)
 
         guarded.__doc__ = handler.__doc__
@@ -90,7 +88,7 @@ def requires(*roles: str) -> Callable[[Handler], Handler]:
     return wrap
 
 
-def _error(status: int, code: str, message: str, detail: Any = None) -> web.HTTPException:
+def api_error(status: int, code: str, message: str, detail: Any = None) -> web.HTTPException:
     """A JSON error response to raise."""
     body: dict[str, Any] = {"error": code, "message": message}
     if detail is not None:
@@ -105,13 +103,13 @@ async def parse(request: web.Request, model: type[BaseModel]) -> Any:
     try:
         raw = await request.json()
     except ValueError:
-        raise _error(422, "invalid_json", "the body must be a JSON object") from None
+        raise api_error(422, "invalid_json", "the body must be a JSON object") from None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         detail = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()]
         fields = ", ".join(d["field"] for d in detail)
-        raise _error(422, "validation_error", f"invalid field(s): {fields}", detail) from None
+        raise api_error(422, "validation_error", f"invalid field(s): {fields}", detail) from None
 
 
 @web.middleware
@@ -121,48 +119,24 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _error(401, "unauthorized", "a valid bearer token is required")
+            raise api_error(401, "unauthorized", "a valid bearer token is required")
         from beacon.app import BEACON
 
         caller = await authenticate(request.app[BEACON].db, token.strip())
         if caller is None:
-            raise _error(401, "unauthorized", "a valid bearer token is required")
-        request["caller"] = caller
+            raise api_error(401, "unauthorized", "a valid bearer token is required")
+        request[CALLER] = caller
     return await handler(request)
 
 
-async def audience_members(request: web.Request, audience: Audience) -> list[tuple[int, str, str]]:
-    """(registrant id, language, channel) of everyone a broadcast to ``audience`` reaches, once each."""
+def check_areas(request: web.Request, body: BroadcastIn) -> None:
+    """422 when the audience names an area the gazetteer does not have."""
     from beacon.app import BEACON
 
-    beacon = request.app[BEACON]
-    r, i = schema.registrants.c, schema.identities.c
-    query = (select(r.id, r.language, i.last_channel, i.last_used_at)
-             .join(schema.identities, i.registrant_id == r.id)
-             .where(r.consented.is_(True), r.opted_out.is_(False), r.area_id.is_not(None), i.reachable.is_(True)))
-    if audience.areas:
-        query = query.where(r.area_id.in_(beacon.gazetteer.descendants(audience.areas)))
-    if audience.languages:
-        query = query.where(r.language.in_(audience.languages))
-    if audience.nationalities:
-        query = query.where(r.nationality.in_([n.upper() for n in audience.nationalities]))
-    if audience.channels:
-        query = query.where(i.last_channel.in_(audience.channels))
-    newest: dict[int, tuple[str, str, datetime]] = {}
-    async with beacon.db.read() as conn:
-        for row in (await conn.execute(query)).all():
-            seen = newest.get(row.id)
-            if seen is None or row.last_used_at > seen[2]:
-                newest[row.id] = (row.language or "en", row.last_channel, row.last_used_at)
-    return [(rid, lang, channel) for rid, (lang, channel, _) in newest.items()]
-
-
-def message_text(body: BroadcastIn, language: str, default: str) -> str:
-    """The text one language's recipients get, with the check-in question when asked."""
-    text = body.text.get(language) or body.text.get(default) or next(iter(body.text.values()))
-    if body.check_in:
-        text = f"{text}\n{gettext_for(language, texts.CHECKIN_QUESTION)}"
-    return text
+    unknown = [a for a in body.audience.areas if a not in request.app[BEACON].gazetteer.areas]
+    if unknown:
+        raise api_error(422, "validation_error", "invalid field(s): audience.areas",
+                     [{"field": "audience.areas", "message": f"unknown area(s): {', '.join(unknown)}"}])
 
 
 @requires("responder")
@@ -172,18 +146,19 @@ async def preview(request: web.Request) -> web.Response:
 
     settings: Settings = request.app[BEACON].settings
     body: BroadcastIn = await parse(request, BroadcastIn)
-    unknown = [a for a in body.audience.areas if a not in request.app[BEACON].gazetteer.areas]
-    if unknown:
-        raise _error(422, "validation_error", "invalid field(s): audience.areas",
-                     [{"field": "audience.areas", "message": f"unknown area(s): {', '.join(unknown)}"}])
-    members = await audience_members(request, body.audience)
-    by_language = Tally(lang for _, lang, _ in members)
-    by_channel = Tally(channel for _, _, channel in members)
+    check_areas(request, body)
+    beacon = request.app[BEACON]
+    audience = broadcasts.Audience.from_json(body.audience.model_dump())
+    async with beacon.db.read() as conn:
+        chosen = broadcasts.pick((await conn.execute(broadcasts.audience_query(beacon.gazetteer, audience))).all())
+    members = [(row.language or settings.default_language, row.last_channel) for row in chosen.values()]
+    by_language = Tally(lang for lang, _ in members)
+    by_channel = Tally(channel for _, channel in members)
     languages = []
     for language, count in sorted(by_language.items()):
-        text = message_text(body, language, settings.default_language)
+        text = broadcasts.message_for(body.text, language, settings.default_language, body.check_in)
         seg = segments(text)
-        sms = sum(1 for _, lang, ch in members if lang == language and ch == "sms")
+        sms = sum(1 for lang, ch in members if lang == language and ch == "sms")
         languages.append({
             "language": language, "recipients": count, "has_text": language in body.text,
             "encoding": seg.encoding, "characters": seg.characters, "segments": seg.segments,
@@ -209,6 +184,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 def setup(app: web.Application, settings: Settings) -> None:
     """Mount the API on the app."""
+    from beacon import api_broadcasts
+
     app.middlewares.append(authentication)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_post("/api/v1/broadcasts/preview", preview)
+    api_broadcasts.setup(app)

@@ -16,6 +16,7 @@ from beacon.config import Settings
 from beacon.service import Service
 from bot.areas import Gazetteer
 from bot.state import BotConfig
+from campaigns.scheduler import Runner
 from campaigns.sender import Sender
 from channels.base import Channel, WebhookRejected
 from channels.simulator import SimulatorChannel
@@ -40,6 +41,7 @@ class Beacon:
     channels: dict[str, Channel]  # by provider
     sender: Sender
     service: Service
+    runner: Runner
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -79,8 +81,11 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
         sender = Sender(db, keys, by_kind)
         bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
                         retention_months=settings.retention_months, default_language=settings.default_language)
-        service = Service(db, keys, bot, channels, sender)
-        beacon = Beacon(settings, db, keys, gazetteer, channels, sender, service)
+        family_channel = "sms" if "twilio" in channels else "simulator"
+        service = Service(db, keys, bot, channels, sender, family_channel=family_channel)
+        runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
+                        family_channel=family_channel, max_reminders=settings.max_reminders)
+        beacon = Beacon(settings, db, keys, gazetteer, channels, sender, service, runner)
         for channel in channels.values():
             await channel.start()
         try:
@@ -114,6 +119,8 @@ async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
     tasks = [asyncio.create_task(refresh_keys()), asyncio.create_task(recover())]
     if worker:
         tasks.append(asyncio.create_task(beacon.sender.run(beacon.stop)))
+        tasks.append(asyncio.create_task(beacon.runner.run(beacon.stop)))
+        beacon.runner.start_schedule()
     return tasks
 
 
@@ -127,6 +134,7 @@ def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
             tasks = await _background(beacon, worker)
             yield
             beacon.stop.set()
+            beacon.runner.stop_schedule()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

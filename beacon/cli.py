@@ -35,7 +35,11 @@ def worker(settings: config.Settings, args: argparse.Namespace) -> int:
     async def run() -> None:
         async with open_beacon(settings) as beacon:
             await beacon.service.recover()
-            await beacon.sender.run(beacon.stop)
+            beacon.runner.start_schedule()
+            try:
+                await asyncio.gather(beacon.sender.run(beacon.stop), beacon.runner.run(beacon.stop))
+            finally:
+                beacon.runner.stop_schedule()
 
     try:
         asyncio.run(run())
@@ -136,23 +140,30 @@ def audit_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def telegram(settings: config.Settings, args: argparse.Namespace) -> int:
     """Register or remove the Telegram webhook."""
+    from bot.i18n import LANGUAGES
     from channels import telegram as tg
 
     if settings.telegram is None:
         return _fail("set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first")
 
-    async def run() -> None:
+    async def run() -> int:
         assert settings.telegram is not None
         if args.telegram_command == "set-webhook":
-            await tg.set_webhook(settings.telegram, settings.public_url)
+            info = await tg.set_webhook(settings.telegram, settings.public_url)
             await tg.set_commands(settings.telegram)
-            print(f"webhook set to {settings.public_url}/webhooks/telegram")
+            print(f"webhook set to {info.url}")
+            print(f"updates: {', '.join(info.allowed_updates or ())}; pending: {info.pending_update_count}")
+            if info.url != tg.webhook_url(settings.public_url):
+                return _fail(f"Telegram reports the webhook as {info.url!r}")
+            if info.last_error_message:  # Telegram's own words about our endpoint, e.g. a certificate problem
+                print(f"last delivery error reported by Telegram: {info.last_error_message}")
+            print("command menu set for: default, " + ", ".join(LANGUAGES))
         else:
             await tg.delete_webhook(settings.telegram)
             print("webhook deleted")
+        return 0
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
 def parser() -> argparse.ArgumentParser:

@@ -53,6 +53,7 @@ class Settings:
     log_format: str = "console"
     log_level: str = "info"
     rate_limits: bool = True
+    max_reminders: int = 2
     twilio: TwilioSettings | None = None
     telegram: TelegramSettings | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -179,6 +180,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         retention_months=_int(env, "BEACON_RETENTION_MONTHS", 24, minimum=1),
         log_format=log_format,
         log_level=env.get("BEACON_LOG_LEVEL", "info").lower(),
+        max_reminders=_int(env, "BEACON_MAX_REMINDERS", 2),
         rate_limits=env.get("BEACON_RATE_LIMITS", "on").lower() not in ("off", "0", "false", "no"),
         twilio=twilio,
         telegram=telegram,

@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 import structlog
 from prometheus_client import Counter, Histogram
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot import machine
+from bot.i18n import gettext_for
 from bot.state import BotConfig, Decline, Erase, GiveConsent, Message, Reply
 from campaigns import outbox
 from campaigns.outbox import Draft
@@ -30,19 +32,24 @@ log = structlog.get_logger("beacon.service")
 INBOUND = Counter("beacon_inbound_total", "Inbound messages by channel and outcome", ["channel", "outcome"])
 STEP_SECONDS = Histogram("beacon_process_seconds", "Time to process one stored inbound message")
 STATUS = Counter("beacon_status_callbacks_total", "Delivery status callbacks by status", ["status"])
+PROGRESS = {"sent": 1, "delivered": 2, "read": 3}  # delivery states that only move forward
+FAILED = ("failed", "undelivered")
+STATUS_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds; a report for an unknown id is dropped after
 
 
 class Service:
     """Wires the registry, the conversation and the outbox together."""
 
     def __init__(self, db: Database, keys: KeyHolder, bot: BotConfig, channels: dict[str, Channel],
-                 sender: Sender) -> None:
+                 sender: Sender, *, family_channel: str = "simulator") -> None:
         self.db = db
+        self.family_channel = family_channel  # where messages to family contacts go
         self.keys = keys
         self.bot = bot
         self.channels = channels  # by provider name
         self.sender = sender
         self._tasks: set[asyncio.Task[object]] = set()
+        self._status_tasks: set[asyncio.Task[None]] = set()
 
     async def receive(self, provider: str, message: Inbound) -> store.Stored | None:
         """Store one inbound message; None when it was seen before."""
@@ -145,20 +152,45 @@ class Service:
         return len(ids)
 
     async def record_status(self, provider: str, update_: StatusUpdate) -> None:
-        """Apply a delivery report; a failure that calls for it queues the channel's fallback."""
+        """Apply a delivery report; a failure that calls for it queues the channel's fallback.
+
+        A callback can beat the sender's write of the provider id (the sender records
+        outcomes a few milliseconds after the send): it is then applied in the background
+        as soon as the row carries that id.
+        """
         STATUS.labels(update_.status).inc()
+        if not await self._apply_status(provider, update_):
+            task = asyncio.create_task(self._apply_status_later(provider, update_))
+            self._status_tasks.add(task)
+            task.add_done_callback(self._status_tasks.discard)
+
+    async def _apply_status_later(self, provider: str, update_: StatusUpdate) -> None:
+        for delay in STATUS_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                if await self._apply_status(provider, update_):
+                    return
+            except Exception:  # noqa: BLE001 - a delivery report is worth a retry, not a crash
+                log.warning("status.retry_failed")
+
+    async def _apply_status(self, provider: str, update_: StatusUpdate) -> bool:
+        """Apply one report to its outbox row; False when no row has that provider id (yet)."""
         o = schema.outbox.c
         async with self.db.write() as conn:
             row = (await conn.execute(select(schema.outbox).where(o.provider_id == update_.provider_id))).first()
             if row is None:
-                return
-            # Callbacks can arrive out of order: never move a delivered/read message back to sent.
-            if row.status in ("delivered", "read") and update_.status in ("queued", "sent"):
-                return
+                return False
+            # The provider's "queued" means it has the message: for the outbox it has left ("sent").
+            # Writing "queued" would put it back in our own queue and send it again.
+            status = "sent" if update_.status == "queued" else update_.status
+            # Callbacks arrive out of order: never move a message back (delivered -> sent, read -> delivered).
+            if PROGRESS.get(status, 0) and PROGRESS.get(row.status, 0) >= PROGRESS[status]:
+                status = row.status
             await conn.execute(update(schema.outbox).where(o.id == row.id).values(
-                status=update_.status, error_code=update_.error_code or row.error_code, updated_at=datetime.now(UTC)))
+                status=status, error_code=update_.error_code or row.error_code, updated_at=datetime.now(UTC)))
             channel = self.channels.get(provider)
-            if update_.status in ("failed", "undelivered") and channel is not None and row.body_ct:
+            failed_now = status in FAILED and row.status not in FAILED  # a repeated callback falls back once
+            if failed_now and channel is not None and row.body_ct:
                 original = outbox.to_outbound(self.keys.ring, dict(row._mapping))
                 replacement = channel.fallback_for(update_, original)
                 if replacement is not None:
@@ -166,8 +198,11 @@ class Service:
                         row.registrant_id, row.identity_id, replacement.channel, replacement.address,
                         replacement.text, template=replacement.template, broadcast_id=row.broadcast_id)])
                     self.sender.wake()
+        return True
 
     async def close(self) -> None:
-        """Wait for in-flight processing."""
+        """Wait for in-flight processing; drop delivery reports still waiting for their row."""
+        for task in list(self._status_tasks):
+            task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

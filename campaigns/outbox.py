@@ -69,6 +69,16 @@ async def enqueue(conn: AsyncConnection, keys: KeyRing, drafts: list[Draft]) -> 
     return len(drafts)
 
 
+async def enqueue_returning_ids(conn: AsyncConnection, keys: KeyRing, drafts: list[Draft]) -> list[int]:
+    """Queue messages and return their row ids, in the drafts' order."""
+    if not drafts:
+        return []
+    now = datetime.now(UTC)
+    query = schema.outbox.insert().returning(schema.outbox.c.id, sort_by_parameter_order=True)
+    result = await conn.execute(query, [row_values(keys, d, now) for d in drafts])
+    return [int(x) for x in result.scalars().all()]
+
+
 def _due(now: datetime):  # type: ignore[no-untyped-def]
     o = schema.outbox.c
     return or_(and_(o.status == "queued", o.next_attempt_at <= now), and_(o.status == "claimed", o.lease_until < now))

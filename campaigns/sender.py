@@ -1,9 +1,20 @@
-"""The one sender loop: claim due outbox rows, send them, record what happened."""
+"""The one sender loop: claim due outbox rows, send them, record what happened.
+
+The loop keeps up to ``capacity`` messages in flight (``concurrency`` of them
+talking to a provider at once, the rest waiting on a rate limiter) and claims
+more as soon as there is room, so one slow or rate-limited send never holds up
+the rest. Each outcome is written within ``flush_every`` seconds of its send,
+many per transaction: the provider id is in the row before the provider's
+status callbacks can look for it. Leases of messages still in flight are
+renewed, so only a process that died loses its claims.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +34,9 @@ SENT = Counter("beacon_outbound_total", "Outbound messages by channel and result
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = 2.0  # seconds
 BACKOFF_CAP = 600.0
+# Provider states that mean "accepted, on its way": for the outbox the message has left ("sent").
+# Keeping the provider's "queued" would put the row back in our own queue and send it again.
+ACCEPTED = frozenset({"queued", "accepted", "sending"})
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
@@ -48,45 +62,151 @@ class Outcome:
 
 
 class Sender:
-    """Drains the outbox through the channels, many sends in flight, one database write per batch."""
+    """Drains the outbox through the channels: many sends in flight, outcomes written in small batches."""
 
     def __init__(self, db: Database, keys: KeyHolder, channels: dict[str, Channel], *, batch: int = 500,
-                 concurrency: int = 200) -> None:
+                 concurrency: int = 200, capacity: int = 2000, flush_every: float = 0.02,
+                 lease: timedelta = outbox.LEASE) -> None:
         self.db = db
         self.keys = keys
         self.channels = channels  # by channel kind
-        self.batch = batch
+        self.batch = batch  # rows per claim
+        self.capacity = capacity  # rows held by this process at once (sending, rate-limited or unrecorded)
+        self.flush_every = flush_every
+        self.lease = lease
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
+        self._held: set[int] = set()  # claimed by this process and not yet recorded
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._done: list[Outcome] = []
+        self._has_done = asyncio.Event()
+        self._next_retry: float | None = None  # time.monotonic() of this process's earliest retry
+
+    @property
+    def in_flight(self) -> int:
+        """Rows this process has claimed and not yet recorded."""
+        return len(self._held)
 
     def wake(self) -> None:
         """Tell the loop there is something new to send."""
         self._wake.set()
 
-    async def run(self, stop: asyncio.Event, idle: float = 1.0) -> None:
-        """Send until ``stop`` is set; poll every ``idle`` seconds for work queued by other processes."""
-        while not stop.is_set():
-            try:
-                sent = await self.drain_once()
-            except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
-                log.exception("sender.batch_failed")
-                sent = 0
-            if sent:
-                continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=idle)
-            except TimeoutError:
-                pass
+    async def run(self, stop: asyncio.Event, idle: float = 1.0, grace: float = 5.0) -> None:
+        """Send until ``stop`` is set; poll every ``idle`` seconds for work queued by other processes.
+
+        On stop, sends already under way get ``grace`` seconds to finish and be recorded; the rest
+        keep their (no longer renewed) lease and are sent by the next process once it ends.
+        """
+        recorder = asyncio.create_task(self._record_loop())
+        try:
+            while not stop.is_set():
+                try:
+                    claimed = await self._fill()
+                except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
+                    log.exception("sender.claim_failed")
+                    claimed = 0
+                if claimed:
+                    await asyncio.sleep(0)  # let the new sends start before claiming more
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._sleep(idle))
+        finally:
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in list(self._tasks):
+                task.cancel()
+            recorder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recorder
+            await self._flush()
 
     async def drain_once(self) -> int:
         """Claim one batch, send it, record the outcomes; returns how many were claimed."""
-        rows = await outbox.claim(self.db, self.batch)
-        if not rows:
-            return 0
-        outcomes = await asyncio.gather(*(self._send(row) for row in rows))
-        await self._record(list(outcomes))
+        rows = await outbox.claim(self.db, self.batch, self.lease)
+        self._held.update(int(r["id"]) for r in rows)  # type: ignore[call-overload]
+        await asyncio.gather(*(self._send_and_keep(row) for row in rows))
+        await self._flush()
         return len(rows)
+
+    def _sleep(self, idle: float) -> float:
+        """Seconds until the next poll: ``idle``, or sooner when one of our retries falls due."""
+        if self._next_retry is None:
+            return idle
+        return min(idle, max(0.0, self._next_retry - time.monotonic()))
+
+    async def _fill(self) -> int:
+        """Claim as many due rows as there is room for and start sending them."""
+        room = self.capacity - len(self._held)
+        if room <= 0:
+            return 0
+        if self._next_retry is not None and self._next_retry <= time.monotonic():
+            self._next_retry = None
+        rows = await outbox.claim(self.db, min(self.batch, room), self.lease)
+        for row in rows:
+            row_id = int(row["id"])  # type: ignore[call-overload]
+            if row_id in self._held:  # our own lease ran out under a stalled loop; the send is still ours
+                continue
+            self._held.add(row_id)
+            task = asyncio.create_task(self._send_and_keep(row))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(rows)
+
+    async def _send_and_keep(self, row: dict[str, object]) -> None:
+        self._done.append(await self._send(row))
+        self._has_done.set()
+
+    async def _record_loop(self) -> None:
+        """Write outcomes as they come (batched over ``flush_every``); renew the leases still held."""
+        renew_every = self.lease.total_seconds() / 3
+        renew_at = time.monotonic() + renew_every
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._has_done.wait(), timeout=max(0.0, renew_at - time.monotonic()))
+                await asyncio.sleep(self.flush_every)
+            try:
+                await self._flush()
+                if time.monotonic() >= renew_at:
+                    await self._renew()
+                    renew_at = time.monotonic() + renew_every
+            except Exception:  # noqa: BLE001 - outcomes stay buffered and are written on the next round
+                log.exception("sender.record_failed")
+                await asyncio.sleep(min(1.0, renew_every))
+
+    async def _flush(self) -> None:
+        """Record the buffered outcomes in one transaction; on failure they stay buffered."""
+        outcomes, self._done = self._done, []
+        self._has_done.clear()
+        if not outcomes:
+            return
+        try:
+            await self._record(outcomes)
+        except BaseException:
+            self._done[:0] = outcomes
+            self._has_done.set()
+            raise
+        self._held.difference_update(x.id for x in outcomes)
+        retries = [x.next_attempt_at for x in outcomes if x.status == "queued" and x.next_attempt_at]
+        if retries:
+            at = time.monotonic() + max(0.0, (min(retries) - datetime.now(UTC)).total_seconds())
+            self._next_retry = at if self._next_retry is None else min(self._next_retry, at)
+            self._wake.set()  # the loop recomputes how long to sleep
+        elif len(self._held) < self.capacity:
+            self._wake.set()  # room again: claim more if the loop stopped at capacity
+
+    async def _renew(self) -> None:
+        """Extend the lease of every row this process still holds."""
+        if not self._held:
+            return
+        o = schema.outbox.c
+        now = datetime.now(UTC)
+        held = list(self._held)
+        async with self.db.write() as conn:
+            for start in range(0, len(held), 500):
+                await conn.execute(update(schema.outbox).where(o.id.in_(held[start:start + 500]),
+                                                              o.status == "claimed")
+                                   .values(lease_until=now + self.lease))
 
     async def _send(self, row: dict[str, object]) -> Outcome:
         row_id = int(row["id"])  # type: ignore[call-overload]
@@ -96,6 +216,7 @@ class Sender:
         if channel is None:
             SENT.labels(str(row["channel"]), "no_channel").inc()
             return Outcome(row_id, "failed", error_code="no_channel", **base)  # type: ignore[arg-type]
+        kind = str(row["channel"])
         try:
             message = outbox.to_outbound(self.keys.ring, row)
             async with self._slots:
@@ -103,19 +224,20 @@ class Sender:
         except SendError as exc:
             attempts = int(row["attempts"]) + 1  # type: ignore[call-overload]
             if exc.permanent or attempts >= MAX_ATTEMPTS:
-                SENT.labels(message.channel, "failed").inc()
+                SENT.labels(kind, "failed").inc()
                 log.warning("sender.failed", outbox_id=row_id, code=exc.code, attempts=attempts)
                 return Outcome(row_id, "failed", error_code=exc.code, unreachable=exc.unreachable,
                                opted_out=exc.opted_out, **base)  # type: ignore[arg-type]
-            SENT.labels(message.channel, "retry").inc()
+            SENT.labels(kind, "retry").inc()
             at = datetime.now(UTC) + timedelta(seconds=backoff(attempts, exc.retry_after))
             return Outcome(row_id, "queued", error_code=exc.code, next_attempt_at=at, **base)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - an unexpected failure is retried, never lost
             log.warning("sender.error", outbox_id=row_id, error=type(exc).__name__)
             at = datetime.now(UTC) + timedelta(seconds=backoff(int(row["attempts"]) + 1))  # type: ignore[call-overload]
             return Outcome(row_id, "queued", error_code="internal", next_attempt_at=at, **base)  # type: ignore[arg-type]
-        SENT.labels(message.channel, "sent").inc()
-        return Outcome(row_id, sent.status, provider_id=sent.provider_id, **base)  # type: ignore[arg-type]
+        SENT.labels(kind, "sent").inc()
+        status = "sent" if sent.status in ACCEPTED else sent.status
+        return Outcome(row_id, status, provider_id=sent.provider_id, **base)  # type: ignore[arg-type]
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         now = datetime.now(UTC)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -52,6 +53,11 @@ registrants = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("confirmed_at", DateTime(timezone=True)),
     Column("last_seen_at", DateTime(timezone=True)),
+    Column("last_check_in", String(16)),  # safe | need_help: what a family member may learn
+    Column("last_check_in_at", DateTime(timezone=True)),
+    Column("share_family", Boolean, nullable=False, default=False, server_default=false()),
+    Column("family_language", String(8)),
+    Column("nudged_at", DateTime(timezone=True)),
 )
 Index("ix_registrants_area", registrants.c.area_id)
 
@@ -159,3 +165,73 @@ api_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
 )
+
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("texts", JSON, nullable=False),  # language -> text; public announcements, kept in clear
+    Column("audience", JSON, nullable=False),
+    Column("check_in", Boolean, nullable=False, default=False),
+    Column("send_at", DateTime(timezone=True), nullable=False),
+    Column("remind_after_minutes", Integer),
+    Column("status", String(16), nullable=False),  # scheduled | sending | sent | cancelled
+    Column("cursor", Id, nullable=False, default=0),  # last registrant id fanned out: a restart resumes here
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+Index("ix_broadcasts_due", broadcasts.c.status, broadcasts.c.send_at)
+
+recipients = Table(
+    "broadcast_recipients",
+    metadata,
+    Column("broadcast_id", Id, ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True),
+    Column("registrant_id", Id, ForeignKey("registrants.id", ondelete="CASCADE"), primary_key=True),
+    Column("outbox_id", Id),
+    Column("language", String(8), nullable=False),
+    Column("answer", String(16)),  # safe | need_help
+    Column("answered_at", DateTime(timezone=True)),
+    Column("reminders_sent", Integer, nullable=False, default=0),
+    Column("last_sent_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_recipients_registrant", recipients.c.registrant_id)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("registrant_id", Id, ForeignKey("registrants.id", ondelete="CASCADE"), nullable=False),
+    Column("broadcast_id", Id, ForeignKey("broadcasts.id", ondelete="SET NULL")),
+    Column("area_id", String(64)),
+    Column("category", String(16)),  # medical shelter food water documents evacuation other
+    Column("details_ct", LargeBinary),
+    Column("notes_ct", LargeBinary),  # sealed JSON list of {at, by, text}
+    Column("status", String(16), nullable=False),  # open | in_progress | closed
+    Column("assignee", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+)
+Index("ix_cases_status", cases.c.status, cases.c.area_id)
+Index("ix_cases_registrant", cases.c.registrant_id)
+
+share_codes = Table(
+    "share_codes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("registrant_id", Id, ForeignKey("registrants.id", ondelete="CASCADE"), nullable=False),
+    Column("code_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+status_lookups = Table(
+    "status_lookups",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("requester_bidx", LargeBinary(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("found", Boolean, nullable=False),
+)
+Index("ix_status_lookups_requester", status_lookups.c.requester_bidx, status_lookups.c.at)

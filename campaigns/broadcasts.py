@@ -1,0 +1,209 @@
+"""Broadcasts: create, fan out to the outbox in batches, count, cancel.
+
+Fan-out is resumable: each batch writes its outbox rows, its recipient rows
+and the broadcast's cursor in one transaction, so a process killed at any
+point restarts from the last committed batch and no one gets the message
+twice (from the service's point of view) or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot import texts
+from bot.areas import Gazetteer
+from bot.i18n import gettext_for
+from campaigns import outbox
+from campaigns.outbox import Draft
+from registry import audit, schema
+from registry.crypto import KeyRing
+from registry.db import Database
+from registry.keys import identity_aad
+from registry.times import iso
+
+BATCH = 1000
+SENT_STATES = ("sent", "delivered", "read")
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a broadcast reaches; empty means everyone registered."""
+
+    areas: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    nationalities: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Audience:
+        return cls(**{k: tuple(data.get(k) or ()) for k in ("areas", "languages", "nationalities", "channels")})
+
+    def to_json(self) -> dict[str, list[str]]:
+        return {"areas": list(self.areas), "languages": list(self.languages),
+                "nationalities": list(self.nationalities), "channels": list(self.channels)}
+
+
+def message_for(texts_by_language: dict[str, str], language: str, default: str, check_in: bool) -> str:
+    """The text one recipient gets: their language, else the default, with the check-in question."""
+    text = texts_by_language.get(language) or texts_by_language.get(default) or next(iter(texts_by_language.values()))
+    if check_in:
+        text = f"{text}\n{gettext_for(language if language in texts_by_language else default, texts.CHECKIN_QUESTION)}"
+    return text
+
+
+def audience_query(gazetteer: Gazetteer, audience: Audience):  # type: ignore[no-untyped-def]
+    """Registrants a broadcast reaches with their reachable identities (one row per identity)."""
+    r, i = schema.registrants.c, schema.identities.c
+    query = (select(r.id, r.language, i.id.label("identity_id"), i.last_channel, i.preferred_channel,
+                    i.address_ct, i.bidx, i.last_used_at)
+             .join(schema.identities, i.registrant_id == r.id)
+             .where(r.consented.is_(True), r.opted_out.is_(False), r.area_id.is_not(None), i.reachable.is_(True),
+                    i.address_ct != b""))
+    if audience.areas:
+        query = query.where(r.area_id.in_(sorted(gazetteer.descendants(list(audience.areas)))))
+    if audience.languages:
+        query = query.where(r.language.in_(audience.languages))
+    if audience.nationalities:
+        query = query.where(r.nationality.in_([n.upper() for n in audience.nationalities]))
+    if audience.channels:
+        query = query.where(i.last_channel.in_(audience.channels))
+    return query
+
+
+def pick(rows: Iterable[Any]) -> dict[int, Any]:
+    """One identity per registrant: the one they used last."""
+    chosen: dict[int, Any] = {}
+    for row in rows:
+        seen = chosen.get(row.id)
+        if seen is None or row.last_used_at > seen.last_used_at:
+            chosen[row.id] = row
+    return chosen
+
+
+async def create(db: Database, *, texts_by_language: dict[str, str], audience: Audience, check_in: bool,
+                 send_at: datetime | None, remind_after_minutes: int | None, created_by: str) -> int:
+    """Store a broadcast to send now or at ``send_at``; the runner fans it out."""
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        broadcast_id = (await conn.execute(schema.broadcasts.insert().values(
+            texts=texts_by_language, audience=audience.to_json(), check_in=check_in, send_at=send_at or now,
+            remind_after_minutes=remind_after_minutes, status="scheduled", cursor=0, created_by=created_by,
+            created_at=now))).inserted_primary_key[0]
+        await audit.append(conn, created_by, "broadcast.created", str(broadcast_id),
+                           {"languages": sorted(texts_by_language), "check_in": check_in})
+    return int(broadcast_id)
+
+
+async def due(db: Database) -> list[int]:
+    """Broadcasts whose time has come and that are not finished (including ones a crash interrupted)."""
+    b = schema.broadcasts.c
+    async with db.read() as conn:
+        rows = await conn.execute(select(b.id).where(b.status.in_(("scheduled", "sending")),
+                                                      b.send_at <= datetime.now(UTC)).order_by(b.send_at))
+        return [int(x) for x in rows.scalars().all()]
+
+
+async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broadcast_id: int,
+                        default_language: str, batch: int = BATCH) -> int | None:
+    """Queue the next batch of recipients; returns how many, or None when the broadcast is done."""
+    b = schema.broadcasts.c
+    async with db.write() as conn:
+        query = select(schema.broadcasts).where(b.id == broadcast_id)
+        if not db.sqlite:
+            query = query.with_for_update()  # one runner per batch, even with several workers
+        broadcast = (await conn.execute(query)).first()
+        if broadcast is None or broadcast.status not in ("scheduled", "sending"):
+            return None
+        audience = Audience.from_json(broadcast.audience)
+        r = schema.registrants.c
+        ids = (await conn.execute(
+            audience_query(gazetteer, audience).with_only_columns(r.id).distinct()
+            .where(r.id > broadcast.cursor).order_by(r.id).limit(batch))).scalars().all()
+        now = datetime.now(UTC)
+        if not ids:
+            await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id)
+                               .values(status="sent", finished_at=now))
+            await audit.append(conn, "system", "broadcast.sent", str(broadcast_id))
+            return None
+        rows = (await conn.execute(audience_query(gazetteer, audience).where(r.id.in_(ids)))).all()
+        chosen = pick(rows)
+        drafts: list[Draft] = []
+        members: list[tuple[int, str]] = []
+        for registrant_id in ids:
+            row = chosen[registrant_id]
+            language = row.language or default_language
+            address = keys.decrypt(row.address_ct, identity_aad({"bidx": row.bidx}))
+            text = message_for(broadcast.texts, language, default_language, broadcast.check_in)
+            buttons = check_in_buttons(language) if broadcast.check_in else ()
+            drafts.append(Draft(registrant_id, row.identity_id, row.last_channel, address, text,
+                                buttons=buttons, broadcast_id=broadcast_id))
+            members.append((registrant_id, language))
+        refs = await outbox.enqueue_returning_ids(conn, keys, drafts)
+        await conn.execute(schema.recipients.insert(), [
+            {"broadcast_id": broadcast_id, "registrant_id": rid, "outbox_id": outbox_id, "language": language,
+             "reminders_sent": 0, "last_sent_at": now}
+            for (rid, language), outbox_id in zip(members, refs, strict=True)
+        ])
+        await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id)
+                           .values(status="sending", cursor=ids[-1]))
+        return len(ids)
+
+
+def check_in_buttons(language: str) -> tuple[tuple[str, str], ...]:
+    """The two check-in answers as buttons, in ``language``."""
+    return ((f"1 {gettext_for(language, texts.BUTTON_SAFE)}", "1"),
+            (f"2 {gettext_for(language, texts.BUTTON_NEED_HELP)}", "2"))
+
+
+async def cancel(db: Database, broadcast_id: int, by: str) -> bool:
+    """Stop a broadcast: no more fan-out, queued messages withdrawn. False when unknown."""
+    b, o = schema.broadcasts.c, schema.outbox.c
+    async with db.write() as conn:
+        found = (await conn.execute(select(b.status).where(b.id == broadcast_id))).scalar()
+        if found is None:
+            return False
+        await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id, b.status.in_(("scheduled", "sending")))
+                           .values(status="cancelled", finished_at=datetime.now(UTC)))
+        await conn.execute(update(schema.outbox).where(o.broadcast_id == broadcast_id, o.status == "queued")
+                           .values(status="cancelled", updated_at=datetime.now(UTC)))
+        await audit.append(conn, by, "broadcast.cancelled", str(broadcast_id))
+    return True
+
+
+async def summary(conn: AsyncConnection, broadcast_id: int) -> dict[str, Any] | None:
+    """The broadcast's state and tallies, as the API shows them."""
+    b = schema.broadcasts.c
+    broadcast = (await conn.execute(select(schema.broadcasts).where(b.id == broadcast_id))).first()
+    if broadcast is None:
+        return None
+    rc, o = schema.recipients.c, schema.outbox.c
+    counted = (await conn.execute(
+        select(
+            func.count(),
+            func.sum(case((o.status.in_(("queued", "claimed")), 1), else_=0)),
+            func.sum(case((o.status.in_(SENT_STATES), 1), else_=0)),
+            func.sum(case((o.status.in_(("delivered", "read")), 1), else_=0)),
+            func.sum(case((o.status.in_(("failed", "undelivered")), 1), else_=0)),
+            func.sum(case((rc.answer == "safe", 1), else_=0)),
+            func.sum(case((rc.answer == "need_help", 1), else_=0)),
+        ).select_from(schema.recipients.outerjoin(schema.outbox, o.id == rc.outbox_id))
+        .where(rc.broadcast_id == broadcast_id)
+    )).one()
+    recipients, queued, sent, delivered, failed, safe, need_help = (int(x or 0) for x in counted)
+    counts = {"recipients": recipients, "queued": queued, "sent": sent, "delivered": delivered, "failed": failed}
+    if broadcast.check_in:
+        counts.update(safe=safe, need_help=need_help, no_reply=recipients - safe - need_help)
+    return {
+        "id": broadcast.id, "status": broadcast.status, "check_in": broadcast.check_in,
+        "texts": broadcast.texts, "audience": broadcast.audience,
+        "send_at": iso(broadcast.send_at), "created_at": iso(broadcast.created_at),
+        "created_by": broadcast.created_by, "remind_after_minutes": broadcast.remind_after_minutes,
+        "counts": counts,
+    }
+
