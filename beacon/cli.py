@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 from beacon import config
 from beacon.logs import configure
@@ -32,12 +34,35 @@ def worker(settings: config.Settings, args: argparse.Namespace) -> int:
     """Run only the sender."""
     from beacon.app import open_beacon
 
+    async def follow_keys(beacon) -> None:  # type: ignore[no-untyped-def]
+        # The web process refreshes its keys on a timer; this one must too, or it cannot open
+        # what is sealed under a key rotated in after it started (and would go on sealing under the old one).
+        from registry.keys import CHECK_SECONDS
+
+        while not beacon.stop.is_set():
+            try:
+                await beacon.keys.check(beacon.db)
+            except Exception:  # noqa: BLE001 - keep the keys we have
+                pass
+            try:
+                await asyncio.wait_for(beacon.stop.wait(), timeout=CHECK_SECONDS)
+            except TimeoutError:
+                pass
+
     async def run() -> None:
         async with open_beacon(settings) as beacon:
+            # SIGTERM (the process manager's stop) ends the loops cleanly, as it does for `serve`.
+            def stop() -> None:
+                beacon.stop.set()
+                beacon.sender.wake()
+                beacon.runner.wake()
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
             await beacon.service.recover()
             beacon.runner.start_schedule()
             try:
-                await asyncio.gather(beacon.sender.run(beacon.stop), beacon.runner.run(beacon.stop))
+                await asyncio.gather(beacon.sender.run(beacon.stop), beacon.runner.run(beacon.stop),
+                                     follow_keys(beacon))
             finally:
                 beacon.runner.stop_schedule()
 
@@ -166,9 +191,16 @@ def telegram(settings: config.Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (subcommands inherit this class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
-    p = argparse.ArgumentParser(prog="beacon", description="Crisis messaging for migrants.")
+    p = _Parser(prog="beacon", description="Crisis messaging for migrants.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="web server, sender and scheduler in one process")
     s.add_argument("--host")

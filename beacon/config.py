@@ -101,6 +101,29 @@ def _url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+def _check_areas(areas: str) -> None:
+    """Every command refuses an areas file it could not serve with, not only ``serve``."""
+    from bot.areas import Gazetteer, GazetteerError
+
+    path = Path(areas)
+    if not path.is_file():
+        raise ConfigError(f"BEACON_AREAS_FILE is not a readable file: {areas}")
+    try:
+        Gazetteer.load(path)
+    except GazetteerError as exc:
+        raise ConfigError(f"BEACON_AREAS_FILE: {exc}") from None
+
+
+def _check_keys(keys: str) -> None:
+    """A malformed BEACON_KEYS fails every command at start, not the first one that opens the data."""
+    from registry.crypto import KeyringError, MasterKeys
+
+    try:
+        MasterKeys.parse(keys)
+    except KeyringError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check the configuration; raise ConfigError with a one-line reason."""
     env = os.environ if env is None else env
@@ -112,8 +135,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("BEACON_DATABASE_URL must be sqlite:///path or postgresql://user@host:port/db")
     public_url = _url("BEACON_PUBLIC_URL", env.get("BEACON_PUBLIC_URL") or "http://127.0.0.1:8080")
     areas = env.get("BEACON_AREAS_FILE")
-    if areas and not Path(areas).is_file():
-        raise ConfigError(f"BEACON_AREAS_FILE does not exist: {areas}")
+    if areas:
+        _check_areas(areas)
     min_cell = _int(env, "BEACON_MIN_CELL", 10)
     if min_cell < 3:
         raise ConfigError("BEACON_MIN_CELL must be at least 3")
@@ -155,6 +178,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         )
 
     keys = env.get("BEACON_KEYS") or None
+    if keys:
+        _check_keys(keys)
     if mode == "production":
         missing = [n for n in ("BEACON_KEYS", "BEACON_PUBLIC_URL") if not env.get(n)]
         if env.get("TELEGRAM_BOT_TOKEN") and not env.get("TELEGRAM_WEBHOOK_SECRET"):

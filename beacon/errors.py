@@ -13,7 +13,9 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ConfigError | GazetteerError | KeyringError | TokenError):
         return str(exc)
     if isinstance(exc, OSError):
-        return f"{exc.strerror or type(exc).__name__}{': ' + str(exc.filename) if exc.filename else ''}"
+        # Some OSErrors carry no strerror (e.g. "Multiple exceptions: ..." from a failed connect): use the text.
+        reason = exc.strerror or (str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+        return f"{reason}{': ' + str(exc.filename) if exc.filename else ''}"
     name = type(exc).__name__
     if "OperationalError" in name or "ConnectionRefused" in name or "InvalidCatalogName" in name:
         return f"cannot use the database: {str(exc).splitlines()[0][:200]}"

@@ -9,6 +9,7 @@ the sender. A crash between the two leaves an unprocessed row that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 
@@ -25,6 +26,7 @@ from campaigns.outbox import Draft
 from campaigns.sender import Sender
 from channels.base import Channel, Inbound, StatusUpdate
 from registry import audit, schema, store
+from registry.crypto import KeyringError
 from registry.db import Database, insert_ignore
 from registry.keys import KeyHolder, identity_aad, inbound_aad
 
@@ -35,6 +37,9 @@ STATUS = Counter("beacon_status_callbacks_total", "Delivery status callbacks by 
 PROGRESS = {"sent": 1, "delivered": 2, "read": 3}  # delivery states that only move forward
 FAILED = ("failed", "undelivered")
 STATUS_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds; a report for an unknown id is dropped after
+STORE_BATCH = 256  # inbound messages stored per transaction at most
+PROCESS_YIELD = 0.1  # seconds background processing waits at most for webhooks being stored
+PROCESS_CONCURRENCY = 8  # messages processed at once on PostgreSQL (SQLite has one writer: 1)
 
 
 class Service:
@@ -50,14 +55,65 @@ class Service:
         self.sender = sender
         self._tasks: set[asyncio.Task[object]] = set()
         self._status_tasks: set[asyncio.Task[None]] = set()
+        self._arrivals: list[tuple[str, Inbound, asyncio.Future[store.Stored | None]]] = []
+        self._storer: asyncio.Task[None] | None = None
+        self._processing = asyncio.Semaphore(1 if db.sqlite else PROCESS_CONCURRENCY)
 
     async def receive(self, provider: str, message: Inbound) -> store.Stored | None:
-        """Store one inbound message; None when it was seen before."""
-        async with self.db.write() as conn:
-            stored = await store.store_inbound(conn, self.keys.ring, provider, message,
-                                               lambda table, **v: insert_ignore(self.db, table, **v))
+        """Store one inbound message; None when it was seen before.
+
+        Messages arriving together share one transaction (group commit): each caller gets its
+        answer once that transaction has committed, so a webhook is still answered only after its
+        message is stored, but a burst costs one commit instead of one per message.
+        """
+        await self.keys.check(self.db)  # follow a key rotation done by another process
+        future: asyncio.Future[store.Stored | None] = asyncio.get_running_loop().create_future()
+        self._arrivals.append((provider, message, future))
+        if self._storer is None or self._storer.done():
+            self._storer = asyncio.create_task(self._store_arrivals())
+        stored = await future
         INBOUND.labels(message.channel, "stored" if stored else "duplicate").inc()
         return stored
+
+    async def _store_arrivals(self) -> None:
+        """Store everything that arrived, batch after batch, until nothing is waiting."""
+        try:
+            while self._arrivals:
+                batch, self._arrivals = self._arrivals[:STORE_BATCH], self._arrivals[STORE_BATCH:]
+                try:
+                    results: list[store.Stored | None | BaseException] = list(await self._store(batch))
+                except Exception:  # noqa: BLE001 - one bad message must not fail the others: one by one
+                    results = []
+                    for item in batch:
+                        try:
+                            results.extend(await self._store([item]))
+                        except Exception as exc:  # noqa: BLE001 - handed to that message's caller
+                            results.append(exc)
+                for (_, _, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            for _, _, future in self._arrivals:  # only if this task itself was cancelled
+                if not future.done():
+                    future.set_exception(RuntimeError("inbound storage stopped"))
+
+    async def _store(self, batch: list[tuple[str, Inbound, asyncio.Future[store.Stored | None]]]
+                     ) -> list[store.Stored | None]:
+        ignore = lambda table, **v: insert_ignore(self.db, table, **v)  # noqa: E731
+        async with self.db.write() as conn:
+            return [await store.store_inbound(conn, self.keys.ring, provider, message, ignore)
+                    for provider, message, _ in batch]
+
+    async def _inbound_first(self) -> None:
+        """Let waiting webhooks store first (at most PROCESS_YIELD seconds): the bot can wait, Twilio cannot."""
+        storer = self._storer
+        if storer is not None and not storer.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(storer), PROCESS_YIELD)
 
     def process_later(self, provider: str, stored: store.Stored, message: Inbound) -> None:
         """Process after the webhook has been answered."""
@@ -67,7 +123,9 @@ class Service:
 
     async def _process_and_acknowledge(self, provider: str, stored: store.Stored, message: Inbound) -> None:
         try:
-            await self.process(stored.inbound_id)
+            async with self._processing:  # in arrival order, one at a time on SQLite's single writer
+                await self._inbound_first()
+                await self.process(stored.inbound_id)
         except Exception:  # noqa: BLE001 - the row stays unprocessed and recover() retries it
             log.exception("process.failed", inbound_id=stored.inbound_id)
         channel = self.channels.get(provider)
@@ -79,6 +137,17 @@ class Service:
 
     async def process(self, inbound_id: int) -> list[Reply]:
         """Run the conversation for one stored message and queue its replies (one transaction)."""
+        await self.keys.check(self.db)
+        try:
+            return await self._process(inbound_id)
+        except KeyringError:
+            # Another process rotated the data key and re-sealed rows under it before this one noticed:
+            # the transaction rolled back, so load the keys and run the message again (a real tampering
+            # fails again and is raised).
+            await self.keys.refresh(self.db)
+            return await self._process(inbound_id)
+
+    async def _process(self, inbound_id: int) -> list[Reply]:
         started = time.perf_counter()
         keys = self.keys.ring
         i = schema.inbound.c
@@ -112,6 +181,8 @@ class Service:
                 elif isinstance(effect, Decline):
                     await store.forget(conn, row.registrant_id)
                     await audit.append(conn, "system", "consent.refused", str(row.registrant_id))
+                    # The reply is not linked to the marker, so the sender empties it once it has left.
+                    registrant_id = identity_id = None
                     saved = False
                 elif isinstance(effect, Erase):
                     await store.erase(conn, row.registrant_id)

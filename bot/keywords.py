@@ -13,9 +13,14 @@ from functools import cache
 from bot import texts
 from bot.i18n import LANGUAGES, gettext_for
 
-# Arabic-script letters people type interchangeably (hamza forms, Persian/Urdu yeh and kaf).
+# Letters people type interchangeably: Arabic-script variants (hamza forms, Persian/Urdu yeh and kaf), and the
+# Turkish dotless ı ("hayır" is "HAYIR", whose case fold is "hayir").
 _FOLD = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ی": "ي", "ې": "ي", "ک": "ك", "ة": "ه",
-                       "ـ": None})
+                       "ـ": None, "ı": "i"})
+# Ethiopic digits one to nine (U+1369..U+1371) have a digit value but no decimal one.
+_ETHIOPIC_DIGITS = range(0x1369, 0x1372)
+# The longest keyword, in words ("نیاز به کمک"): phrases up to this length are looked up whole.
+_MAX_WORDS = 3
 _PUNCTUATION_EDGES = " .,;:!?¡¿\"'«»()[]{}-_*#/\\|…،؛؟।"
 
 
@@ -26,14 +31,18 @@ def _strip_mark(base: str) -> bool:
 
 
 def normalise(text: str) -> str:
-    """Canonical form for matching: NFKC, casefold, no accents, ASCII digits, single spaces."""
+    """Canonical form for matching: NFKC, casefold, no accents or invisible marks, ASCII digits, single spaces."""
     decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold())
     out: list[str] = []
     base = " "
     for char in decomposed:
         if unicodedata.category(char) == "Mn" and _strip_mark(base):
             continue
+        if unicodedata.category(char) == "Cf":  # zero-width (non-)joiners and direction marks: invisible
+            continue
         digit = unicodedata.decimal(char, None)
+        if digit is None and ord(char) in _ETHIOPIC_DIGITS:
+            digit = unicodedata.digit(char)
         if digit is not None:
             char = str(digit)
         elif not unicodedata.combining(char):
@@ -114,10 +123,10 @@ def classify(text: str, language: str | None, *, fuzzy: bool = True) -> Intent:
     if len(words) == 1 and words[0].isdigit():
         return Intent(number=int(words[0]), text=trimmed)
     table = keyword_table(language) if language else any_language_table()
-    if len(words) >= 2:
-        command = table.get(words[0] + words[1])
+    for size in range(min(len(words), _MAX_WORDS), 1, -1):
+        command = table.get("".join(words[:size]))
         if command:
-            return Intent(command=command, text=trimmed, rest=" ".join(words[2:]))
+            return Intent(command=command, text=trimmed, rest=" ".join(words[size:]))
     command = _lookup(words[0], table, fuzzy and len(words) <= 2)
     if command:
         return Intent(command=command, text=trimmed, rest=" ".join(words[1:]))

@@ -145,8 +145,8 @@ def _after_answer(config: BotConfig, state: State) -> Transition:
 
 
 def _start_registration(config: BotConfig, state: State, message: Message) -> Transition:
-    suggested = suggest_language(message.address, message.language_hint,
-                                 state.profile.language or config.default_language)
+    suggested = state.profile.language or suggest_language(message.address, message.language_hint,
+                                                           config.default_language)
     menu = _language_menu(state, suggested)
     fresh = replace(state, step=Step.LANGUAGE, menu=menu, editing=None, resume=None,
                     profile=replace(state.profile, language=suggested))
@@ -154,6 +154,13 @@ def _start_registration(config: BotConfig, state: State, message: Message) -> Tr
 
 
 # --------------------------------------------------------------------------- commands
+
+def _settled(state: State) -> State:
+    """A command ends a registered person's pending question or edit: they are back at idle."""
+    if state.registered and state.step is not Step.IDLE:
+        return replace(state, step=Step.IDLE, menu=(), editing=None, resume=None)
+    return state
+
 
 def on_join(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     if state.registered:
@@ -163,14 +170,14 @@ def on_join(config: BotConfig, state: State, message: Message, intent: Intent) -
 
 def on_start(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     if state.opted_out and state.registered:
-        return Transition(replace(state, opted_out=False), (_say(config, state.language, texts.RESUMED),))
+        return Transition(replace(_settled(state), opted_out=False), (_say(config, state.language, texts.RESUMED),))
     return on_join(config, replace(state, opted_out=False), message, intent)
 
 
 def on_stop(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     language = state.profile.language or suggest_language(message.address, message.language_hint,
                                                           config.default_language)
-    return Transition(replace(state, opted_out=True), (_say(config, language, texts.STOPPED),))
+    return Transition(replace(_settled(state), opted_out=True), (_say(config, language, texts.STOPPED),))
 
 
 def on_help(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
@@ -192,7 +199,7 @@ def on_update(config: BotConfig, state: State, message: Message, intent: Intent)
 
 def on_lang(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     resume = state.resume if state.step is Step.LANGUAGE else state.step
-    return ask(config, state, Step.LANGUAGE, resume=resume)
+    return ask(config, state, Step.LANGUAGE, editing=state.editing, resume=resume)
 
 
 def on_delete(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
@@ -209,7 +216,7 @@ def on_mydata(config: BotConfig, state: State, message: Message, intent: Intent)
         lines += [f"{label}: {value}" for label, value in describe(config, state, language)]
     if not state.addresses and len(lines) == 1:
         return Transition(state, (_say(config, language, texts.NOT_REGISTERED),))
-    return Transition(state, tuple(Reply(chunk) for chunk in pack(lines)))
+    return Transition(_settled(state), tuple(Reply(chunk) for chunk in pack(lines)))
 
 
 def describe(config: BotConfig, state: State, language: str) -> list[tuple[str, str]]:
@@ -268,13 +275,13 @@ def at_language(config: BotConfig, state: State, message: Message, intent: Inten
     if chosen is None:
         return Transition(state, (_say(config, state.language, texts.LANGUAGE_UNKNOWN), _language_list(state.menu)))
     state = replace(state, profile=replace(state.profile, language=chosen), menu=())
-    if state.resume is not None and state.registered:
-        resume = state.resume
-        if resume in (Step.LANGUAGE, Step.NEW, Step.CONFIRM_DELETE, Step.UPDATE_MENU):
-            resume = Step.IDLE
+    if state.registered:
+        # Back to the question LANG interrupted (keeping an UPDATE edit), else to idle.
         confirmed = Reply(gettext_for(chosen, texts.LANGUAGE_SET))
-        return _then(confirmed, ask(config, replace(state, resume=None), resume) if resume is not Step.IDLE
-                     else Transition(replace(state, step=Step.IDLE, resume=None, editing=None)))
+        resume = state.resume
+        if resume is not None and resume in (Step.AREA, *OPTIONAL):
+            return _then(confirmed, ask(config, replace(state, resume=None), resume, editing=state.editing))
+        return Transition(replace(state, step=Step.IDLE, resume=None, editing=None), (confirmed,))
     if state.consented:
         return _then(Reply(gettext_for(chosen, texts.LANGUAGE_SET)), ask(config, state, Step.AREA))
     return ask(config, state, Step.CONSENT)
@@ -334,7 +341,8 @@ def _optional(parse: Callable[[BotConfig, State, Message, Intent], object], inva
 
 def _parse_name(config: BotConfig, state: State, message: Message, intent: Intent) -> str | None:
     name = " ".join(intent.text.split())
-    if not name or len(name) > 40 or any(ch.isdigit() for ch in name) or "@" in name:
+    if (not name or len(name) > 40 or not any(ch.isalpha() for ch in name) or any(ch.isdigit() for ch in name)
+            or "@" in name):
         return None
     return name
 
@@ -392,7 +400,10 @@ def at_confirm_delete(config: BotConfig, state: State, message: Message, intent:
         back = state.resume if state.resume not in (None, Step.CONFIRM_DELETE) else Step.NEW
         if back is Step.NEW and state.registered:
             back = Step.IDLE
-        return Transition(replace(state, step=back, resume=None), (_say(config, language, texts.DELETE_CANCELLED),))
+        cancelled = _say(config, language, texts.DELETE_CANCELLED)
+        if back in (Step.NEW, Step.IDLE):
+            return Transition(replace(state, step=back, resume=None), (cancelled,))
+        return _then(cancelled, ask(config, replace(state, resume=None), back, editing=state.editing))
     return Transition(state, (Reply(gettext_for(language, texts.CONSENT_UNCLEAR), _yes_no(language)),))
 
 

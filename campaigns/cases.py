@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry import schema
 from registry.crypto import KeyRing
+from registry.keys import case_aad
 from registry.times import iso
 
 CATEGORIES = ("medical", "shelter", "food", "water", "documents", "evacuation", "other")
@@ -28,7 +29,7 @@ class CaseError(Exception):
 
 
 def _aad(case_id: int, field: str) -> str:
-    return f"cases.{field}:{case_id}"
+    return case_aad(field)({"id": case_id})
 
 
 async def open_case(conn: AsyncConnection, registrant_id: int, broadcast_id: int | None, area_id: str | None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -35,6 +37,7 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
     User,
+    WebhookInfo,
 )
 from telegram.constants import ChatType
 from telegram.error import (
@@ -49,7 +52,7 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from beacon.config import TelegramSettings
+from beacon.config import ConfigError, TelegramSettings
 from bot.i18n import LANGUAGES, gettext_for
 from bot.texts import N_
 from channels.base import TELEGRAM, Inbound, Outbound, Received, SendError, Sent, StatusUpdate, WebhookRejected
@@ -61,6 +64,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1024 * 1024
 MAX_TEXT = 4096  # Telegram counts UTF-16 code units; counting them is never too generous
 ALLOWED_UPDATES = ("message", "callback_query")
+PART_RETRIES = 3  # attempts at a continuation part of a split message that Telegram rate-limits
+PART_RETRY_MAX_WAIT = 30.0  # seconds; a longer flood-control pause goes back to the outbox
 CHAT_STATES = 10_000  # per-chat limiters kept, least recently used dropped first
 CONTACT_BUTTON = "📱 Share my phone number"  # Outbound carries no language, so one label for all
 
@@ -93,7 +98,7 @@ class TelegramChannel:
 
     name = "telegram"
     kinds = frozenset({TELEGRAM})
-    webhook_paths = (WEBHOOK_PATH,)
+    webhook_paths: tuple[str, ...] = (WEBHOOK_PATH,)
 
     def __init__(self, settings: TelegramSettings, *, rate_limits: bool = True) -> None:
         self._settings = settings
@@ -156,16 +161,24 @@ class TelegramChannel:
         async with state.lock:
             for index, part in enumerate(parts):
                 markup = reply_markup(message) if index == len(parts) - 1 else None
-                if self._rate_limits:
-                    await state.limiter.acquire()
-                    await self._overall.acquire()
-                try:
-                    sent = await bot.send_message(chat_id, part, reply_markup=markup)
-                except TelegramError as exc:
-                    error = send_error(exc)
-                    log.info("telegram.send_failed", outbox_id=message.outbox_id, code=error.code, part=index)
-                    raise error from exc
-        return Sent(provider_id=f"{chat_id}:{sent.message_id}", status="sent")
+                for attempt in itertools.count(1):
+                    if self._rate_limits:
+                        await state.limiter.acquire()
+                        await self._overall.acquire()
+                    try:
+                        sent = await bot.send_message(chat_id, part, reply_markup=markup)
+                        break
+                    except TelegramError as exc:
+                        error = send_error(exc)
+                        log.info("telegram.send_failed", outbox_id=message.outbox_id, code=error.code, part=index)
+                        # Once a part has left, retrying the whole message from the outbox would repeat it:
+                        # wait out a short flood-control pause here instead.
+                        wait = error.retry_after
+                        if index == 0 or wait is None or wait > PART_RETRY_MAX_WAIT or attempt >= PART_RETRIES:
+                            raise error from exc
+                    await asyncio.sleep(wait)
+        # outbox.provider_id is stored in clear: the outbox row and Telegram's message id, never the chat id
+        return Sent(provider_id=f"{message.outbox_id}:{sent.message_id}", status="sent")
 
     def fallback_for(self, update: StatusUpdate, original: Outbound) -> Outbound | None:
         """Telegram reports no delivery failures to fall back from."""
@@ -397,15 +410,36 @@ def _quiet_library_loggers() -> None:
             logger.setLevel(level)
 
 
-async def set_webhook(settings: TelegramSettings, public_url: str) -> None:
-    """Point Telegram at ``public_url``/webhooks/telegram with our secret token."""
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def webhook_url(public_url: str) -> str:
+    """Where Telegram posts updates; ConfigError unless it is HTTPS (plain HTTP only for a local Bot API server)."""
+    parts = urlsplit(public_url)
+    if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
+        raise ConfigError(f"BEACON_PUBLIC_URL must be an https URL for Telegram webhooks, got {public_url!r}")
+    return public_url.rstrip("/") + WEBHOOK_PATH
+
+
+def check_secret(secret: str) -> None:
+    """ConfigError unless Telegram accepts ``secret`` as a webhook secret_token."""
+    if not _SECRET_TOKEN.fullmatch(secret):
+        raise ConfigError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+
+
+async def set_webhook(settings: TelegramSettings, public_url: str) -> WebhookInfo:
+    """Point Telegram at ``public_url``/webhooks/telegram with our secret token; what getWebhookInfo then says."""
+    url = webhook_url(public_url)
+    check_secret(settings.webhook_secret)
     async with _bot_session(settings) as bot:
         await bot.set_webhook(
-            url=public_url.rstrip("/") + WEBHOOK_PATH,
+            url=url,
             secret_token=settings.webhook_secret,
             allowed_updates=list(ALLOWED_UPDATES),
             drop_pending_updates=False,
         )
+        return await bot.get_webhook_info()
 
 
 async def delete_webhook(settings: TelegramSettings) -> None:

@@ -20,6 +20,10 @@ from registry import schema
 
 GENESIS = "0" * 64
 log = structlog.get_logger("beacon.audit")
+# Built once: every consent and profile change appends an entry.
+_LOCK = text("SELECT pg_advisory_xact_lock(7466354)")
+_LAST = select(schema.audit_log.c.seq, schema.audit_log.c.hash).order_by(schema.audit_log.c.seq.desc()).limit(1)
+_INSERT = schema.audit_log.insert()
 
 
 def _digest(seq: int, at: str, actor: str, action: str, subject: str | None, detail: str, prev: str) -> str:
@@ -31,17 +35,15 @@ async def append(conn: AsyncConnection, actor: str, action: str, subject: str | 
                  detail: dict[str, object] | None = None) -> int:
     """Add one entry inside the caller's transaction; returns its sequence number."""
     if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(7466354)"))
-    last = (await conn.execute(
-        select(schema.audit_log.c.seq, schema.audit_log.c.hash).order_by(schema.audit_log.c.seq.desc()).limit(1)
-    )).first()
+        await conn.execute(_LOCK)
+    last = (await conn.execute(_LAST)).first()
     seq = (last.seq + 1) if last else 1
     prev = last.hash if last else GENESIS
     at = datetime.now(UTC)
     body = json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     digest = _digest(seq, at.isoformat(), actor, action, subject, body, prev)
-    await conn.execute(schema.audit_log.insert().values(
-        seq=seq, at=at, actor=actor, action=action, subject=subject, detail=body, prev_hash=prev, hash=digest))
+    await conn.execute(_INSERT, {"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject,
+                                 "detail": body, "prev_hash": prev, "hash": digest})
     # The hash in the service log is an outside anchor: truncating the table's tail shows against it.
     log.info("audit.appended", seq=seq, action=action, hash=digest)
     return seq

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry import schema
@@ -24,20 +26,35 @@ async def _create(conn: AsyncConnection, master: MasterKeys, purpose: str, activ
     return key_id
 
 
+# How often a running process looks whether another one rotated the data key (see KeyHolder.check).
+CHECK_SECONDS = 1.0
+
+
+def _order():  # type: ignore[no-untyped-def]
+    return (schema.data_keys.c.created_at, schema.data_keys.c.id)
+
+
 async def load_keyring(db: Database, master: MasterKeys) -> KeyRing:
-    """Unwrap the data keys (creating the first ones on a new database)."""
+    """Unwrap the data keys (creating the first ones on a new database).
+
+    Every process must pick the same keys, even if two of them raced to create the first ones
+    or two rotations ran at once: the index key is the oldest, the active data key the newest active.
+    """
     async with db.write() as conn:
-        rows = (await conn.execute(select(schema.data_keys))).all()
+        if not db.sqlite:
+            # Two processes starting on an empty database must not both create an index key.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(7466355)"))
+        rows = (await conn.execute(select(schema.data_keys).order_by(*_order()))).all()
         if not rows:
             await _create(conn, master, "data", active=True)
             await _create(conn, master, "index", active=True)
-            rows = (await conn.execute(select(schema.data_keys))).all()
+            rows = (await conn.execute(select(schema.data_keys).order_by(*_order()))).all()
     data: dict[str, bytes] = {}
     active = index = None
     for row in rows:
         key = master.unwrap(row.master_key_id, row.wrapped, row.id)
         if row.purpose == "index":
-            index = key
+            index = index or key
         else:
             data[row.id] = key
             if row.active:
@@ -47,9 +64,20 @@ async def load_keyring(db: Database, master: MasterKeys) -> KeyRing:
     return KeyRing(data, active, index)
 
 
+async def active_key_id(db: Database) -> str | None:
+    """The id of the data key new values are sealed under (the same choice as load_keyring's)."""
+    k = schema.data_keys.c
+    async with db.read() as conn:
+        return (await conn.execute(select(k.id).where(k.purpose == "data", k.active.is_(True))
+                                   .order_by(k.created_at.desc(), k.id.desc()).limit(1))).scalar()
+
+
 async def rotate(db: Database, master: MasterKeys) -> str:
     """Make a new data key active; running processes pick it up on their next key refresh."""
     async with db.write() as conn:
+        # Master keys that do not open the existing keys must not add an active key nobody else can open.
+        for row in (await conn.execute(select(schema.data_keys))).all():
+            master.unwrap(row.master_key_id, row.wrapped, row.id)
         await conn.execute(update(schema.data_keys).where(schema.data_keys.c.purpose == "data").values(active=False))
         return await _create(conn, master, "data", active=True)
 
@@ -86,12 +114,22 @@ def outbox_aad(column: str) -> Callable[[dict[str, object]], str]:
     return aad
 
 
+def case_aad(field: str) -> Callable[[dict[str, object]], str]:
+    """The associated data of a case's sealed ``details`` or ``notes`` (as campaigns.cases forms it)."""
+    def aad(row: dict[str, object]) -> str:
+        return f"cases.{field}:{row['id']}"
+
+    return aad
+
+
 SEALED = (
     Sealed("identities", "address_ct", ("id",), identity_aad, ("bidx",)),
     Sealed("profile_secrets", "value_ct", ("registrant_id", "field"), secret_aad),
     Sealed("inbound", "body_ct", ("id",), inbound_aad, ("provider", "provider_id")),
     Sealed("outbox", "address_ct", ("id",), outbox_aad("address"), ("ref",)),
     Sealed("outbox", "body_ct", ("id",), outbox_aad("body"), ("ref",)),
+    Sealed("cases", "details_ct", ("id",), case_aad("details")),
+    Sealed("cases", "notes_ct", ("id",), case_aad("notes")),
 )
 
 
@@ -110,37 +148,93 @@ async def rewrap(db: Database, master: MasterKeys) -> int:
     return changed
 
 
-async def reencrypt(db: Database, keyring: KeyRing, batch: int = 500) -> int:
-    """Re-seal every value not under the active key, in short transactions; returns the count."""
-    total = 0
+async def _reencrypt_pass(db: Database, keyring: KeyRing, batch: int) -> tuple[int, int]:
+    """One scan of every sealed column; re-seals what is not under the active key.
+
+    Returns (re-sealed, stale seen): a value skipped because a writer held it is left for the next pass.
+    """
+    total = seen = 0
     for sealed in SEALED:
         table = schema.metadata.tables[sealed.table]
         column = table.c[sealed.column]
+        key_columns = [table.c[k] for k in sealed.key]
         columns = [table.c[name] for name in (*sealed.key, *sealed.extra, sealed.column)]
+        # Up to the last row that exists now: rows added meanwhile are sealed under the new key already
+        # (or are caught by the next pass), and a busy table must not keep one pass from ending.
+        async with db.read() as conn:
+            end = (await conn.execute(select(*key_columns).order_by(*(c.desc() for c in key_columns)).limit(1))).first()
+        if end is None:
+            continue
         last: tuple[object, ...] | None = None
         while True:
-            query = select(*columns).where(column.is_not(None)).order_by(*(table.c[k] for k in sealed.key)).limit(batch)
+            query = (select(*columns).where(column.is_not(None), tuple_(*key_columns) <= tuple_(*end))
+                     .order_by(*key_columns).limit(batch))
             if last is not None:
-                query = query.where(tuple_(*(table.c[k] for k in sealed.key)) > tuple_(*last))
+                query = query.where(tuple_(*key_columns) > tuple_(*last))
             async with db.read() as conn:
                 rows = [dict(r._mapping) for r in (await conn.execute(query)).all()]
             if not rows:
                 break
             last = tuple(rows[-1][k] for k in sealed.key)
             stale = [r for r in rows if r[sealed.column] and keyring.key_id_of(r[sealed.column]) != keyring.active]
+            seen += len(stale)
             if not stale:
                 continue
             async with db.write() as conn:
+                if not db.sqlite:
+                    # Never wait for a row a live transaction holds (that could deadlock with it): skip it,
+                    # the next pass comes back for it.
+                    locked = select(*key_columns).where(
+                        tuple_(*key_columns).in_([tuple(r[k] for k in sealed.key) for r in stale])
+                    ).with_for_update(skip_locked=True)
+                    mine = {tuple(r) for r in (await conn.execute(locked)).all()}
+                    stale = [r for r in stale if tuple(r[k] for k in sealed.key) in mine]
                 for row in stale:
                     aad = sealed.aad(row)
                     fresh = keyring.encrypt(keyring.decrypt(row[sealed.column], aad), aad)
+                    # Only if nobody changed the value meanwhile: a concurrent write wins and is re-sealed next pass.
                     where = [table.c[k] == row[k] for k in sealed.key] + [column == row[sealed.column]]
                     result = await conn.execute(update(table).where(*where).values({sealed.column: fresh}))
                     total += result.rowcount
+    return total, seen
+
+
+async def reencrypt(db: Database, keyring: KeyRing, batch: int = 500, settle: float = 2 * CHECK_SECONDS,
+                    max_passes: int = 10) -> int:
+    """Re-seal every value not under the active key, in short transactions, while others keep writing.
+
+    Running processes switch to a new key within ``CHECK_SECONDS`` of its rotation (KeyHolder.check),
+    so once the key is ``settle`` seconds old nobody seals new values under an old one; passes
+    repeat until one finds nothing left, which also catches the writes that were in flight.
+    Returns how many values were re-sealed.
+    """
+    total = 0
+    settled = False
+    for _ in range(max_passes):
+        resealed, seen = await _reencrypt_pass(db, keyring, batch)
+        total += resealed
+        if seen == 0 and settled:
+            break
+        if not settled:
+            settled = await _wait_until_settled(db, keyring.active, settle)
+        elif resealed < seen:
+            await asyncio.sleep(0.1)  # rows held by writers: give them a moment
     return total
 
 
-
+async def _wait_until_settled(db: Database, key_id: str, settle: float) -> bool:
+    """Sleep until ``key_id`` has been active for ``settle`` seconds; True once it has."""
+    k = schema.data_keys.c
+    async with db.read() as conn:
+        created = (await conn.execute(select(k.created_at).where(k.id == key_id))).scalar()
+    if created is None:
+        return True
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    age = (datetime.now(UTC) - created).total_seconds()
+    if age < settle:
+        await asyncio.sleep(settle - age)
+    return True
 
 
 class KeyHolder:
@@ -149,7 +243,22 @@ class KeyHolder:
     def __init__(self, ring: KeyRing, master: MasterKeys) -> None:
         self.ring = ring
         self.master = master
+        self._checked = time.monotonic()
 
     async def refresh(self, db: Database) -> None:
         """Reload the data keys from the database."""
         self.ring = await load_keyring(db, self.master)
+        self._checked = time.monotonic()
+
+    async def check(self, db: Database) -> None:
+        """At most every CHECK_SECONDS, a one-row look at the active key id; reload the keys if it changed.
+
+        Called before writing, so that a rotation done by another process (``beacon keys rotate``)
+        is followed within about a second, not at the next periodic refresh.
+        """
+        if time.monotonic() - self._checked < CHECK_SECONDS:
+            return
+        self._checked = time.monotonic()
+        active = await active_key_id(db)
+        if active is not None and active != self.ring.active:
+            await self.refresh(db)

@@ -58,6 +58,7 @@ registrants = Table(
     Column("share_family", Boolean, nullable=False, default=False, server_default=false()),
     Column("family_language", String(8)),
     Column("nudged_at", DateTime(timezone=True)),
+    Column("expiry_warned_at", DateTime(timezone=True)),
 )
 Index("ix_registrants_area", registrants.c.area_id)
 

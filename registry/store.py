@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.state import Profile, State, Step
@@ -41,69 +43,91 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# The statements every message runs, built once: building a statement costs several times what
+# executing it on SQLite does. Parameters are bound at execution; an UPDATE's SET clause and an
+# INSERT's columns come from the parameter names (typed by their columns), "_"-names are for WHERE.
+_r, _i, _s, _in, _c = (schema.registrants, schema.identities, schema.profile_secrets, schema.inbound,
+                       schema.consents)
+_FIND_IDENTITY = select(_i).where(_i.c.bidx == bindparam("_bidx"))
+_INSERT_INBOUND = {
+    "sqlite": sqlite_insert(_in).on_conflict_do_nothing().returning(_in.c.id),
+    "postgresql": postgresql_insert(_in).on_conflict_do_nothing().returning(_in.c.id),
+}
+_NEW_REGISTRANT = insert(_r).returning(_r.c.id)
+_NEW_IDENTITY = insert(_i).returning(_i.c.id)
+_UPDATE_IDENTITY = update(_i).where(_i.c.id == bindparam("_id"))
+_UPDATE_REGISTRANT = update(_r).where(_r.c.id == bindparam("_id"))
+_UPDATE_INBOUND = update(_in).where(_in.c.id == bindparam("_id"))
+_CONSENT_AT = (select(_c.c.given_at).where(_c.c.registrant_id == _r.c.id, _c.c.withdrawn_at.is_(None))
+               .order_by(_c.c.id.desc()).limit(1).scalar_subquery())
+_LOAD_REGISTRANT = select(_r, _CONSENT_AT.label("consent_at")).where(_r.c.id == bindparam("_id"))
+_LOAD_SECRETS = select(_s.c.field, _s.c.value_ct).where(_s.c.registrant_id == bindparam("_id"))
+_LOAD_IDENTITIES = (select(_i.c.last_channel, _i.c.bidx, _i.c.address_ct)
+                    .where(_i.c.registrant_id == bindparam("_id")).order_by(_i.c.id))
+_DELETE_SECRET = delete(_s).where(_s.c.registrant_id == bindparam("_id"), _s.c.field == bindparam("_field"))
+_INSERT_SECRET = insert(_s)
+
+
 async def find_identity(conn: AsyncConnection, keys: KeyRing, channel: str, address: str):  # type: ignore[no-untyped-def]
     """The identity row for an address, by blind index."""
     bidx = keys.blind_index(identity_kind(channel), address)
-    return (await conn.execute(select(schema.identities).where(schema.identities.c.bidx == bidx))).first()
+    return (await conn.execute(_FIND_IDENTITY, {"_bidx": bidx})).first()
 
 
 async def store_inbound(conn: AsyncConnection, keys: KeyRing, provider: str, message: Inbound,
-                        insert_ignore) -> Stored | None:  # type: ignore[no-untyped-def]
-    """Store a message once (dedupe on provider + id); find or create its registrant and identity."""
+                        insert_ignore=None) -> Stored | None:  # type: ignore[no-untyped-def]
+    """Store a message once (dedupe on provider + id); find or create its registrant and identity.
+
+    (``insert_ignore`` is no longer needed: the statement is built once per dialect; kept for callers.)
+    """
     meta = {k: v for k, v in (("opt_out", message.opt_out), ("language_hint", message.language_hint),
                               ("callback_id", message.callback_id), ("payload", message.payload)) if v}
     body = keys.encrypt(message.text, inbound_aad({"provider": provider, "provider_id": message.provider_id}))
-    result = await conn.execute(insert_ignore(
-        schema.inbound, provider=provider, provider_id=message.provider_id, channel=message.channel,
-        body_ct=body, meta=meta, received_at=message.received_at))
-    if result.rowcount == 0:
-        return None
-    inbound_id = (await conn.execute(select(schema.inbound.c.id).where(
-        schema.inbound.c.provider == provider, schema.inbound.c.provider_id == message.provider_id))).scalar_one()
-    now = _now()
     identity = await find_identity(conn, keys, message.channel, message.address)
+    inbound_id = (await conn.execute(_INSERT_INBOUND[conn.dialect.name], {
+        "provider": provider, "provider_id": message.provider_id, "channel": message.channel, "body_ct": body,
+        "meta": meta, "received_at": message.received_at,
+        "registrant_id": identity.registrant_id if identity else None, "identity_id": identity.id if identity else None,
+    })).scalar()
+    if inbound_id is None:  # seen before: the provider retried
+        return None
+    now = _now()
     if identity is None:
-        registrant_id = (await conn.execute(schema.registrants.insert().values(
-            step=Step.NEW.value, context={}, consented=False, opted_out=False, created_at=now,
-            last_seen_at=now))).inserted_primary_key[0]
+        registrant_id = (await conn.execute(_NEW_REGISTRANT, {
+            "step": Step.NEW.value, "context": {}, "consented": False, "opted_out": False, "created_at": now,
+            "last_seen_at": now})).scalar_one()
         bidx = keys.blind_index(identity_kind(message.channel), message.address)
-        identity_id = (await conn.execute(schema.identities.insert().values(
-            registrant_id=registrant_id, kind=identity_kind(message.channel), bidx=bidx,
-            address_ct=keys.encrypt(message.address, identity_aad({"bidx": bidx})),
-            last_channel=message.channel, preferred_channel=message.channel, reachable=True,
-            created_at=now, last_used_at=now))).inserted_primary_key[0]
+        identity_id = (await conn.execute(_NEW_IDENTITY, {
+            "registrant_id": registrant_id, "kind": identity_kind(message.channel), "bidx": bidx,
+            "address_ct": keys.encrypt(message.address, identity_aad({"bidx": bidx})),
+            "last_channel": message.channel, "preferred_channel": message.channel, "reachable": True,
+            "created_at": now, "last_used_at": now})).scalar_one()
+        await conn.execute(_UPDATE_INBOUND, {"_id": inbound_id, "registrant_id": registrant_id,
+                                             "identity_id": identity_id})
     else:
         registrant_id, identity_id = identity.registrant_id, identity.id
         values: dict[str, object] = {"last_channel": message.channel, "last_used_at": now, "reachable": True}
-        if not identity.address_ct:
+        if not identity.address_ct:  # an opt-out marker writing again: we may hold the address again
             values["address_ct"] = keys.encrypt(message.address, identity_aad({"bidx": identity.bidx}))
-        await conn.execute(update(schema.identities).where(schema.identities.c.id == identity_id).values(**values))
-        await conn.execute(update(schema.registrants).where(schema.registrants.c.id == registrant_id)
-                           .values(last_seen_at=now))
-    await conn.execute(update(schema.inbound).where(schema.inbound.c.id == inbound_id)
-                       .values(registrant_id=registrant_id, identity_id=identity_id))
+        await conn.execute(_UPDATE_IDENTITY, {"_id": identity_id, **values})
+        await conn.execute(_UPDATE_REGISTRANT, {"_id": registrant_id, "last_seen_at": now})
     return Stored(inbound_id, registrant_id, identity_id)
 
 
 async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int) -> State | None:
     """A registrant's conversation state with their decrypted profile and addresses."""
-    row = (await conn.execute(select(schema.registrants).where(schema.registrants.c.id == registrant_id))).first()
+    row = (await conn.execute(_LOAD_REGISTRANT, {"_id": registrant_id})).first()
     if row is None:
         return None
     secrets_ = {
         s.field: keys.decrypt(s.value_ct, secret_aad({"field": s.field, "registrant_id": registrant_id}))
-        for s in (await conn.execute(select(schema.profile_secrets).where(
-            schema.profile_secrets.c.registrant_id == registrant_id))).all()
+        for s in (await conn.execute(_LOAD_SECRETS, {"_id": registrant_id})).all()
     }
     addresses = tuple(
         (i.last_channel, keys.decrypt(i.address_ct, identity_aad({"bidx": i.bidx})))
-        for i in (await conn.execute(select(schema.identities).where(
-            schema.identities.c.registrant_id == registrant_id).order_by(schema.identities.c.id))).all()
+        for i in (await conn.execute(_LOAD_IDENTITIES, {"_id": registrant_id})).all()
         if i.address_ct
     )
-    consent_at = (await conn.execute(select(schema.consents.c.given_at).where(
-        schema.consents.c.registrant_id == registrant_id, schema.consents.c.withdrawn_at.is_(None)
-    ).order_by(schema.consents.c.id.desc()).limit(1))).scalar()
     context = row.context or {}
     return State(
         step=Step(row.step),
@@ -113,7 +137,7 @@ async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int) -
             first_name=secrets_.get("first_name"), family_contact=secrets_.get("family_contact"),
         ),
         consented=row.consented,
-        consent_at=consent_at,
+        consent_at=row.consent_at,
         opted_out=row.opted_out,
         menu=tuple(context.get("menu", ())),
         editing=context.get("editing"),
@@ -133,16 +157,15 @@ async def save_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int, b
     values.update({name: getattr(after.profile, name) for name in COARSE_FIELDS})
     if after.profile != before.profile and after.registered:
         values["confirmed_at"] = at
-    await conn.execute(update(schema.registrants).where(schema.registrants.c.id == registrant_id).values(**values))
+    await conn.execute(_UPDATE_REGISTRANT, {"_id": registrant_id, **values})
     for name in SECRET_FIELDS:
         old, new = getattr(before.profile, name), getattr(after.profile, name)
         if old == new:
             continue
-        table = schema.profile_secrets
-        await conn.execute(delete(table).where(table.c.registrant_id == registrant_id, table.c.field == name))
+        await conn.execute(_DELETE_SECRET, {"_id": registrant_id, "_field": name})
         if new is not None:
             sealed = keys.encrypt(new, secret_aad({"field": name, "registrant_id": registrant_id}))
-            await conn.execute(table.insert().values(registrant_id=registrant_id, field=name, value_ct=sealed))
+            await conn.execute(_INSERT_SECRET, {"registrant_id": registrant_id, "field": name, "value_ct": sealed})
 
 
 async def record_consent(conn: AsyncConnection, registrant_id: int, notice_version: str, language: str,
@@ -174,5 +197,5 @@ async def erase(conn: AsyncConnection, registrant_id: int) -> None:
 
 async def _erase_messages(conn: AsyncConnection, registrant_id: int) -> None:
     await conn.execute(update(schema.inbound).where(schema.inbound.c.registrant_id == registrant_id)
-                       .values(body_ct=None, registrant_id=None, identity_id=None))
+                       .values(body_ct=None, meta={}, registrant_id=None, identity_id=None))
     await conn.execute(delete(schema.outbox).where(schema.outbox.c.registrant_id == registrant_id))

@@ -247,8 +247,8 @@ async def test_acknowledge_swallows_errors_and_logs_codes_only(
 # --- send --------------------------------------------------------------------
 
 
-def outbound(text: str = "Hello", chat: int = CHAT, **kwargs: Any) -> Outbound:
-    return Outbound(outbox_id=1, channel="telegram", address=str(chat), text=text, **kwargs)
+def outbound(text: str = "Hello", chat: int = CHAT, outbox_id: int = 1, **kwargs: Any) -> Outbound:
+    return Outbound(outbox_id=outbox_id, channel="telegram", address=str(chat), text=text, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -284,7 +284,7 @@ async def test_send_keyboards(
     channel: TelegramChannel, api: TelegramDouble, message: Outbound, markup: dict[str, Any]
 ) -> None:
     sent = await channel.send(message)
-    assert sent.provider_id == f"{CHAT}:1" and sent.status == "sent"
+    assert sent.provider_id == "1:1" and sent.status == "sent"  # outbox id and message id: no chat id in clear
     [params] = api.sent_to(CHAT)
     assert params["text"] == message.text
     assert params["reply_markup"] == markup
@@ -303,12 +303,54 @@ async def test_long_text_is_split_with_buttons_on_the_last_part(channel: Telegra
     text = (line * 92)[:9000]
     sent = await channel.send(outbound(text, buttons=(Button("OK", "1"),)))
     parts = api.sent_to(CHAT)
-    assert len(parts) == 3 and sent.provider_id == f"{CHAT}:3"
+    assert len(parts) == 3 and sent.provider_id == "1:3"
     assert all(len(p["text"]) <= 4096 for p in parts)
     assert all(p["text"].endswith("details") for p in parts[:2])  # cut at a line end
     assert " ".join(p["text"] for p in parts).split() == text.split()
     assert all("reply_markup" not in p for p in parts[:2])
     assert "inline_keyboard" in parts[2]["reply_markup"]
+
+
+def rate_limit_after_first_part(api: TelegramDouble, retry_after: int) -> None:
+    """Make the double answer 429 to the call right after the first delivered sendMessage."""
+    original = api._send_message
+
+    def send_message(params: dict[str, Any]) -> web.Response:
+        response = original(params)
+        if len(api.sent_to(CHAT)) == 0:  # this one is about to be recorded as the first delivery
+            api.rate_limit_next(1, retry_after)
+        return response
+
+    api._send_message = send_message  # type: ignore[method-assign]
+
+
+async def test_rate_limited_continuation_part_is_retried_in_place(
+    channel: TelegramChannel, api: TelegramDouble
+) -> None:
+    rate_limit_after_first_part(api, 1)
+    started = time.monotonic()
+    sent = await channel.send(outbound("a" * 4096 + "b" * 10, outbox_id=9))
+    assert time.monotonic() - started >= 0.95  # waited for retry_after
+    assert [p["text"] for p in api.sent_to(CHAT)] == ["a" * 4096, "b" * 10]  # the first part went once
+    assert len(api.calls_to("sendMessage")) == 3 and sent.provider_id == "9:2"
+
+
+async def test_long_flood_pause_on_a_continuation_part_goes_back_to_the_outbox(
+    channel: TelegramChannel, api: TelegramDouble
+) -> None:
+    rate_limit_after_first_part(api, 600)
+    with pytest.raises(SendError) as caught:
+        await asyncio.wait_for(channel.send(outbound("a" * 4096 + "b" * 10)), timeout=2)
+    assert (caught.value.retry_after, caught.value.permanent) == (600.0, False)
+
+
+async def test_rate_limited_first_part_goes_back_to_the_outbox(channel: TelegramChannel, api: TelegramDouble) -> None:
+    api.rate_limit_next(1, 1)
+    started = time.monotonic()
+    with pytest.raises(SendError) as caught:
+        await channel.send(outbound("a" * 5000))
+    assert caught.value.retry_after == 1.0 and time.monotonic() - started < 0.5
+    assert api.sent_to(CHAT) == []
 
 
 @pytest.mark.parametrize(
@@ -362,10 +404,10 @@ async def test_send_errors(
 
 async def test_per_chat_limiter_spaces_a_burst(limited: TelegramChannel, api: TelegramDouble) -> None:
     started = time.monotonic()
-    burst = asyncio.gather(*(limited.send(outbound(f"Alert {n}")) for n in range(3)))
+    burst = asyncio.gather(*(limited.send(outbound(f"Alert {n}", outbox_id=n)) for n in range(3)))
     await api.wait_for(lambda: len(api.sent_to(CHAT)) == 3, timeout=5)
     assert time.monotonic() - started >= 1.5
-    assert [s.provider_id for s in await burst] == [f"{CHAT}:{n}" for n in (1, 2, 3)]
+    assert [s.provider_id for s in await burst] == [f"{n}:{n + 1}" for n in range(3)]
     assert [p["text"] for p in api.sent_to(CHAT)] == ["Alert 0", "Alert 1", "Alert 2"]
     times = [t for (method, _), t in zip(api.calls, api.call_times, strict=True) if method == "sendMessage"]
     assert all(later - earlier >= 0.8 for earlier, later in zip(times, times[1:], strict=False))
@@ -377,7 +419,7 @@ async def test_per_chat_limiter_spaces_a_burst(limited: TelegramChannel, api: Te
 
 async def test_concurrent_sends_to_different_chats(channel: TelegramChannel, api: TelegramDouble) -> None:
     chats = [CHAT + n for n in range(100)]
-    sent = await asyncio.gather(*(channel.send(outbound(f"Check-in {c}", chat=c)) for c in chats))
+    sent = await asyncio.gather(*(channel.send(outbound(f"Check-in {c}", chat=c, outbox_id=c)) for c in chats))
     assert sorted(s.provider_id for s in sent) == sorted(f"{c}:1" for c in chats)
     assert all([p["text"] for p in api.sent_to(c)] == [f"Check-in {c}"] for c in chats)
 

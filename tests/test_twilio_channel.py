@@ -327,7 +327,9 @@ ERROR_CASES: list[tuple[str, Callable[[TwilioDouble], None], dict[str, Any], tup
     ("21610 unsubscribed", _number_error(21610), {}, ("21610", True, False, True, None)),
     ("21408 region not enabled", _number_error(21408), {}, ("21408", True, False, False, None)),
     ("other 400", _fail(400, 21606), {}, ("21606", True, False, False, None)),
-    ("wrong credentials 401", lambda api: None, {"auth_token": "0" * 32}, ("20003", True, False, False, None)),
+    # Credentials being rotated: retried, never a permanent failure of the queued message.
+    ("wrong credentials 401", lambda api: None, {"auth_token": "0" * 32}, ("20003", False, False, False, None)),
+    ("401 without a code", _fail(401, 0), {}, ("401", False, False, False, None)),
     ("429 with Retry-After", lambda api: api.rate_limit_next(1, 2), {}, ("20429", False, False, False, 2.0)),
     ("429 without Retry-After", lambda api: api.rate_limit_next(1), {}, ("20429", False, False, False, None)),
     ("503 outage", lambda api: api.outage(True), {}, ("20503", False, False, False, None)),
@@ -403,6 +405,16 @@ async def test_rate_limit_spacing(
     arrivals = sorted(m.arrived for m in double.messages)
     assert len(arrivals) == count
     assert at_least <= arrivals[-1] - arrivals[0] <= at_most
+
+
+async def test_whatsapp_sender_defaults_to_80_per_second(double: TwilioDouble, make_channel: MakeChannel) -> None:
+    channel = await make_channel(rate_limits=True)
+    started = time.monotonic()
+    await asyncio.gather(*(channel.send(outbound("whatsapp", outbox_id=i)) for i in range(120)))
+    arrivals = sorted(m.arrived for m in double.messages)
+    assert len(arrivals) == 120
+    # A burst of 80, then 80 a second: the last 40 need about half a second, not the long code's 40.
+    assert 0.3 <= arrivals[-1] - started <= 2.0
 
 
 async def test_senders_have_separate_limits(double: TwilioDouble, make_channel: MakeChannel) -> None:

@@ -96,11 +96,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('share_family', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.add_column(sa.Column('family_language', sa.String(length=8), nullable=True))
         batch_op.add_column(sa.Column('nudged_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('expiry_warned_at', sa.DateTime(timezone=True), nullable=True))
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('registrants', schema=None) as batch_op:
+        batch_op.drop_column('expiry_warned_at')
         batch_op.drop_column('nudged_at')
         batch_op.drop_column('family_language')
         batch_op.drop_column('share_family')

@@ -1,0 +1,78 @@
+"""Retention: keep nothing longer than needed.
+
+The policy is applied by ``beacon retention run`` and by the scheduler. Each
+run writes one audit entry with counts only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select, update
+
+from registry import audit, schema, store
+from registry.db import Database
+
+MONTH = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How long each kind of data is kept."""
+
+    profile_months: int = 24  # a profile not confirmed for this long is erased
+    warning_days: int = 30  # the registrant is warned this long before
+    message_days: int = 90  # message bodies (inbound and outbox)
+    case_months: int = 12  # closed cases
+    lookup_days: int = 1  # STATUS look-up records (only kept for the guessing limit)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one run did, in counts."""
+
+    profiles_erased: int
+    warnings_due: list[int]
+    inbound_bodies: int
+    outbox_bodies: int
+    cases: int
+    lookups: int
+
+    def counts(self) -> dict[str, int]:
+        return {"profiles_erased": self.profiles_erased, "warnings": len(self.warnings_due),
+                "inbound_bodies": self.inbound_bodies, "outbox_bodies": self.outbox_bodies,
+                "cases": self.cases, "lookups": self.lookups}
+
+
+async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Report:
+    """Apply the policy once; returns the registrants who are due a warning (the caller sends it)."""
+    now = now or datetime.now(UTC)
+    r, i, o, c = schema.registrants.c, schema.inbound.c, schema.outbox.c, schema.cases.c
+    expiry = now - policy.profile_months * MONTH
+    async with db.write() as conn:
+        stale = (await conn.execute(select(r.id).where(
+            r.consented.is_(True), r.confirmed_at < expiry))).scalars().all()
+        for registrant_id in stale:
+            await store.erase(conn, registrant_id)
+        warn_before = expiry + timedelta(days=policy.warning_days)
+        due = (await conn.execute(select(r.id).where(
+            r.consented.is_(True), r.confirmed_at < warn_before, r.confirmed_at >= expiry,
+            (r.expiry_warned_at.is_(None)) | (r.expiry_warned_at < r.confirmed_at)))).scalars().all()
+        if due:
+            await conn.execute(update(schema.registrants).where(r.id.in_(due)).values(expiry_warned_at=now))
+        bodies_before = now - timedelta(days=policy.message_days)
+        inbound = await conn.execute(update(schema.inbound).where(
+            i.received_at < bodies_before, i.body_ct.is_not(None)).values(body_ct=None))
+        outbound = await conn.execute(update(schema.outbox).where(
+            o.created_at < bodies_before, o.body_ct.is_not(None),
+            o.status.in_(("sent", "delivered", "read", "failed", "undelivered", "cancelled"))
+        ).values(body_ct=None, address_ct=None))
+        cases = await conn.execute(delete(schema.cases).where(
+            c.status == "closed", c.closed_at < now - policy.case_months * MONTH))
+        lookups = await conn.execute(delete(schema.status_lookups).where(
+            schema.status_lookups.c.at < now - timedelta(days=policy.lookup_days)))
+        report = Report(len(stale), [int(x) for x in due], inbound.rowcount, outbound.rowcount, cases.rowcount,
+                        lookups.rowcount)
+        await audit.append(conn, "system", "retention.run", None, report.counts())
+    return report

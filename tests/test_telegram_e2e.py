@@ -1,0 +1,385 @@
+"""Telegram end to end: a Bot API update posted to the running app -> the replies the Bot API double received.
+
+The real app (``start_beacon(telegram=True)``) talks to tests/doubles/telegram_api.py through
+python-telegram-bot; the CLI is run as a subprocess against the same double.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import secrets
+import sys
+import time
+import unicodedata
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import texts
+from bot.i18n import LANGUAGES, gettext_for
+from channels.telegram import COMMANDS
+from registry import schema
+from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN, Running, StartBeacon
+from tests.doubles.telegram_api import TelegramDouble, callback_update, message_update
+
+# PTB 22 itself warns, while building RetryAfter, that retry_after will become a timedelta.
+pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
+
+BEACON_SCRIPT = Path(sys.executable).with_name("beacon")
+PUBLIC_URL = "https://beacon.example.org"
+PHONE = "+447700900123"  # a GB number: English is suggested over SMS, as language_code "en" does over Telegram
+_update_ids = itertools.count(1000)
+
+
+# --- helpers -----------------------------------------------------------------------------------------------------
+
+
+async def count(beacon: Running, table: Any, *where: Any) -> int:
+    async with beacon.beacon.db.read() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table).where(*where))).scalar_one())
+
+
+async def settle(beacon: Running, timeout: float = 8.0) -> None:
+    """Wait until every stored update is processed (callback queries answered) and the outbox is drained."""
+    deadline = time.monotonic() + timeout
+    o, i = schema.outbox.c, schema.inbound.c
+    while True:
+        await beacon.beacon.service.close()  # waits for in-flight processing and acknowledgements
+        pending = await count(beacon, schema.outbox, o.status.in_(("queued", "claimed")))
+        unprocessed = await count(beacon, schema.inbound, i.processed_at.is_(None))
+        if not pending and not unprocessed:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not settled after {timeout}s: {pending} to send, {unprocessed} to process")
+        await asyncio.sleep(0.05)
+
+
+def right_to_left(text: str) -> bool:
+    """Whether the first strongly directional character is right-to-left (Arabic, Hebrew ... script)."""
+    for char in text:
+        direction = unicodedata.bidirectional(char)
+        if direction in ("R", "AL"):
+            return True
+        if direction == "L":
+            return False
+    return False
+
+
+class Chat:
+    """One person in a private chat with the bot: sends updates, reads what the bot sent them."""
+
+    def __init__(self, beacon: Running, chat_id: int, language_code: str | None = "en") -> None:
+        self.beacon = beacon
+        self.api = beacon.telegram
+        assert self.api is not None
+        self.id = chat_id
+        self.language_code = language_code
+        self.callback_ids: list[str] = []
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """The sendMessage parameters the double delivered to this chat; message_id is the index + 1."""
+        assert self.api is not None
+        return self.api.sent_to(self.id)
+
+    @property
+    def texts(self) -> list[str]:
+        return [p["text"] for p in self.received]
+
+    async def post(self, update: dict[str, Any]) -> list[str]:
+        """Post one update (expecting 200), wait until everything is sent; the texts sent meanwhile."""
+        before = len(self.received)
+        response = await self.beacon.telegram_update(update)
+        assert response.status == 200, await response.text()
+        assert await response.text() == ""  # never a Bot API method in the webhook answer
+        await settle(self.beacon)
+        return self.texts[before:]
+
+    async def say(self, text: str) -> list[str]:
+        return await self.post(message_update(next(_update_ids), self.id, text, self.language_code))
+
+    def keyboard(self) -> tuple[int, list[dict[str, str]]]:
+        """The message id and the inline buttons of the latest message that carried any."""
+        for index in range(len(self.received) - 1, -1, -1):
+            markup = self.received[index].get("reply_markup") or {}
+            if "inline_keyboard" in markup:
+                return index + 1, [button for row in markup["inline_keyboard"] for button in row]
+        raise AssertionError("the bot sent no inline keyboard")
+
+    async def press(self, label: str) -> list[str]:
+        """Press the button whose label contains ``label`` on the latest keyboard, as Telegram would report it."""
+        message_id, buttons = self.keyboard()
+        matching = [b for b in buttons if label in b["text"]]
+        assert len(matching) == 1, f"{label!r} in {[b['text'] for b in buttons]}"
+        update = callback_update(next(_update_ids), self.id, matching[0]["callback_data"], message_id)
+        update["callback_query"]["id"] = str(secrets.randbits(63))  # opaque, as Telegram's are
+        self.callback_ids.append(update["callback_query"]["id"])
+        return await self.post(update)
+
+    async def register(self) -> None:
+        """Register in English, in Tripoli, by typing (as over SMS)."""
+        await self.say("/start")
+        await self.say("1")
+        await self.say("1")
+        assert any("registered" in text for text in await self.say("1"))
+        for _ in range(6):  # skip the optional questions
+            await self.say("0")
+        assert self.texts[-1] == gettext_for("en", texts.PROFILE_DONE)
+
+
+def yes_word(language: str) -> str:
+    return gettext_for(language, texts.KEYWORDS["YES"]).split("|")[0]
+
+
+# --- webhook ---------------------------------------------------------------------------------------------------
+
+
+async def test_wrong_or_missing_secret_is_refused_and_nothing_stored(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True)
+    assert beacon.telegram is not None
+    update = message_update(1, 582917001, "/start")
+    for secret in ("wrong-secret", TELEGRAM_SECRET[:-1], TELEGRAM_SECRET + "x", TELEGRAM_SECRET.upper(), ""):
+        response = await beacon.telegram_update(update, secret=secret)
+        assert response.status == 403, secret
+    response = await beacon.client.post("/webhooks/telegram", json=update)  # no header at all
+    assert response.status == 403
+    await settle(beacon)
+    assert await count(beacon, schema.inbound) == 0
+    assert await count(beacon, schema.registrants) == 0 and await count(beacon, schema.identities) == 0
+    assert beacon.telegram.calls_to("sendMessage") == []
+    # the same update with the right secret is stored: the counting above would have seen it
+    assert (await beacon.telegram_update(update)).status == 200
+    await settle(beacon)
+    assert await count(beacon, schema.inbound) == 1 and beacon.telegram.sent_to(582917001)
+
+
+async def test_replayed_update_is_acknowledged_and_processed_once(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True)
+    chat = Chat(beacon, 582917002)
+    await chat.register()
+    update = message_update(next(_update_ids), chat.id, "HELP")
+    assert len(await chat.post(update)) == 1
+    for response in [await beacon.telegram_update(update), *await asyncio.gather(
+            beacon.telegram_update(update), beacon.telegram_update(update))]:
+        assert response.status == 200
+    await settle(beacon)
+    assert chat.texts[-1] == gettext_for("en", texts.HELP).format(operator="the crisis team")
+    assert chat.texts.count(chat.texts[-1]) == 1
+    provider_id = f"update:{update['update_id']}"
+    assert await count(beacon, schema.inbound, schema.inbound.c.provider_id == provider_id) == 1
+
+
+# --- the conversation ------------------------------------------------------------------------------------------
+
+
+async def test_registration_with_inline_buttons_in_arabic(start_beacon: StartBeacon, tmp_path: Path) -> None:
+    beacon = await start_beacon(telegram=True)
+    assert beacon.telegram is not None
+    chat = Chat(beacon, 582917003)
+    welcome = await chat.say("/start")
+    assert welcome[0] == gettext_for("en", texts.LANGUAGE_SUGGESTED)
+    _, buttons = chat.keyboard()
+    assert [b["text"] for b in buttons] == list(LANGUAGES.values())
+
+    after_language = await chat.press(LANGUAGES["ar"])
+    assert len(after_language) == 2 and all(right_to_left(text) for text in after_language)
+    assert after_language[1] == gettext_for("ar", texts.CONSENT_QUESTION)
+
+    after_consent = await chat.press(yes_word("ar"))
+    assert len(after_consent) == 1 and right_to_left(after_consent[0])
+    assert "طرابلس" in after_consent[0]
+
+    after_area = await chat.press("طرابلس")
+    assert after_area[0] == gettext_for("ar", texts.REGISTERED)
+    assert all(right_to_left(text) for text in after_area)
+
+    # every button press was answered (the button stops spinning), exactly once
+    answered = [p["callback_query_id"] for p in beacon.telegram.calls_to("answerCallbackQuery")]
+    assert answered == chat.callback_ids and len(answered) == 3
+    async with beacon.beacon.db.read() as conn:
+        [person] = (await conn.execute(select(schema.registrants))).all()
+        [consent] = (await conn.execute(select(schema.consents))).all()
+        [identity] = (await conn.execute(select(schema.identities))).all()
+    assert (person.language, person.area_id, person.consented) == ("ar", "tripoli", True)
+    assert (consent.language, consent.channel) == ("ar", "telegram")
+    assert identity.kind == "telegram" and identity.last_channel == "telegram"
+    # the chat id is stored like a phone number: encrypted, found by blind index, never in clear
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("beacon.db*"))
+    assert str(chat.id).encode() not in stored
+
+
+async def test_typed_commands_work_as_over_sms(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True, twilio=True)
+    assert beacon.twilio is not None
+    chat = Chat(beacon, 582917004)
+
+    async def sms(text: str) -> list[str]:
+        before = len(beacon.twilio.sent_to(PHONE))
+        assert (await beacon.twilio_inbound(PHONE, text)).status == 200
+        await settle(beacon)
+        return [m.body for m in beacon.twilio.sent_to(PHONE)[before:]]
+
+    def same(replies: list[str]) -> list[str]:
+        return [r.replace(f"sms: {PHONE}", "<address>").replace(f"telegram: {chat.id}", "<address>") for r in replies]
+
+    for text in ("JOIN", "1", "YES", "Tripoli", "Amina", "HELP", "MYDATA", "UPDATE", "2", "Misrata", "DELETE"):
+        over_telegram, over_sms = await chat.say(text), await sms(text)
+        assert over_telegram and same(over_telegram) == same(over_sms), text
+        if text in ("HELP", "MYDATA"):  # the slash form from the command menu is the same command
+            assert await chat.say(f"/{text.lower()}") == over_telegram
+    _, buttons = chat.keyboard()  # the confirmation offers buttons too; typing the answer works as well
+    assert [b["callback_data"] for b in buttons] == ["1", "2"]
+    assert await chat.say("yes") == await sms("yes") == [gettext_for("en", texts.DELETED)]
+    assert await count(beacon, schema.registrants) == 0 and await count(beacon, schema.identities) == 0
+
+
+async def test_language_code_suggests_the_language(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True)
+    cases = ((582917005, "fr", "fr"), (582917006, "pt-br", "pt"), (582917007, "de", "en"), (582917008, None, "en"))
+    for chat_id, language_code, expected in cases:
+        chat = Chat(beacon, chat_id, language_code)
+        welcome, menu = await chat.say("/start")
+        assert welcome == gettext_for(expected, texts.LANGUAGE_SUGGESTED), language_code
+        assert menu.splitlines()[0] == f"1 {LANGUAGES[expected]}"
+    assert gettext_for("fr", texts.LANGUAGE_SUGGESTED) != gettext_for("en", texts.LANGUAGE_SUGGESTED)
+    # the suggestion is taken with "1" and the conversation goes on in French
+    french = Chat(beacon, 582917005, "fr")
+    assert await french.say("1") == [gettext_for("fr", texts.NOTICE).format(operator="the crisis team", months=24),
+                                     gettext_for("fr", texts.CONSENT_QUESTION)]
+
+
+# --- sending -----------------------------------------------------------------------------------------------------
+
+
+async def test_blocked_bot_marks_the_identity_unreachable_and_keeps_the_record(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True)
+    assert beacon.telegram is not None
+    chat = Chat(beacon, 582917009)
+    await chat.register()
+    sends_before = len(beacon.telegram.calls_to("sendMessage"))
+    beacon.telegram.block(chat.id)
+    assert await chat.say("HELP") == []
+    await asyncio.sleep(1.2)  # longer than the sender's idle poll and its shortest backoff
+    assert len(beacon.telegram.calls_to("sendMessage")) == sends_before + 1  # tried once, never again
+    async with beacon.beacon.db.read() as conn:
+        [failed] = (await conn.execute(select(schema.outbox).where(schema.outbox.c.status != "sent"))).all()
+        [identity] = (await conn.execute(select(schema.identities))).all()
+        [person] = (await conn.execute(select(schema.registrants))).all()
+    assert (failed.status, failed.error_code, failed.attempts) == ("failed", "403", 1)
+    assert (identity.reachable, identity.error_code) == (False, "403")
+    assert (person.id, person.area_id, person.consented) == (identity.registrant_id, "tripoli", True)
+
+
+async def test_rate_limited_burst_is_retried_after_retry_after_and_delivered_once(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True)
+    api = beacon.telegram
+    assert api is not None
+    chats = [Chat(beacon, 582917100 + n) for n in range(4)]
+    api.rate_limit_next(5, retry_after=1)
+    first_call = len(api.calls)
+    responses = await asyncio.gather(*(
+        beacon.telegram_update(message_update(next(_update_ids), chat.id, "/start")) for chat in chats))
+    assert [r.status for r in responses] == [200] * 4
+    await settle(beacon, timeout=10)
+    welcome = gettext_for("en", texts.LANGUAGE_SUGGESTED)
+    for chat in chats:  # both replies, each exactly once
+        assert len(chat.texts) == 2 and welcome in chat.texts
+        assert sorted(chat.texts) == sorted(chats[0].texts)
+    calls = list(zip(api.calls[first_call:], api.call_times[first_call:], strict=True))
+    assert len(calls) == 8 + 5  # eight messages, five of them twice
+    for (method, params), refused_at in calls[:5]:
+        assert method == "sendMessage"
+        key = (params["chat_id"], params["text"])
+        [retried_at] = [t for (_, p), t in calls[5:] if (p["chat_id"], p["text"]) == key]
+        assert retried_at - refused_at >= 0.95  # not before retry_after
+    async with beacon.beacon.db.read() as conn:
+        rows = (await conn.execute(select(schema.outbox.c.status, schema.outbox.c.attempts))).all()
+    assert sorted(rows) == sorted([("sent", 1)] * 3 + [("sent", 2)] * 5)
+
+
+@pytest.mark.xfail(reason="campaigns/sender.py: a retried message does not hold back later ones to the same chat",
+                   strict=False)
+async def test_rate_limited_replies_keep_their_order(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True)
+    assert beacon.telegram is not None
+    chat = Chat(beacon, 582917200)
+    beacon.telegram.rate_limit_next(1, retry_after=1)  # the welcome is refused, the language menu is not
+    await chat.say("/start")
+    assert chat.texts[0] == gettext_for("en", texts.LANGUAGE_SUGGESTED)
+
+
+# --- the CLI -------------------------------------------------------------------------------------------------
+
+
+async def run_beacon(tmp_path: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    """``beacon ARGS`` as a subprocess with only the given Beacon/Telegram configuration."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("BEACON_", "TELEGRAM_", "TWILIO_"))}
+    environ.update({"BEACON_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", **env})
+    process = await asyncio.create_subprocess_exec(
+        str(BEACON_SCRIPT), *args, env=environ, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+@pytest.fixture
+async def bot_api() -> AsyncIterator[TelegramDouble]:
+    double = TelegramDouble(TELEGRAM_TOKEN)
+    await double.start()
+    yield double
+    await double.close()
+
+
+def cli_env(api: TelegramDouble, **overrides: str) -> dict[str, str]:
+    return {"BEACON_PUBLIC_URL": PUBLIC_URL, "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+            "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET, "TELEGRAM_API_BASE_URL": api.base_url, **overrides}
+
+
+async def test_cli_sets_and_deletes_the_webhook(bot_api: TelegramDouble, tmp_path: Path) -> None:
+    code, out, err = await run_beacon(tmp_path, "telegram", "set-webhook", **cli_env(bot_api))
+    assert code == 0, err
+    assert bot_api.calls_to("setWebhook") == [{
+        "url": PUBLIC_URL + "/webhooks/telegram",
+        "secret_token": TELEGRAM_SECRET,
+        "allowed_updates": ["message", "callback_query"],
+        "drop_pending_updates": False,
+    }]
+    assert PUBLIC_URL + "/webhooks/telegram" in out
+    # the command menu, once per supported language and once as the default
+    languages = [p.get("language_code") for p in bot_api.calls_to("setMyCommands")]
+    assert sorted(languages, key=str) == sorted([None, *LANGUAGES], key=str)
+    assert [c["command"] for c in bot_api.commands["ar"]] == [name for name, _ in COMMANDS]
+    assert bot_api.commands["ar"][1]["description"] == gettext_for("ar", COMMANDS[1][1])
+    assert TELEGRAM_TOKEN not in out + err and TELEGRAM_SECRET not in out + err
+
+    code, out, err = await run_beacon(tmp_path, "telegram", "delete-webhook", **cli_env(bot_api))
+    assert code == 0, err
+    assert len(bot_api.calls_to("deleteWebhook")) == 1 and bot_api.webhook["url"] == ""
+    assert TELEGRAM_TOKEN not in out + err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"TELEGRAM_WEBHOOK_SECRET": ""}, "TELEGRAM_WEBHOOK_SECRET"),
+        ({"TELEGRAM_BOT_TOKEN": "123456789:WRONG-token"}, "token"),
+        ({"BEACON_PUBLIC_URL": "http://beacon.example.org"}, "https"),
+        ({"TELEGRAM_WEBHOOK_SECRET": "not allowed!"}, "TELEGRAM_WEBHOOK_SECRET"),
+    ],
+    ids=["no-secret", "wrong-token", "plain-http", "bad-secret-characters"],
+)
+async def test_cli_set_webhook_refuses_bad_configuration(
+    bot_api: TelegramDouble, tmp_path: Path, overrides: dict[str, str], message: str
+) -> None:
+    code, out, err = await run_beacon(tmp_path, "telegram", "set-webhook", **cli_env(bot_api, **overrides))
+    assert code != 0
+    [line] = err.strip().splitlines()
+    assert line.startswith("beacon: error:") and message in line
+    assert "WRONG" not in out + err
+    assert bot_api.calls_to("setWebhook") == []
