@@ -28,6 +28,9 @@ test: install-test
 catalogs: install-test
 	$(BIN)/pybabel extract --no-default-keywords -k N_ --no-location --omit-header -o bot/locales/beacon.pot bot/texts.py channels/telegram.py
 	$(BIN)/pybabel update --no-fuzzy-matching -i bot/locales/beacon.pot -d bot/locales -D beacon
+	@# pybabel drops unknown headers: put back the review marker of catalogs no native speaker has checked.
+	for f in bot/locales/*/LC_MESSAGES/beacon.po; do case $$f in */en/*) continue;; esac; \
+	  grep -q X-Native-Review $$f || sed -i 's/^"Generated-By: \(.*\)\\n"$$/"Generated-By: \1\\n"\n"X-Native-Review: none\\n"/' $$f; done
 
 bench: install-test
 	$(BIN)/python bench/bot_throughput.py

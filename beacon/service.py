@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from beacon import effects
 from bot import machine
 from bot.i18n import gettext_for
-from bot.state import BotConfig, Decline, Erase, GiveConsent, Message, Reply
-from campaigns import outbox
+from bot.state import BotConfig, Message, Reply
+from campaigns import family, outbox
 from campaigns.outbox import Draft
 from campaigns.sender import Sender
 from channels.base import Channel, Inbound, StatusUpdate
@@ -158,7 +159,9 @@ class Service:
                 return []
             now = datetime.now(UTC)
             await conn.execute(update(schema.inbound).where(i.id == inbound_id).values(processed_at=now))
-            state = await store.load_state(conn, keys, row.registrant_id) if row.registrant_id else None
+            previous = (await conn.execute(select(func.max(i.received_at)).where(
+                i.registrant_id == row.registrant_id, i.id < inbound_id))).scalar() if row.registrant_id else None
+            state = await store.load_state(conn, keys, row.registrant_id, previous) if row.registrant_id else None
             identity = (await conn.execute(select(schema.identities).where(
                 schema.identities.c.id == row.identity_id))).first() if row.identity_id else None
             if state is None or identity is None or not row.body_ct:
@@ -166,45 +169,31 @@ class Service:
             address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
             text = keys.decrypt(row.body_ct, inbound_aad({"provider": row.provider, "provider_id": row.provider_id}))
             meta = row.meta or {}
-            message = Message(text=text, channel=row.channel, address=address, at=now,
-                              language_hint=meta.get("language_hint"), carrier_opt_out=meta.get("opt_out"))
+            contact = text if meta.get("contact") else None
+            message = Message(text="" if contact else text, channel=row.channel, address=address, at=now,
+                              language_hint=meta.get("language_hint"), carrier_opt_out=meta.get("opt_out"),
+                              payload=meta.get("payload"), contact_phone=contact, nonce=family.new_code())
             transition = machine.step(self.bot, state, message)
-            registrant_id: int | None = row.registrant_id
-            identity_id: int | None = identity.id
-            saved = True
-            for effect in transition.effects:
-                if isinstance(effect, GiveConsent):
-                    await store.record_consent(conn, row.registrant_id, effect.notice_version, effect.language,
-                                               row.channel, now)
-                    await audit.append(conn, "system", "consent.given", str(row.registrant_id),
-                                       {"notice": effect.notice_version, "channel": row.channel})
-                elif isinstance(effect, Decline):
-                    await store.forget(conn, row.registrant_id)
-                    await audit.append(conn, "system", "consent.refused", str(row.registrant_id))
-                    # The reply is not linked to the marker, so the sender empties it once it has left.
-                    registrant_id = identity_id = None
-                    saved = False
-                elif isinstance(effect, Erase):
-                    await store.erase(conn, row.registrant_id)
-                    await audit.append(conn, "system", "registrant.erased", str(row.registrant_id),
-                                       {"by": "registrant"})
-                    registrant_id = identity_id = None
-                    saved = False
-            if saved:
+            outcome = await effects.apply(
+                conn, keys, transition.effects, row=row, identity=identity, state=state, now=now,
+                default_language=self.bot.default_language, family_channel=self.family_channel)
+            if outcome.saved:
                 await store.save_state(conn, keys, row.registrant_id, state, transition.state, now)
                 changed = [f for f in store.COARSE_FIELDS + store.SECRET_FIELDS
                            if getattr(state.profile, f) != getattr(transition.state.profile, f)]
                 if changed and transition.state.consented:
                     await audit.append(conn, "system", "profile.updated", str(row.registrant_id),
                                        {"fields": sorted(changed)})
+            replies = [*transition.replies, *outcome.replies]
             await outbox.enqueue(conn, keys, [
-                Draft(registrant_id, identity_id, row.channel, address, reply.text, buttons=reply.buttons)
-                for reply in transition.replies
-            ])
+                Draft(outcome.registrant_id, outcome.identity_id, row.channel, address, reply.text,
+                      buttons=reply.buttons, request_contact=reply.request_contact)
+                for reply in replies
+            ] + outcome.drafts)
         STEP_SECONDS.observe(time.perf_counter() - started)
-        if transition.replies:
+        if replies or outcome.drafts:
             self.sender.wake()
-        return list(transition.replies)
+        return replies
 
     async def handle(self, provider: str, message: Inbound) -> list[Reply] | None:
         """Store and process at once (the simulator answers with the replies); None for a duplicate."""
@@ -269,6 +258,21 @@ class Service:
                         row.registrant_id, row.identity_id, replacement.channel, replacement.address,
                         replacement.text, template=replacement.template, broadcast_id=row.broadcast_id)])
                     self.sender.wake()
+        return True
+
+    async def tell(self, conn: AsyncConnection, registrant_id: int, message: str) -> bool:
+        """Queue one message to a registrant, in their language, where they last wrote from."""
+        r, i = schema.registrants.c, schema.identities.c
+        language = (await conn.execute(select(r.language).where(r.id == registrant_id))).scalar()
+        identity = (await conn.execute(select(schema.identities).where(
+            i.registrant_id == registrant_id, i.reachable.is_(True), i.address_ct != b"",
+        ).order_by(i.last_used_at.desc()).limit(1))).first()
+        if identity is None:
+            return False
+        address = self.keys.ring.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
+        text = gettext_for(language or self.bot.default_language, message)
+        await outbox.enqueue(conn, self.keys.ring, [Draft(registrant_id, identity.id, identity.last_channel,
+                                                          address, text)])
         return True
 
     async def close(self) -> None:

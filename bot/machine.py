@@ -8,6 +8,7 @@ randomness; the registry loads the state and applies the effects.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -17,12 +18,20 @@ from bot.i18n import LANGUAGES, gettext_for, render
 from bot.keywords import Intent, classify, normalise
 from bot.state import (
     BotConfig,
+    Confirm,
     Decline,
+    DescribeNeed,
     Erase,
     GiveConsent,
+    IssueShareCode,
+    LinkPhone,
+    LookUpStatus,
     Message,
+    OpenCase,
     Profile,
+    RecordCheckIn,
     Reply,
+    RevokeShareCodes,
     State,
     Step,
     Transition,
@@ -38,7 +47,16 @@ OPTIONAL = (Step.FIRST_NAME, Step.NATIONALITY, Step.GENDER, Step.AGE_BAND, Step.
 # UPDATE menu numbers -> the step that asks for that field.
 UPDATE_FIELDS = (Step.LANGUAGE, Step.AREA, *OPTIONAL)
 # Steps whose answer is free text: there, command words must be exact (a name may look like a typo of one).
-FREE_TEXT = frozenset({Step.FIRST_NAME, Step.NATIONALITY, Step.CONTACT, Step.AREA})
+FREE_TEXT = frozenset({Step.FIRST_NAME, Step.NATIONALITY, Step.CONTACT, Step.AREA, Step.CHECK_IN_DETAILS})
+NEEDS = ("medical", "shelter", "food", "water", "documents", "evacuation", "other")
+NEED_LABELS = dict(zip(NEEDS, (texts.NEED_MEDICAL, texts.NEED_SHELTER, texts.NEED_FOOD, texts.NEED_WATER,
+                               texts.NEED_DOCUMENTS, texts.NEED_EVACUATION, texts.NEED_OTHER), strict=True))
+CASE_LABELS = {"open": texts.CASE_OPEN, "in_progress": texts.CASE_IN_PROGRESS, "closed": texts.CASE_CLOSED_STATE}
+# Buttons send "<step>:<number>", so a press on an old message cannot answer the current question.
+BUTTON = re.compile(r"([a-z_]+):(\d{1,2})")
+CHECK_IN_BUTTON = "check_in"
+# Steps where a bare 1 or 2 is a check-in answer: nothing else is pending there.
+CHECK_IN_STEPS = frozenset({Step.IDLE, Step.FIRST_NAME, Step.NATIONALITY, Step.CONTACT, Step.CHECK_IN_DETAILS})
 MAX_HOUSEHOLD = 50
 # No reply may take more than three SMS segments.
 MAX_SEGMENTS = 3
@@ -61,33 +79,40 @@ def _word(language: str, command: str) -> str:
     return gettext_for(language, texts.KEYWORDS[command]).split("|")[0]
 
 
-def _yes_no(language: str) -> tuple[tuple[str, str], ...]:
-    return ((f"1 {_word(language, 'YES')}", "1"), (f"2 {_word(language, 'NO')}", "2"))
+def _yes_no(language: str, step: Step) -> tuple[tuple[str, str], ...]:
+    return ((f"1 {_word(language, 'YES')}", f"{step.value}:1"), (f"2 {_word(language, 'NO')}", f"{step.value}:2"))
+
+
+def check_in_buttons(language: str) -> tuple[tuple[str, str], ...]:
+    """The two check-in answers as buttons, in ``language``."""
+    return ((f"1 {gettext_for(language, texts.BUTTON_SAFE)}", f"{CHECK_IN_BUTTON}:1"),
+            (f"2 {gettext_for(language, texts.BUTTON_NEED_HELP)}", f"{CHECK_IN_BUTTON}:2"))
 
 
 def _language_menu(state: State, suggested: str) -> tuple[str, ...]:
     return (suggested, *(code for code in LANGUAGES if code != suggested))
 
 
-def _language_list(menu: tuple[str, ...]) -> Reply:
+def _language_list(menu: tuple[str, ...], step: Step = Step.LANGUAGE) -> Reply:
     return Reply(
         "\n".join(f"{n} {LANGUAGES[code]}" for n, code in enumerate(menu, 1)),
-        buttons=tuple((LANGUAGES[code], str(n)) for n, code in enumerate(menu, 1)),
+        buttons=tuple((LANGUAGES[code], f"{step.value}:{n}") for n, code in enumerate(menu, 1)),
     )
 
 
-def _area_prompt(config: BotConfig, language: str) -> tuple[Reply, tuple[str, ...]]:
-    """The area question with as many numbered areas as fit in three SMS segments."""
+def _area_prompt(config: BotConfig, language: str, hint: str | None) -> tuple[Reply, tuple[str, ...]]:
+    """The area question with as many numbered areas as fit in three SMS segments (a deep link's first)."""
     gazetteer = config.gazetteer
     shown: list[str] = []
-    for area_id in gazetteer.top_level:
+    candidates = (hint, *(a for a in gazetteer.top_level if a != hint)) if hint else gazetteer.top_level
+    for area_id in candidates:
         trial = [*shown, area_id]
         menu = "\n".join(f"{n} {gazetteer.areas[a].name(language)}" for n, a in enumerate(trial, 1))
         if not fit_segments(render(language, texts.AREA_QUESTION, menu=menu)):
             break
         shown = trial
     menu = "\n".join(f"{n} {gazetteer.areas[a].name(language)}" for n, a in enumerate(shown, 1))
-    buttons = tuple((gazetteer.areas[a].name(language), str(n)) for n, a in enumerate(shown, 1))
+    buttons = tuple((gazetteer.areas[a].name(language), f"{Step.AREA.value}:{n}") for n, a in enumerate(shown, 1))
     return Reply(render(language, texts.AREA_QUESTION, menu=menu), buttons), tuple(shown)
 
 
@@ -112,17 +137,30 @@ def ask(config: BotConfig, state: State, step: Step, *, editing: str | None = No
     if step is Step.CONSENT:
         return Transition(replace(state, step=step, menu=(), editing=None, resume=None), (
             _say(config, language, texts.NOTICE, months=config.retention_months),
-            Reply(gettext_for(language, texts.CONSENT_QUESTION), _yes_no(language)),
+            Reply(gettext_for(language, texts.CONSENT_QUESTION), _yes_no(language, step)),
         ))
     if step is Step.AREA:
-        reply, menu = _area_prompt(config, language)
+        reply, menu = _area_prompt(config, language, state.area_hint)
         return Transition(replace(state, step=step, menu=menu, editing=editing), (reply,))
     if step is Step.UPDATE_MENU:
         menu_reply = _say(config, language, texts.UPDATE_MENU)
         return Transition(replace(state, step=step, menu=(), editing=None), (menu_reply,))
     if step is Step.CONFIRM_DELETE:
         return Transition(replace(state, step=step, resume=resume), (
-            Reply(gettext_for(language, texts.DELETE_CONFIRM), _yes_no(language)),))
+            Reply(gettext_for(language, texts.DELETE_CONFIRM), _yes_no(language, step)),))
+    if step is Step.SHARE_FAMILY:
+        return Transition(replace(state, step=step, menu=(), editing=editing), (
+            Reply(gettext_for(language, texts.ASK_SHARE_FAMILY), _yes_no(language, step)),))
+    if step is Step.FAMILY_LANGUAGE:
+        menu = _language_menu(state, language)
+        return Transition(replace(state, step=step, menu=menu, editing=editing),
+                          (_say(config, language, texts.ASK_FAMILY_LANGUAGE), _language_list(menu, step)))
+    if step is Step.CHECK_IN_KIND:
+        return Transition(replace(state, step=step, menu=(), editing=None), (
+            _say(config, language, texts.CHECKIN_NEED_HELP),))
+    if step is Step.CHECK_IN_DETAILS:
+        return Transition(replace(state, step=step, menu=(), editing=None), (
+            _say(config, language, texts.CHECKIN_DETAILS),))
     if step in QUESTIONS:
         return Transition(replace(state, step=step, menu=(), editing=editing),
                           (_say(config, language, QUESTIONS[step]),))
@@ -133,15 +171,23 @@ def _then(first: Reply, transition: Transition) -> Transition:
     return replace(transition, replies=(first, *transition.replies))
 
 
-def _after_answer(config: BotConfig, state: State) -> Transition:
+def _after_answer(config: BotConfig, state: State, message: Message | None = None) -> Transition:
     """Where to go once a field is answered: back to idle when editing, else the next optional question."""
     if state.editing:
         saved = _say(config, state.language, texts.SAVED)
         return Transition(replace(state, step=Step.IDLE, editing=None, menu=()), (saved,))
-    index = OPTIONAL.index(state.step) if state.step in OPTIONAL else -1
+    index = OPTIONAL.index(state.step) if state.step in OPTIONAL else len(OPTIONAL) - 1
     if index + 1 < len(OPTIONAL):
         return ask(config, state, OPTIONAL[index + 1])
-    return Transition(replace(state, step=Step.IDLE, menu=()), (_say(config, state.language, texts.PROFILE_DONE),))
+    done = Transition(replace(state, step=Step.IDLE, menu=()), (_say(config, state.language, texts.PROFILE_DONE),))
+    if message is not None and message.channel == "telegram" and not _has_phone(state):
+        offer = Reply(gettext_for(state.language, texts.LINK_OFFER), request_contact=True)
+        return replace(done, replies=(*done.replies, offer))
+    return done
+
+
+def _has_phone(state: State) -> bool:
+    return any(channel != "telegram" for channel, _ in state.addresses)
 
 
 def _start_registration(config: BotConfig, state: State, message: Message) -> Transition:
@@ -169,6 +215,9 @@ def on_join(config: BotConfig, state: State, message: Message, intent: Intent) -
 
 
 def on_start(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    hinted = config.gazetteer.find(message.payload) if message.payload else None
+    if hinted is not None:
+        state = replace(state, area_hint=hinted.id)
     if state.opted_out and state.registered:
         return Transition(replace(_settled(state), opted_out=False), (_say(config, state.language, texts.RESUMED),))
     return on_join(config, replace(state, opted_out=False), message, intent)
@@ -235,10 +284,24 @@ def describe(config: BotConfig, state: State, language: str) -> list[tuple[str, 
         (texts.LABEL_AGE_BAND, age.get(p.age_band or "", p.age_band or none)),
         (texts.LABEL_HOUSEHOLD, str(p.household_size) if p.household_size else none),
         (texts.LABEL_CONTACT, p.family_contact or none),
+        (texts.LABEL_SHARING, gettext_for(language, texts.VALUE_YES if p.share_family else texts.VALUE_NO)
+         + (f" ({LANGUAGES[p.family_language]})" if p.share_family and p.family_language in LANGUAGES else "")),
+        (texts.LABEL_LAST_CHECK_IN, _check_in_value(language, state) or none),
+        (texts.LABEL_REQUESTS, ", ".join(
+            f"{gettext_for(language, NEED_LABELS[c]) if c in NEED_LABELS else '?'}: "
+            f"{gettext_for(language, CASE_LABELS.get(status, status))}" for c, status in state.cases) or none),
         (texts.LABEL_CONSENT, state.consent_at.strftime("%Y-%m-%d") if state.consent_at else none),
         (texts.LABEL_MESSAGES, gettext_for(language, texts.VALUE_OFF if state.opted_out else texts.VALUE_ON)),
     ]
     return [(gettext_for(language, label), value) for label, value in fields]
+
+
+def _check_in_value(language: str, state: State) -> str | None:
+    if state.last_check_in is None:
+        return None
+    answer, at = state.last_check_in
+    word = texts.VALUE_SAFE if answer == "safe" else texts.VALUE_NEED_HELP
+    return f"{gettext_for(language, word)} ({at.strftime('%Y-%m-%d %H:%M')} UTC)"
 
 
 def pack(lines: list[str]) -> list[str]:
@@ -252,7 +315,51 @@ def pack(lines: list[str]) -> list[str]:
     return chunks
 
 
+def on_safe(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    if not state.registered:
+        return Transition(state, (_say(config, state.language, texts.NOT_REGISTERED),))
+    return Transition(_settled(state), (_say(config, state.language, texts.CHECKIN_SAFE),),
+                      (RecordCheckIn(state.check_in, "safe"), Confirm()))
+
+
+def on_need(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    if not state.registered:
+        return Transition(state, (_say(config, state.language, texts.NOT_REGISTERED),))
+    # The case opens now; the follow-up questions only add detail to it.
+    asked = ask(config, _settled(state), Step.CHECK_IN_KIND)
+    return replace(asked, effects=(RecordCheckIn(state.check_in, "need_help"), OpenCase(state.check_in)))
+
+
+def on_code(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    if not state.registered:
+        return Transition(state, (_say(config, state.language, texts.NOT_REGISTERED),))
+    settled = _settled(state)
+    if intent.rest.replace(" ", "") in ("off", _word(state.language, "STOP").lower(), "0"):
+        return Transition(settled, (_say(config, state.language, texts.SHARE_CODE_REVOKED),), (RevokeShareCodes(),))
+    return Transition(settled, (_say(config, state.language, texts.SHARE_CODE, code=message.nonce),),
+                      (IssueShareCode(message.nonce),))
+
+
+def on_status(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    code = intent.rest.replace(" ", "").upper()
+    if not code:
+        language = state.profile.language or config.default_language
+        return Transition(state, (_say(config, language, texts.STATUS_UNKNOWN_CODE),))
+    return Transition(state, (), (LookUpStatus(code),))
+
+
+def status_reply(language: str, outcome: str, text: str | None = None) -> Reply:
+    """The answer to STATUS CODE, once the service has looked the code up (``text`` when found)."""
+    if outcome == "found" and text:
+        return Reply(text)
+    return Reply(gettext_for(language, texts.STATUS_TOO_MANY if outcome == "too_many" else texts.STATUS_UNKNOWN_CODE))
+
+
 COMMANDS: dict[str, Handler] = {
+    "SAFE": on_safe,
+    "NEED": on_need,
+    "CODE": on_code,
+    "STATUS": on_status,
     "JOIN": on_join,
     "START": on_start,
     "STOP": on_stop,
@@ -306,7 +413,7 @@ def at_consent(config: BotConfig, state: State, message: Message, intent: Intent
     if intent.command == "NO" or intent.number == 2:
         forgotten = State(opted_out=True, profile=Profile(language=language))
         return Transition(forgotten, (_say(config, language, texts.NO_CONSENT),), (Decline(),))
-    return Transition(state, (Reply(gettext_for(language, texts.CONSENT_UNCLEAR), _yes_no(language)),))
+    return Transition(state, (Reply(gettext_for(language, texts.CONSENT_UNCLEAR), _yes_no(language, state.step)),))
 
 
 def at_area(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
@@ -330,11 +437,14 @@ def _optional(parse: Callable[[BotConfig, State, Message, Intent], object], inva
 
     def handler(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
         if intent.skip:
-            return _after_answer(config, state)
+            return _after_answer(config, state, message)
         value = parse(config, state, message, intent)
         if value is None:
             return Transition(state, (_say(config, state.language, invalid),))
-        return _after_answer(config, replace(state, profile=replace(state.profile, **{field: value})))
+        answered = replace(state, profile=replace(state.profile, **{field: value}))
+        if field == "family_contact":
+            return ask(config, answered, Step.SHARE_FAMILY, editing=state.editing)
+        return _after_answer(config, answered, message)
 
     return handler
 
@@ -376,8 +486,48 @@ def _parse_contact(config: BotConfig, state: State, message: Message, intent: In
 
 def at_idle(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     if intent.command == "YES" and state.registered:
-        return Transition(state, (_say(config, state.language, texts.CONFIRMED),))
+        return Transition(state, (_say(config, state.language, texts.CONFIRMED),), (Confirm(),))
+    if message.contact_phone and state.registered:
+        return Transition(state, (_say(config, state.language, texts.LINKED),), (LinkPhone(message.contact_phone),))
     return Transition(state, (_say(config, state.language, texts.NOT_UNDERSTOOD),))
+
+
+def at_share_family(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    if intent.command == "YES" or intent.number == 1:
+        return ask(config, replace(state, profile=replace(state.profile, share_family=True)), Step.FAMILY_LANGUAGE,
+                   editing=state.editing)
+    if intent.command == "NO" or intent.number == 2:
+        return _after_answer(config, replace(state, profile=replace(state.profile, share_family=False)), message)
+    language = state.language
+    return Transition(state, (Reply(gettext_for(language, texts.CONSENT_UNCLEAR), _yes_no(language, state.step)),))
+
+
+def at_family_language(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    chosen = _chosen_language(state, intent)
+    if chosen is None:
+        return Transition(state, (_say(config, state.language, texts.LANGUAGE_UNKNOWN),
+                                  _language_list(state.menu, state.step)))
+    return _after_answer(config, replace(state, profile=replace(state.profile, family_language=chosen)), message)
+
+
+def at_check_in_kind(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    recorded = _say(config, state.language, texts.CASE_RECORDED)
+    if intent.skip:
+        return Transition(replace(state, step=Step.IDLE), (recorded,))
+    if intent.number is not None:
+        if 1 <= intent.number <= len(NEEDS):
+            return replace(ask(config, state, Step.CHECK_IN_DETAILS),
+                           effects=(DescribeNeed(category=NEEDS[intent.number - 1]),))
+        return Transition(state, (_say(config, state.language, texts.INVALID_CHOICE),))
+    # Words instead of a number: they describe the need in the person's own terms.
+    return Transition(replace(state, step=Step.IDLE), (recorded,), (DescribeNeed(details=intent.text[:1000]),))
+
+
+def at_check_in_details(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    recorded = _say(config, state.language, texts.CASE_RECORDED)
+    if intent.skip or not intent.text:
+        return Transition(replace(state, step=Step.IDLE), (recorded,))
+    return Transition(replace(state, step=Step.IDLE), (recorded,), (DescribeNeed(details=intent.text[:1000]),))
 
 
 def at_update_menu(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
@@ -404,7 +554,7 @@ def at_confirm_delete(config: BotConfig, state: State, message: Message, intent:
         if back in (Step.NEW, Step.IDLE):
             return Transition(replace(state, step=back, resume=None), (cancelled,))
         return _then(cancelled, ask(config, replace(state, resume=None), back, editing=state.editing))
-    return Transition(state, (Reply(gettext_for(language, texts.CONSENT_UNCLEAR), _yes_no(language)),))
+    return Transition(state, (Reply(gettext_for(language, texts.CONSENT_UNCLEAR), _yes_no(language, state.step)),))
 
 
 STEPS: dict[Step, Handler] = {
@@ -421,6 +571,10 @@ STEPS: dict[Step, Handler] = {
     Step.IDLE: at_idle,
     Step.UPDATE_MENU: at_update_menu,
     Step.CONFIRM_DELETE: at_confirm_delete,
+    Step.SHARE_FAMILY: at_share_family,
+    Step.FAMILY_LANGUAGE: at_family_language,
+    Step.CHECK_IN_KIND: at_check_in_kind,
+    Step.CHECK_IN_DETAILS: at_check_in_details,
 }
 
 
@@ -432,10 +586,35 @@ def step(config: BotConfig, state: State, message: Message) -> Transition:
         # The carrier (Twilio Advanced Opt-Out) has already answered; we only record the state.
         return Transition(replace(state, opted_out=message.carrier_opt_out == "STOP"))
     language = state.profile.language if state.step is not Step.NEW else None
+    pressed = BUTTON.fullmatch(message.text.strip())
+    if pressed:
+        return _button(config, state, message, pressed.group(1), int(pressed.group(2)))
     intent = classify(message.text, language, fuzzy=state.step not in FREE_TEXT)
     if state.step is Step.LANGUAGE and _chosen_language(state, intent):
         return at_language(config, state, message, intent)
+    if intent.number in (1, 2) and state.registered and _check_in_answer(state):
+        return (on_safe if intent.number == 1 else on_need)(config, state, message, intent)
     handler = COMMANDS.get(intent.command or "")
     if handler is not None:
         return handler(config, state, message, intent)
     return STEPS[state.step](config, state, message, intent)
+
+
+def _check_in_answer(state: State) -> bool:
+    """Whether a bare 1 or 2 answers a check-in rather than the pending question."""
+    if state.step is Step.IDLE:
+        return True
+    return state.check_in is not None and (state.check_in_latest or state.step in CHECK_IN_STEPS)
+
+
+def _button(config: BotConfig, state: State, message: Message, question: str, number: int) -> Transition:
+    """A button press: an answer to the question it belongs to, or a stale press that re-asks."""
+    intent = Intent(number=number, text=str(number))
+    if question == CHECK_IN_BUTTON and number in (1, 2):
+        return (on_safe if number == 1 else on_need)(config, state, message, intent)
+    if question == state.step.value:
+        return step(config, state, replace(message, text=str(number)))
+    if state.step in (Step.NEW, Step.IDLE):
+        return Transition(state, (_say(config, state.profile.language or config.default_language,
+                                       texts.NOT_UNDERSTOOD),))
+    return ask(config, state, state.step, editing=state.editing, resume=state.resume)

@@ -25,6 +25,10 @@ class Step(StrEnum):
     IDLE = "idle"
     UPDATE_MENU = "update_menu"
     CONFIRM_DELETE = "confirm_delete"
+    SHARE_FAMILY = "share_family"
+    FAMILY_LANGUAGE = "family_language"
+    CHECK_IN_KIND = "check_in_kind"
+    CHECK_IN_DETAILS = "check_in_details"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,8 @@ class Profile:
     age_band: str | None = None  # 0-17 | 18-29 | 30-44 | 45-59 | 60+
     household_size: int | None = None
     family_contact: str | None = None  # E.164
+    share_family: bool = False  # the contact may learn the check-in status
+    family_language: str | None = None  # the language the contact is written to in
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,11 @@ class State:
     editing: str | None = None  # the field being changed through UPDATE
     resume: Step | None = None  # where to go back after LANG or a cancelled DELETE
     addresses: tuple[tuple[str, str], ...] = ()  # (channel, address) we hold, shown by MYDATA
+    area_hint: str | None = None  # an area named in a deep link, offered first
+    check_in: int | None = None  # the open check-in (broadcast id) not yet answered
+    check_in_latest: bool = False  # that check-in came after the person's previous message
+    last_check_in: tuple[str, datetime] | None = None  # (safe | need_help, when), for MYDATA
+    cases: tuple[tuple[str | None, str], ...] = ()  # (category, status) of their help requests, for MYDATA
 
     @property
     def registered(self) -> bool:
@@ -74,6 +85,9 @@ class Message:
     at: datetime
     language_hint: str | None = None
     carrier_opt_out: str | None = None  # the carrier already handled STOP/START (Twilio OptOutType)
+    payload: str | None = None  # Telegram deep-link payload of /start
+    contact_phone: str | None = None  # a phone number the person shared as their own (Telegram)
+    nonce: str = ""  # a fresh random share code, offered by the service: step() itself draws no randomness
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +96,7 @@ class Reply:
 
     text: str
     buttons: tuple[tuple[str, str], ...] = ()  # (label, data) quick answers where the channel has buttons
+    request_contact: bool = False  # offer the channel's "share my phone number" button
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +117,62 @@ class Erase:
     """DELETE confirmed: erase the registrant and everything linked to them."""
 
 
-Effect = GiveConsent | Decline | Erase
+@dataclass(frozen=True, slots=True)
+class Confirm:
+    """The person confirmed their details are still right."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCheckIn:
+    """A check-in answer (tied to the open check-in, if any)."""
+
+    broadcast_id: int | None
+    answer: str  # safe | need_help
+
+
+@dataclass(frozen=True, slots=True)
+class OpenCase:
+    """Open a need-help case at once."""
+
+    broadcast_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DescribeNeed:
+    """Add the kind of help, or the person's own words, to their open case."""
+
+    category: str | None = None
+    details: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssueShareCode:
+    """Make ``code`` the registrant's share code (replacing any other)."""
+
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeShareCodes:
+    """CODE OFF."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookUpStatus:
+    """STATUS CODE: the service looks the code up and answers."""
+
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPhone:
+    """Join the phone number the person shared to their registration."""
+
+    phone: str
+
+
+Effect = (GiveConsent | Decline | Erase | Confirm | RecordCheckIn | OpenCase | DescribeNeed | IssueShareCode
+          | RevokeShareCodes | LookUpStatus | LinkPhone)
 
 
 @dataclass(frozen=True, slots=True)

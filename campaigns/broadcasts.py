@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot import texts
 from bot.areas import Gazetteer
 from bot.i18n import gettext_for
+from bot.machine import check_in_buttons
 from campaigns import outbox
 from campaigns.outbox import Draft
 from registry import audit, schema
@@ -153,12 +154,6 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
         await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id)
                            .values(status="sending", cursor=ids[-1]))
         return len(ids)
-
-
-def check_in_buttons(language: str) -> tuple[tuple[str, str], ...]:
-    """The two check-in answers as buttons, in ``language``."""
-    return ((f"1 {gettext_for(language, texts.BUTTON_SAFE)}", "1"),
-            (f"2 {gettext_for(language, texts.BUTTON_NEED_HELP)}", "2"))
 
 
 async def cancel(db: Database, broadcast_id: int, by: str) -> bool:

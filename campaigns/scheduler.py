@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from bot import texts
 from bot.areas import Gazetteer
 from bot.i18n import gettext_for
+from bot.machine import check_in_buttons
 from campaigns import broadcasts, outbox
 from campaigns.family import family_drafts
 from campaigns.outbox import Draft
@@ -120,7 +121,7 @@ class Runner:
                 other = [x for x in identities if x.id != first_identity]
                 identity = other[0] if other else identities[0]
                 address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
-                buttons = broadcasts.check_in_buttons(row.language)
+                buttons = check_in_buttons(row.language)
                 drafts = [Draft(row.registrant_id, identity.id, identity.last_channel, address,
                                 gettext_for(row.language, texts.REMINDER), buttons=buttons)]
                 if row.reminders_sent == 0:

@@ -8,7 +8,7 @@ in the next.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -20,9 +20,13 @@ from channels.base import TELEGRAM, Inbound
 from registry import schema
 from registry.crypto import KeyRing
 from registry.keys import identity_aad, inbound_aad, secret_aad
+from registry.times import aware
 
 SECRET_FIELDS = ("first_name", "family_contact")
-COARSE_FIELDS = ("language", "area_id", "nationality", "gender", "age_band", "household_size")
+COARSE_FIELDS = ("language", "area_id", "nationality", "gender", "age_band", "household_size", "share_family",
+                 "family_language")
+# A check-in stays open for answers this long.
+CHECK_IN_OPEN = timedelta(days=7)
 
 
 def identity_kind(channel: str) -> str:
@@ -66,6 +70,13 @@ _LOAD_IDENTITIES = (select(_i.c.last_channel, _i.c.bidx, _i.c.address_ct)
                     .where(_i.c.registrant_id == bindparam("_id")).order_by(_i.c.id))
 _DELETE_SECRET = delete(_s).where(_s.c.registrant_id == bindparam("_id"), _s.c.field == bindparam("_field"))
 _INSERT_SECRET = insert(_s)
+_rc, _b = schema.recipients, schema.broadcasts
+_OPEN_CHECK_IN = (select(_rc.c.broadcast_id, _rc.c.last_sent_at).join(_b, _b.c.id == _rc.c.broadcast_id)
+                  .where(_rc.c.registrant_id == bindparam("_id"), _rc.c.answer.is_(None), _b.c.check_in.is_(True),
+                         _b.c.status != "cancelled", _rc.c.last_sent_at > bindparam("_since"))
+                  .order_by(_rc.c.last_sent_at.desc()).limit(1))
+_LOAD_CASES = (select(schema.cases.c.category, schema.cases.c.status)
+               .where(schema.cases.c.registrant_id == bindparam("_id")).order_by(schema.cases.c.id))
 
 
 async def find_identity(conn: AsyncConnection, keys: KeyRing, channel: str, address: str):  # type: ignore[no-untyped-def]
@@ -80,9 +91,13 @@ async def store_inbound(conn: AsyncConnection, keys: KeyRing, provider: str, mes
 
     (``insert_ignore`` is no longer needed: the statement is built once per dialect; kept for callers.)
     """
-    meta = {k: v for k, v in (("opt_out", message.opt_out), ("language_hint", message.language_hint),
-                              ("callback_id", message.callback_id), ("payload", message.payload)) if v}
-    body = keys.encrypt(message.text, inbound_aad({"provider": provider, "provider_id": message.provider_id}))
+    meta: dict[str, object] = {k: v for k, v in (("opt_out", message.opt_out), ("language_hint", message.language_hint),
+                                                 ("payload", message.payload)) if v}
+    text = message.text
+    if message.contact_phone:  # a shared contact: the number is the message, sealed like any text
+        meta["contact"] = True
+        text = message.contact_phone
+    body = keys.encrypt(text, inbound_aad({"provider": provider, "provider_id": message.provider_id}))
     identity = await find_identity(conn, keys, message.channel, message.address)
     inbound_id = (await conn.execute(_INSERT_INBOUND[conn.dialect.name], {
         "provider": provider, "provider_id": message.provider_id, "channel": message.channel, "body_ct": body,
@@ -114,8 +129,9 @@ async def store_inbound(conn: AsyncConnection, keys: KeyRing, provider: str, mes
     return Stored(inbound_id, registrant_id, identity_id)
 
 
-async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int) -> State | None:
-    """A registrant's conversation state with their decrypted profile and addresses."""
+async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int,
+                     previous_message_at: datetime | None = None) -> State | None:
+    """A registrant's conversation state with their decrypted profile, addresses and open check-in."""
     row = (await conn.execute(_LOAD_REGISTRANT, {"_id": registrant_id})).first()
     if row is None:
         return None
@@ -129,12 +145,18 @@ async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int) -
         if i.address_ct
     )
     context = row.context or {}
+    check_in, check_in_latest, cases = None, False, ()
+    if row.consented:
+        check_in, check_in_latest = await _open_check_in(conn, registrant_id, previous_message_at)
+        cases = tuple((c.category, c.status) for c in (await conn.execute(_LOAD_CASES, {"_id": registrant_id})).all())
+    last = (row.last_check_in, aware(row.last_check_in_at)) if row.last_check_in and row.last_check_in_at else None
     return State(
         step=Step(row.step),
         profile=Profile(
             language=row.language, area_id=row.area_id, nationality=row.nationality, gender=row.gender,
             age_band=row.age_band, household_size=row.household_size,
             first_name=secrets_.get("first_name"), family_contact=secrets_.get("family_contact"),
+            share_family=row.share_family, family_language=row.family_language,
         ),
         consented=row.consented,
         consent_at=row.consent_at,
@@ -143,14 +165,29 @@ async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int) -
         editing=context.get("editing"),
         resume=Step(context["resume"]) if context.get("resume") else None,
         addresses=addresses,
+        area_hint=context.get("area_hint"),
+        check_in=check_in,
+        check_in_latest=check_in_latest,
+        last_check_in=last,
+        cases=cases,
     )
+
+
+async def _open_check_in(conn: AsyncConnection, registrant_id: int,
+                         previous_message_at: datetime | None) -> tuple[int | None, bool]:
+    """The newest unanswered check-in sent to the registrant, and whether it came after their last message."""
+    row = (await conn.execute(_OPEN_CHECK_IN, {"_id": registrant_id, "_since": _now() - CHECK_IN_OPEN})).first()
+    if row is None:
+        return None, False
+    latest = previous_message_at is None or aware(row.last_sent_at) > aware(previous_message_at)
+    return int(row.broadcast_id), latest
 
 
 async def save_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int, before: State, after: State,
                      at: datetime) -> None:
     """Write what changed between two states; a changed profile counts as confirmed."""
     resume = after.resume.value if after.resume else None
-    context = {"menu": list(after.menu), "editing": after.editing, "resume": resume}
+    context = {"menu": list(after.menu), "editing": after.editing, "resume": resume, "area_hint": after.area_hint}
     values: dict[str, object] = {
         "step": after.step.value, "context": context, "consented": after.consented, "opted_out": after.opted_out,
     }
@@ -199,3 +236,30 @@ async def _erase_messages(conn: AsyncConnection, registrant_id: int) -> None:
     await conn.execute(update(schema.inbound).where(schema.inbound.c.registrant_id == registrant_id)
                        .values(body_ct=None, meta={}, registrant_id=None, identity_id=None))
     await conn.execute(delete(schema.outbox).where(schema.outbox.c.registrant_id == registrant_id))
+
+
+async def link_phone(conn: AsyncConnection, keys: KeyRing, registrant_id: int, phone: str) -> int | None:
+    """Join a phone number the registrant shared as their own to their registration.
+
+    A registration that only that number had (made by SMS before) is merged in: its number moves
+    over and its profile is erased. Returns the id of the registrant merged away, if any.
+    """
+    bidx = keys.blind_index("phone", phone)
+    now = _now()
+    existing = (await conn.execute(_FIND_IDENTITY, {"_bidx": bidx})).first()
+    if existing is None:
+        await conn.execute(_NEW_IDENTITY, {
+            "registrant_id": registrant_id, "kind": "phone", "bidx": bidx,
+            "address_ct": keys.encrypt(phone, identity_aad({"bidx": bidx})), "last_channel": "sms",
+            "preferred_channel": "sms", "reachable": True, "created_at": now, "last_used_at": now})
+        return None
+    if existing.registrant_id == registrant_id:
+        return None
+    other = existing.registrant_id
+    await conn.execute(_UPDATE_IDENTITY, {"_id": existing.id, "registrant_id": registrant_id,
+                                          "address_ct": keys.encrypt(phone, identity_aad({"bidx": bidx}))})
+    remaining = (await conn.execute(select(_i.c.id).where(_i.c.registrant_id == other))).first()
+    if remaining is None:
+        await erase(conn, other)
+        return int(other)
+    return None
