@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from beacon.config import Settings
 from beacon.service import Service
 from bot.areas import Gazetteer
 from bot.state import BotConfig
+from campaigns import upkeep
 from campaigns.scheduler import Runner
 from campaigns.sender import Sender
 from channels.base import Channel, WebhookRejected
@@ -120,8 +121,23 @@ async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
     if worker:
         tasks.append(asyncio.create_task(beacon.sender.run(beacon.stop)))
         tasks.append(asyncio.create_task(beacon.runner.run(beacon.stop)))
-        beacon.runner.start_schedule()
+        beacon.runner.start_schedule(upkeep_jobs(beacon))
     return tasks
+
+
+def upkeep_jobs(beacon: Beacon) -> list[tuple[Callable[[], Awaitable[None]], int]]:
+    """Retention once a day and confirmation nudges every hour, as (job, seconds) for the scheduler."""
+    settings = beacon.settings
+
+    async def retention() -> None:
+        await upkeep.run_retention(beacon.db, beacon.keys, settings.retention_policy(), settings.default_language)
+        beacon.sender.wake()
+
+    async def nudges() -> None:
+        if await upkeep.send_nudges(beacon.db, beacon.keys, settings.confirm_after_days, settings.default_language):
+            beacon.sender.wake()
+
+    return [(retention, 24 * 3600), (nudges, 3600)]
 
 
 def create_app(settings: Settings, *, worker: bool = True) -> web.Application:

@@ -32,7 +32,7 @@ def serve(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def worker(settings: config.Settings, args: argparse.Namespace) -> int:
     """Run only the sender."""
-    from beacon.app import open_beacon
+    from beacon.app import open_beacon, upkeep_jobs
 
     async def follow_keys(beacon) -> None:  # type: ignore[no-untyped-def]
         # The web process refreshes its keys on a timer; this one must too, or it cannot open
@@ -59,7 +59,7 @@ def worker(settings: config.Settings, args: argparse.Namespace) -> int:
 
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
             await beacon.service.recover()
-            beacon.runner.start_schedule()
+            beacon.runner.start_schedule(upkeep_jobs(beacon))
             try:
                 await asyncio.gather(beacon.sender.run(beacon.stop), beacon.runner.run(beacon.stop),
                                      follow_keys(beacon))
@@ -198,6 +198,46 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def retention_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Apply the retention policy now."""
+    from campaigns import upkeep
+
+    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+        holder = await _keyholder(db, settings)
+        report = await upkeep.run_retention(db, holder, settings.retention_policy(), settings.default_language)
+        print(" ".join(f"{key}={value}" for key, value in report.counts().items()))
+        return 0
+
+    return _database(settings, run)
+
+
+def export_subject(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Print everything held about one person as JSON (an access request made outside the bot); audited."""
+    import json
+
+    from bot.countries import normalise_phone
+    from registry import audit, subject
+
+    phone = normalise_phone(args.phone, None) if args.phone else None
+    if args.phone and phone is None:
+        return _fail("--phone must be a valid number with country code, e.g. +2348012345678")
+
+    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+        holder = await _keyholder(db, settings)
+        kind, address = ("phone", phone) if phone else ("telegram", str(args.telegram))
+        async with db.write() as conn:
+            registrant_id = await subject.registrant_for(conn, holder.ring, kind, address)
+            found = await subject.export(conn, holder.ring, registrant_id) if registrant_id else {}
+            await audit.append(conn, args.actor, "subject.exported", str(registrant_id) if registrant_id else None,
+                               {"found": bool(found)})
+        if not found:
+            return _fail("no one is registered with that address")
+        print(json.dumps(found, ensure_ascii=False, indent=2))
+        return 0
+
+    return _database(settings, run)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = _Parser(prog="beacon", description="Crisis messaging for migrants.")
@@ -225,6 +265,16 @@ def parser() -> argparse.ArgumentParser:
     asub = a.add_subparsers(dest="audit_command", required=True)
     asub.add_parser("verify", help="check the hash chain")
     a.set_defaults(run=audit_cmd)
+    r = sub.add_parser("retention", help="data retention")
+    rsub = r.add_subparsers(dest="retention_command", required=True)
+    rsub.add_parser("run", help="apply the retention policy now")
+    r.set_defaults(run=retention_cmd)
+    x = sub.add_parser("export-subject", help="everything held about one person, as JSON (admin)")
+    who = x.add_mutually_exclusive_group(required=True)
+    who.add_argument("--phone", help="phone number with country code")
+    who.add_argument("--telegram", type=int, help="Telegram chat id")
+    x.add_argument("--actor", default="admin-cli", help="who asks, for the audit log")
+    x.set_defaults(run=export_subject)
     tg = sub.add_parser("telegram", help="Telegram webhook")
     tgsub = tg.add_subparsers(dest="telegram_command", required=True)
     tgsub.add_parser("set-webhook", help="register the webhook and the command menu")

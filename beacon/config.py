@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from registry.retention import Policy
+
 
 class ConfigError(Exception):
     """Configuration that Beacon cannot start with; the message is one line for the operator."""
@@ -54,6 +56,9 @@ class Settings:
     log_level: str = "info"
     rate_limits: bool = True
     max_reminders: int = 2
+    confirm_after_days: int = 180
+    message_retention_days: int = 90
+    case_retention_months: int = 12
     twilio: TwilioSettings | None = None
     telegram: TelegramSettings | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -61,6 +66,11 @@ class Settings:
     @property
     def development(self) -> bool:
         return self.env == "development"
+
+    def retention_policy(self) -> Policy:
+        """The retention policy this configuration sets."""
+        return Policy(profile_months=self.retention_months, message_days=self.message_retention_days,
+                      case_months=self.case_retention_months)
 
     @property
     def data_dir(self) -> Path:
@@ -206,6 +216,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         log_level=env.get("BEACON_LOG_LEVEL", "info").lower(),
         max_reminders=_int(env, "BEACON_MAX_REMINDERS", 2),
+        confirm_after_days=_int(env, "BEACON_CONFIRM_AFTER_DAYS", 180, minimum=1),
+        message_retention_days=_int(env, "BEACON_MESSAGE_RETENTION_DAYS", 90, minimum=1),
+        case_retention_months=_int(env, "BEACON_CASE_RETENTION_MONTHS", 12, minimum=1),
         rate_limits=env.get("BEACON_RATE_LIMITS", "on").lower() not in ("off", "0", "false", "no"),
         twilio=twilio,
         telegram=telegram,

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from beacon import effects
 from bot import machine
-from bot.i18n import gettext_for
 from bot.state import BotConfig, Message, Reply
 from campaigns import family, outbox
 from campaigns.outbox import Draft
@@ -262,18 +261,10 @@ class Service:
 
     async def tell(self, conn: AsyncConnection, registrant_id: int, message: str) -> bool:
         """Queue one message to a registrant, in their language, where they last wrote from."""
-        r, i = schema.registrants.c, schema.identities.c
-        language = (await conn.execute(select(r.language).where(r.id == registrant_id))).scalar()
-        identity = (await conn.execute(select(schema.identities).where(
-            i.registrant_id == registrant_id, i.reachable.is_(True), i.address_ct != b"",
-        ).order_by(i.last_used_at.desc()).limit(1))).first()
-        if identity is None:
-            return False
-        address = self.keys.ring.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
-        text = gettext_for(language or self.bot.default_language, message)
-        await outbox.enqueue(conn, self.keys.ring, [Draft(registrant_id, identity.id, identity.last_channel,
-                                                          address, text)])
-        return True
+        draft = await outbox.to_registrant(conn, self.keys.ring, registrant_id, message, self.bot.default_language)
+        if draft is not None:
+            await outbox.enqueue(conn, self.keys.ring, [draft])
+        return draft is not None
 
     async def close(self) -> None:
         """Wait for in-flight processing; drop delivery reports still waiting for their row."""

@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.i18n import render
 from channels.base import Button, Outbound
 from registry import schema
 from registry.crypto import KeyRing
 from registry.db import Database
-from registry.keys import outbox_aad
+from registry.keys import identity_aad, outbox_aad
 
 LEASE = timedelta(seconds=60)
 FINAL = ("delivered", "read", "failed", "undelivered", "cancelled")
@@ -114,3 +115,18 @@ def to_outbound(keys: KeyRing, row: dict[str, object]) -> Outbound:
         request_contact=bool(options.get("request_contact")),
         template=bool(options.get("template")),
     )
+
+
+async def to_registrant(conn: AsyncConnection, keys: KeyRing, registrant_id: int, message: str,
+                        default_language: str, **params: object) -> Draft | None:
+    """A message to a registrant in their language, where they last wrote from (None if unreachable)."""
+    r, i = schema.registrants.c, schema.identities.c
+    language = (await conn.execute(select(r.language).where(r.id == registrant_id))).scalar()
+    identity = (await conn.execute(select(schema.identities).where(
+        i.registrant_id == registrant_id, i.reachable.is_(True), i.address_ct != b"",
+    ).order_by(i.last_used_at.desc()).limit(1))).first()
+    if identity is None:
+        return None
+    address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
+    return Draft(registrant_id, identity.id, identity.last_channel, address,
+                 render(language or default_language, message, **params))

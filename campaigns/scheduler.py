@@ -8,6 +8,7 @@ recipient. The scheduler only decides *when* to look.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -50,7 +51,7 @@ class Runner:
         """Look for due broadcasts now."""
         self._wake.set()
 
-    def start_schedule(self, extra_jobs: list[tuple[object, int]] = ()) -> None:  # type: ignore[assignment]
+    def start_schedule(self, extra_jobs: Sequence[tuple[Callable[[], Awaitable[None]], int]] = ()) -> None:
         """Start APScheduler's ticks: broadcasts every 5 s, reminders every 30 s, plus extra (job, seconds)."""
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(self.wake, "interval", seconds=5, id="broadcasts", coalesce=True, max_instances=1)

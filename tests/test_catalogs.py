@@ -14,6 +14,7 @@ from bot.areas import Gazetteer
 from bot.i18n import LANGUAGES, LOCALES, gettext_for
 from bot.keywords import normalise
 from channels.segments import segments
+from channels.telegram import COMMANDS as telegram_commands
 
 OPERATOR = "Red Crescent Tripoli Team"
 assert len(OPERATOR) == 25
@@ -22,6 +23,8 @@ TRANSLATED = [language for language in LANGUAGES if language != "en"]
 MESSAGES: dict[str, str] = {name: value for name, value in vars(texts).items()
                             if name.isupper() and isinstance(value, str)}
 MESSAGES.update({f"KEYWORDS[{command}]": words for command, words in texts.KEYWORDS.items()})
+# The Telegram command menu's descriptions are catalog entries too.
+MESSAGES.update({f"telegram /{command}": description for command, description in telegram_commands})
 SENTENCES = {name: message for name, message in MESSAGES.items() if not name.startswith("KEYWORDS")}
 # The English command words a sentence may mention: the first English keyword of each command.
 COMMAND_WORDS = {command: words.split("|")[0] for command, words in texts.KEYWORDS.items()}
@@ -57,7 +60,7 @@ def mentions(text: str, word: str) -> bool:
 
 # --------------------------------------------------------------------------- completeness and form
 
-def test_template_lists_exactly_the_messages_of_texts_py() -> None:
+def test_template_lists_exactly_the_messages_of_the_code() -> None:
     with (LOCALES / "beacon.pot").open("rb") as fh:
         template = read_po(fh)
     assert {m.id for m in template if m.id} == set(MESSAGES.values())
