@@ -38,7 +38,8 @@ PROGRESS = {"sent": 1, "delivered": 2, "read": 3}  # delivery states that only m
 FAILED = ("failed", "undelivered")
 STATUS_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds; a report for an unknown id is dropped after
 STORE_BATCH = 256  # inbound messages stored per transaction at most
-PROCESS_YIELD = 0.1  # seconds background processing waits at most for webhooks being stored
+PROCESS_YIELD = 0.25  # seconds a background step waits at most for webhooks being stored
+INBOUND_PRESSURE = 4  # webhooks waiting to be stored at once that make the bot wait
 PROCESS_CONCURRENCY = 8  # messages processed at once on PostgreSQL (SQLite has one writer: 1)
 
 
@@ -57,6 +58,7 @@ class Service:
         self._status_tasks: set[asyncio.Task[None]] = set()
         self._arrivals: list[tuple[str, Inbound, asyncio.Future[store.Stored | None]]] = []
         self._storer: asyncio.Task[None] | None = None
+        self._receiving = 0  # receive() calls under way
         self._processing = asyncio.Semaphore(1 if db.sqlite else PROCESS_CONCURRENCY)
 
     async def receive(self, provider: str, message: Inbound) -> store.Stored | None:
@@ -66,12 +68,16 @@ class Service:
         answer once that transaction has committed, so a webhook is still answered only after its
         message is stored, but a burst costs one commit instead of one per message.
         """
-        await self.keys.check(self.db)  # follow a key rotation done by another process
-        future: asyncio.Future[store.Stored | None] = asyncio.get_running_loop().create_future()
-        self._arrivals.append((provider, message, future))
-        if self._storer is None or self._storer.done():
-            self._storer = asyncio.create_task(self._store_arrivals())
-        stored = await future
+        self._receiving += 1
+        try:
+            await self.keys.check(self.db)  # follow a key rotation done by another process
+            future: asyncio.Future[store.Stored | None] = asyncio.get_running_loop().create_future()
+            self._arrivals.append((provider, message, future))
+            if self._storer is None or self._storer.done():
+                self._storer = asyncio.create_task(self._store_arrivals())
+            stored = await future
+        finally:
+            self._receiving -= 1
         INBOUND.labels(message.channel, "stored" if stored else "duplicate").inc()
         return stored
 
@@ -109,11 +115,19 @@ class Service:
                     for provider, message, _ in batch]
 
     async def _inbound_first(self) -> None:
-        """Let waiting webhooks store first (at most PROCESS_YIELD seconds): the bot can wait, Twilio cannot."""
-        storer = self._storer
-        if storer is not None and not storer.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(storer), PROCESS_YIELD)
+        """While webhooks pile up, let them be stored and answered first: the bot can wait, Twilio cannot.
+
+        Under ordinary load (a few webhooks at a time) this does not wait at all; in a burst each
+        background step waits at most PROCESS_YIELD seconds, so the bot never stops altogether.
+        """
+        deadline = time.monotonic() + PROCESS_YIELD
+        while self._receiving >= INBOUND_PRESSURE and time.monotonic() < deadline:
+            storer = self._storer
+            if storer is not None and not storer.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(storer), max(0.0, deadline - time.monotonic()))
+            else:
+                await asyncio.sleep(0.005)
 
     def process_later(self, provider: str, stored: store.Stored, message: Inbound) -> None:
         """Process after the webhook has been answered."""

@@ -15,7 +15,7 @@ from dataclasses import replace
 from bot import texts
 from bot.countries import country_name, find_country, normalise_phone, phone_region, suggest_language
 from bot.i18n import LANGUAGES, gettext_for, render
-from bot.keywords import Intent, classify, normalise
+from bot.keywords import Intent, classify, keyword_table, normalise
 from bot.state import (
     BotConfig,
     Confirm,
@@ -46,6 +46,8 @@ AGE_BANDS = ("0-17", "18-29", "30-44", "45-59", "60+")
 OPTIONAL = (Step.FIRST_NAME, Step.NATIONALITY, Step.GENDER, Step.AGE_BAND, Step.HOUSEHOLD, Step.CONTACT)
 # UPDATE menu numbers -> the step that asks for that field.
 UPDATE_FIELDS = (Step.LANGUAGE, Step.AREA, *OPTIONAL)
+# Questions that follow an answer (the contact's sharing, the kind of help): LANG asks them again too.
+FOLLOW_UPS = (Step.SHARE_FAMILY, Step.FAMILY_LANGUAGE, Step.CHECK_IN_KIND, Step.CHECK_IN_DETAILS)
 # Steps whose answer is free text: there, command words must be exact (a name may look like a typo of one).
 FREE_TEXT = frozenset({Step.FIRST_NAME, Step.NATIONALITY, Step.CONTACT, Step.AREA, Step.CHECK_IN_DETAILS})
 NEEDS = ("medical", "shelter", "food", "water", "documents", "evacuation", "other")
@@ -186,6 +188,12 @@ def _after_answer(config: BotConfig, state: State, message: Message | None = Non
     return done
 
 
+def _language_for(config: BotConfig, state: State, message: Message) -> str:
+    """The person's language, or for a newcomer the one their channel or phone suggests."""
+    return state.profile.language or suggest_language(message.address, message.language_hint,
+                                                      config.default_language)
+
+
 def _has_phone(state: State) -> bool:
     return any(channel != "telegram" for channel, _ in state.addresses)
 
@@ -224,14 +232,12 @@ def on_start(config: BotConfig, state: State, message: Message, intent: Intent) 
 
 
 def on_stop(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
-    language = state.profile.language or suggest_language(message.address, message.language_hint,
-                                                          config.default_language)
+    language = _language_for(config, state, message)
     return Transition(replace(_settled(state), opted_out=True), (_say(config, language, texts.STOPPED),))
 
 
 def on_help(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
-    language = state.profile.language or suggest_language(message.address, message.language_hint,
-                                                          config.default_language)
+    language = _language_for(config, state, message)
     help_reply = _say(config, language, texts.HELP)
     if state.step is Step.NEW:
         return _then(help_reply, _start_registration(config, state, message))
@@ -257,8 +263,7 @@ def on_delete(config: BotConfig, state: State, message: Message, intent: Intent)
 
 
 def on_mydata(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
-    language = state.profile.language or suggest_language(message.address, message.language_hint,
-                                                          config.default_language)
+    language = _language_for(config, state, message)
     lines = [gettext_for(language, texts.MYDATA_HEADER)]
     lines += [f"{channel}: {address}" for channel, address in state.addresses]
     if state.consented or state.profile.language:
@@ -315,26 +320,32 @@ def pack(lines: list[str]) -> list[str]:
     return chunks
 
 
+def _answered(state: State) -> State:
+    """A check-in answer settles a pending question and closes the open check-in it answers."""
+    return replace(_settled(state), check_in=None, check_in_latest=False)
+
+
 def on_safe(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     if not state.registered:
-        return Transition(state, (_say(config, state.language, texts.NOT_REGISTERED),))
-    return Transition(_settled(state), (_say(config, state.language, texts.CHECKIN_SAFE),),
+        return Transition(state, (_say(config, _language_for(config, state, message), texts.NOT_REGISTERED),))
+    return Transition(_answered(state), (_say(config, state.language, texts.CHECKIN_SAFE),),
                       (RecordCheckIn(state.check_in, "safe"), Confirm()))
 
 
 def on_need(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     if not state.registered:
-        return Transition(state, (_say(config, state.language, texts.NOT_REGISTERED),))
+        return Transition(state, (_say(config, _language_for(config, state, message), texts.NOT_REGISTERED),))
     # The case opens now; the follow-up questions only add detail to it.
-    asked = ask(config, _settled(state), Step.CHECK_IN_KIND)
+    asked = ask(config, _answered(state), Step.CHECK_IN_KIND)
     return replace(asked, effects=(RecordCheckIn(state.check_in, "need_help"), OpenCase(state.check_in)))
 
 
 def on_code(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     if not state.registered:
-        return Transition(state, (_say(config, state.language, texts.NOT_REGISTERED),))
+        return Transition(state, (_say(config, _language_for(config, state, message), texts.NOT_REGISTERED),))
     settled = _settled(state)
-    if intent.rest.replace(" ", "") in ("off", _word(state.language, "STOP").lower(), "0"):
+    rest = intent.rest.replace(" ", "")  # normalised: CODE ARRÊT arrives as "arret"
+    if rest in ("off", "0") or keyword_table(state.language).get(rest) == "STOP":
         return Transition(settled, (_say(config, state.language, texts.SHARE_CODE_REVOKED),), (RevokeShareCodes(),))
     return Transition(settled, (_say(config, state.language, texts.SHARE_CODE, code=message.nonce),),
                       (IssueShareCode(message.nonce),))
@@ -343,9 +354,9 @@ def on_code(config: BotConfig, state: State, message: Message, intent: Intent) -
 def on_status(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     code = intent.rest.replace(" ", "").upper()
     if not code:
-        language = state.profile.language or config.default_language
-        return Transition(state, (_say(config, language, texts.STATUS_UNKNOWN_CODE),))
-    return Transition(state, (), (LookUpStatus(code),))
+        return Transition(_settled(state), (_say(config, _language_for(config, state, message),
+                                                 texts.STATUS_UNKNOWN_CODE),))
+    return Transition(_settled(state), (), (LookUpStatus(code),))
 
 
 def status_reply(language: str, outcome: str, text: str | None = None) -> Reply:
@@ -386,7 +397,7 @@ def at_language(config: BotConfig, state: State, message: Message, intent: Inten
         # Back to the question LANG interrupted (keeping an UPDATE edit), else to idle.
         confirmed = Reply(gettext_for(chosen, texts.LANGUAGE_SET))
         resume = state.resume
-        if resume is not None and resume in (Step.AREA, *OPTIONAL):
+        if resume is not None and resume in (Step.AREA, *OPTIONAL, *FOLLOW_UPS):
             return _then(confirmed, ask(config, replace(state, resume=None), resume, editing=state.editing))
         return Transition(replace(state, step=Step.IDLE, resume=None, editing=None), (confirmed,))
     if state.consented:
@@ -512,7 +523,7 @@ def at_family_language(config: BotConfig, state: State, message: Message, intent
 
 def at_check_in_kind(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     recorded = _say(config, state.language, texts.CASE_RECORDED)
-    if intent.skip:
+    if intent.skip or not normalise(intent.text):  # nothing said (only marks or punctuation)
         return Transition(replace(state, step=Step.IDLE), (recorded,))
     if intent.number is not None:
         if 1 <= intent.number <= len(NEEDS):
@@ -525,7 +536,7 @@ def at_check_in_kind(config: BotConfig, state: State, message: Message, intent: 
 
 def at_check_in_details(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     recorded = _say(config, state.language, texts.CASE_RECORDED)
-    if intent.skip or not intent.text:
+    if intent.skip or not normalise(intent.text):  # nothing said (only marks or punctuation)
         return Transition(replace(state, step=Step.IDLE), (recorded,))
     return Transition(replace(state, step=Step.IDLE), (recorded,), (DescribeNeed(details=intent.text[:1000]),))
 
@@ -590,10 +601,11 @@ def step(config: BotConfig, state: State, message: Message) -> Transition:
     if pressed:
         return _button(config, state, message, pressed.group(1), int(pressed.group(2)))
     intent = classify(message.text, language, fuzzy=state.step not in FREE_TEXT)
-    if state.step is Step.LANGUAGE and _chosen_language(state, intent):
-        return at_language(config, state, message, intent)
+    # A check-in answer first: a 1 or 2 just after a check-in answers it even at the language menu.
     if intent.number in (1, 2) and state.registered and _check_in_answer(state):
         return (on_safe if intent.number == 1 else on_need)(config, state, message, intent)
+    if state.step is Step.LANGUAGE and _chosen_language(state, intent):
+        return at_language(config, state, message, intent)
     handler = COMMANDS.get(intent.command or "")
     if handler is not None:
         return handler(config, state, message, intent)
@@ -612,9 +624,9 @@ def _button(config: BotConfig, state: State, message: Message, question: str, nu
     intent = Intent(number=number, text=str(number))
     if question == CHECK_IN_BUTTON and number in (1, 2):
         return (on_safe if number == 1 else on_need)(config, state, message, intent)
-    if question == state.step.value:
-        return step(config, state, replace(message, text=str(number)))
+    if question == state.step.value and state.step not in (Step.NEW, Step.IDLE):
+        # The button names its question: the press answers it, even while a check-in is open.
+        return STEPS[state.step](config, state, message, intent)
     if state.step in (Step.NEW, Step.IDLE):
-        return Transition(state, (_say(config, state.profile.language or config.default_language,
-                                       texts.NOT_UNDERSTOOD),))
+        return Transition(state, (_say(config, _language_for(config, state, message), texts.NOT_UNDERSTOOD),))
     return ask(config, state, state.step, editing=state.editing, resume=state.resume)

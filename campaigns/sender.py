@@ -154,7 +154,9 @@ class Sender:
         return len(rows)
 
     async def _send_and_keep(self, row: dict[str, object]) -> None:
-        self._done.append(await self._send(row))
+        outcome = await self._send(row)
+        # Only now look up the buffer: _flush swaps in a new list while sends are under way.
+        self._done.append(outcome)
         self._has_done.set()
 
     async def _record_loop(self) -> None:

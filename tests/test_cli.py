@@ -23,7 +23,7 @@ import pytest
 import structlog
 
 from channels.base import Inbound
-from registry import keys, store
+from registry import keys, store, tokens
 from registry.crypto import MasterKeys
 from registry.db import Database, insert_ignore
 from tests.conftest import dev_keys
@@ -89,9 +89,8 @@ def free_port() -> int:
 
 
 async def test_migrate_and_tokens(env: dict[str, str]) -> None:
-    for _ in range(2):
-        result = await beacon(env, "migrate")
-        assert result.code == 0, result
+    result = await beacon(env, "migrate")
+    assert result.code == 0 and "up to date" in result.out, result
     created = await beacon(env, "token", "create", "--role", "responder", "--name", "x")
     assert created.code == 0, created
     token = created.out.rstrip("\n").splitlines()[-1]
@@ -100,18 +99,16 @@ async def test_migrate_and_tokens(env: dict[str, str]) -> None:
         rows = db.execute("SELECT name, role, token_hash, revoked_at FROM api_tokens").fetchall()
     assert rows == [("x", "responder", hashlib.sha256(token.encode()).hexdigest(), None)]
 
-    again = await beacon(env, "token", "create", "--role", "admin", "--name", "x")
+    again, bad_role = await asyncio.gather(beacon(env, "token", "create", "--role", "admin", "--name", "x"),
+                                           beacon(env, "token", "create", "--role", "king", "--name", "y"))
     assert_one_line_error(again, contains="already exists")
     assert token not in again.out + again.err
-
-    bad_role = await beacon(env, "token", "create", "--role", "king", "--name", "y")
     assert_one_line_error(bad_role, contains="king")
 
     revoked = await beacon(env, "token", "revoke", "x")
     assert revoked.code == 0, revoked
     with database(env) as db:
         assert db.execute("SELECT revoked_at FROM api_tokens WHERE name = 'x'").fetchone()[0] is not None
-    assert_one_line_error(await beacon(env, "token", "revoke", "x"), contains="x")
     assert_one_line_error(await beacon(env, "token", "revoke", "nobody"), contains="nobody")
 
 
@@ -165,16 +162,19 @@ async def test_keys_rotate_and_reencrypt(env: dict[str, str]) -> None:
 
     # Other master keys: refused in one line, nothing written.
     wrong = {**env, "BEACON_KEYS": dev_keys()}
-    for command in (("keys", "rotate"), ("keys", "reencrypt")):
-        assert_one_line_error(await beacon(wrong, *command), contains="master key")
+    assert_one_line_error(await beacon(wrong, "keys", "reencrypt"), contains="master key")
     with database(env) as db:
         assert db.execute("SELECT count(*) FROM data_keys").fetchone() == (3,)
-    assert (await beacon(env, "audit", "verify")).code == 0
 
 
 async def test_audit_verify(env: dict[str, str]) -> None:
-    for name in ("a", "b", "c"):
-        assert (await beacon(env, "token", "create", "--role", "auditor", "--name", name)).code == 0
+    db = Database(env["BEACON_DATABASE_URL"])
+    try:
+        await db.migrate()
+        for name in ("a", "b", "c"):  # three audited actions (what `beacon token create` does)
+            await tokens.create(db, "auditor", name)
+    finally:
+        await db.close()
     intact = await beacon(env, "audit", "verify")
     assert intact.code == 0, intact
     assert "3 entries" in intact.out
@@ -235,9 +235,9 @@ async def test_the_console_script_fails_in_one_line_on_bad_config(env: dict[str,
             return name, command, await beacon({**env, **cases[name][0]}, *command)
 
     cases = bad_configurations(tmp_path)
-    runs = [(name, ("migrate",)) for name in cases]
-    runs += [("closed postgres port", command) for command in (("keys", "rotate"), *COMMANDS[-2:])]
-    runs += [("malformed keys", ("serve", "--port", "0")), ("unreadable areas file", ("worker",))]
+    runs = [("production without keys", ("migrate",)), ("malformed keys", ("keys", "rotate")),
+            ("unreadable areas file", ("worker",)), ("port abc", ("serve", "--port", "0")),
+            ("closed postgres port", ("serve", "--port", "0"))]
     for name, command, result in await asyncio.gather(*(attempt(name, command) for name, command in runs)):
         try:
             assert_one_line_error(result, contains=cases[name][1])

@@ -179,7 +179,23 @@ CLASSIFY = [
     # command arguments
     ("STATUS K7Q2M9", "en", True, "STATUS", None, "k7q2m9"),
     ("estado k7q2m9", "es", True, "STATUS", None, "k7q2m9"),
+    ("СТАТУС k7q2-m9", "ru", True, "STATUS", None, "k7q2-m9"),
+    ("स्थिति ab12", "hi", True, "STATUS", None, "ab12"),
+    ("STATUS", "en", True, "STATUS", None, ""),
     ("CODE OFF", "en", True, "CODE", None, "off"),
+    ("رمز OFF", "ar", True, "CODE", None, "off"),
+    ("CODE ARRÊT", "fr", True, "CODE", None, "arret"),  # the rest is normalised like the command
+    ("КОД СТОП", "ru", True, "CODE", None, "стоп"),
+    # check-in words, one word or several
+    ("SOS", "ar", True, "NEED", None, ""),
+    ("نجدة", "ar", True, "NEED", None, ""),
+    ("OK", "ru", True, "SAFE", None, ""),
+    ("en sécurité", "fr", True, "SAFE", None, ""),
+    ("В ПОРЯДКЕ", "ru", True, "SAFE", None, ""),
+    # decided: a number typed with its button label is neither the number nor the word (the bot asks again)
+    ("1 YES", "en", True, None, None, ""),
+    ("2 NON", "fr", True, None, None, ""),
+    ("1 I am safe", "en", True, None, None, ""),
     # nothing at all
     ("", "en", True, None, None, ""),
     ("   ", "en", True, None, None, ""),
