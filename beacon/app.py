@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -79,7 +80,7 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
         gazetteer = Gazetteer.load(settings.areas_file)
         channels = make_channels(settings)
         by_kind = {kind: channel for channel in channels.values() for kind in channel.kinds}
-        sender = Sender(db, keys, by_kind)
+        sender = Sender(db, keys, by_kind, lease=timedelta(seconds=settings.outbox_lease_seconds))
         bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
                         retention_months=settings.retention_months, default_language=settings.default_language)
         family_channel = "sms" if "twilio" in channels else "simulator"

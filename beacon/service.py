@@ -9,6 +9,7 @@ the sender. A crash between the two leaves an unprocessed row that
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from campaigns.sender import Sender
 from channels.base import Channel, Inbound, StatusUpdate
 from registry import audit, schema, store
 from registry.crypto import KeyringError
-from registry.db import Database, insert_ignore
+from registry.db import Database
 from registry.keys import KeyHolder, identity_aad, inbound_aad
 
 log = structlog.get_logger("beacon.service")
@@ -59,7 +60,8 @@ class Service:
         self._arrivals: list[tuple[str, Inbound, asyncio.Future[store.Stored | None]]] = []
         self._storer: asyncio.Task[None] | None = None
         self._receiving = 0  # receive() calls under way
-        self._processing = asyncio.Semaphore(1 if db.sqlite else PROCESS_CONCURRENCY)
+        self._backlog: collections.deque[tuple[str, store.Stored, Inbound]] = collections.deque()
+        self._workers = 1 if db.sqlite else PROCESS_CONCURRENCY  # SQLite has one writer: one at a time, in order
 
     async def receive(self, provider: str, message: Inbound) -> store.Stored | None:
         """Store one inbound message; None when it was seen before.
@@ -109,10 +111,8 @@ class Service:
 
     async def _store(self, batch: list[tuple[str, Inbound, asyncio.Future[store.Stored | None]]]
                      ) -> list[store.Stored | None]:
-        ignore = lambda table, **v: insert_ignore(self.db, table, **v)  # noqa: E731
         async with self.db.write() as conn:
-            return [await store.store_inbound(conn, self.keys.ring, provider, message, ignore)
-                    for provider, message, _ in batch]
+            return await store.store_inbound_many(conn, self.keys.ring, [(p, m) for p, m, _ in batch])
 
     async def _inbound_first(self) -> None:
         """While webhooks pile up, let them be stored and answered first: the bot can wait, Twilio cannot.
@@ -130,16 +130,22 @@ class Service:
                 await asyncio.sleep(0.005)
 
     def process_later(self, provider: str, stored: store.Stored, message: Inbound) -> None:
-        """Process after the webhook has been answered."""
-        task = asyncio.create_task(self._process_and_acknowledge(provider, stored, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Process after the webhook has been answered, in arrival order (workers drain a backlog)."""
+        self._backlog.append((provider, stored, message))
+        if len(self._tasks) < self._workers:
+            task = asyncio.create_task(self._drain_backlog())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _drain_backlog(self) -> None:
+        while self._backlog:
+            provider, stored, message = self._backlog.popleft()
+            await self._inbound_first()
+            await self._process_and_acknowledge(provider, stored, message)
 
     async def _process_and_acknowledge(self, provider: str, stored: store.Stored, message: Inbound) -> None:
         try:
-            async with self._processing:  # in arrival order, one at a time on SQLite's single writer
-                await self._inbound_first()
-                await self.process(stored.inbound_id)
+            await self.process(stored.inbound_id)
         except Exception:  # noqa: BLE001 - the row stays unprocessed and recover() retries it
             log.exception("process.failed", inbound_id=stored.inbound_id)
         channel = self.channels.get(provider)

@@ -29,7 +29,6 @@ import secrets
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,11 +47,11 @@ from channels.twilio import TwilioChannel  # noqa: E402
 from registry import schema, tokens  # noqa: E402
 from registry.crypto import MasterKeys  # noqa: E402
 from registry.db import Database  # noqa: E402
-from registry.keys import KeyHolder, identity_aad, load_keyring  # noqa: E402
+from registry.keys import KeyHolder, load_keyring  # noqa: E402
+from tests.seeding import phone, seed_registrants  # noqa: E402
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "f" * 32
-LANGUAGES = ("en", "fr", "ar")
 
 
 def serve_double(port_queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -66,32 +65,6 @@ def serve_double(port_queue: multiprocessing.Queue) -> None:  # type: ignore[typ
         await asyncio.Event().wait()
 
     asyncio.run(main())
-
-
-def phone(n: int) -> str:
-    return f"+23480{n:08d}"
-
-
-async def seed(db: Database, holder: KeyHolder, count: int) -> None:
-    """Registered people in Tripoli, in three languages, reachable by SMS."""
-    ring = holder.ring
-    now = datetime.now(UTC)
-    batch = 5000
-    for start in range(0, count, batch):
-        ids = range(start + 1, min(start + batch, count) + 1)
-        people = [{"id": n, "language": LANGUAGES[n % 3], "area_id": "tripoli", "step": "idle", "context": {},
-                   "consented": True, "opted_out": False, "created_at": now, "confirmed_at": now,
-                   "last_seen_at": now, "share_family": False} for n in ids]
-        identities = []
-        for n in ids:
-            bidx = ring.blind_index("phone", phone(n))
-            identities.append({"registrant_id": n, "kind": "phone", "bidx": bidx,
-                               "address_ct": ring.encrypt(phone(n), identity_aad({"bidx": bidx})),
-                               "last_channel": "sms", "preferred_channel": "sms", "reachable": True,
-                               "created_at": now, "last_used_at": now})
-        async with db.write() as conn:
-            await conn.execute(schema.registrants.insert(), people)
-            await conn.execute(schema.identities.insert(), identities)
 
 
 async def count_sent(db: Database, broadcast: bool) -> int:
@@ -138,7 +111,7 @@ async def broadcast(db_url: str, keys: str, base_url: str, count: int, home: Pat
     await db.migrate()
     master = MasterKeys.parse(keys)
     holder = KeyHolder(await load_keyring(db, master), master)
-    await seed(db, holder, count)
+    await seed_registrants(db, holder, count)
     secret = await tokens.create(db, "responder", "bench")
     await db.close()
     settings = config.load({

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import base64
 import json
-import os
 import secrets
 import subprocess
 import sys

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 import aiohttp
 from aiohttp import web
@@ -340,6 +340,14 @@ async def _read_body(request: web.Request) -> bytes:
     """The request body, refused with 413 as soon as it passes MAX_BODY."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise WebhookRejected(413, "webhook body too large")
+    if request.content_length is not None:  # what Twilio sends: a known length, read in one go
+        try:
+            body = await request.content.readexactly(request.content_length) if request.content_length else b""
+        except asyncio.IncompleteReadError:
+            raise WebhookRejected(400, "webhook body shorter than its Content-Length") from None
+        if len(body) > MAX_BODY:
+            raise WebhookRejected(413, "webhook body too large")
+        return body
     body = bytearray()
     async for chunk in request.content.iter_chunked(16 * 1024):
         body += chunk
@@ -351,9 +359,21 @@ async def _read_body(request: web.Request) -> bytes:
 def _form(body: bytes) -> MultiDict[str]:
     """Parse an application/x-www-form-urlencoded body, keeping repeated and empty fields."""
     try:
-        return MultiDict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    except (UnicodeDecodeError, ValueError):
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
         raise WebhookRejected(400, "malformed form body") from None
+    # parse_qsl's result, without unquoting the many fields that need none (most of Twilio's are
+    # plain or empty); parse_qsl itself is a tenth of a webhook's cost.
+    fields = MultiDict[str]()
+    for field in text.split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            fields.add(_unquote(name), _unquote(value))
+    return fields
+
+
+def _unquote(text: str) -> str:
+    return unquote_plus(text) if "%" in text or "+" in text else text
 
 
 def _status_update(sid: str, params: MultiDict[str]) -> StatusUpdate:

@@ -8,33 +8,37 @@ counts; only non-zero cells are listed, so an attacker knows every listed cell i
 * the published marginal totals are the grand total, the total of each value of each dimension and,
   with three or more dimensions, the *lines*: one total per combination of all dimensions but one.
   A total below ``min_cell`` is suppressed and then tells nothing (it is not an equation an attacker
-  can use); a total is also withdrawn when the cells under it cannot hide each other (all suppressed,
-  all worth 1);
+  can use); a total over a single listed cell is that cell and is hidden with it; a total is also
+  withdrawn when the cells under it cannot hide each other (all hidden, all worth 1);
 * secondary suppression hides further cells until no suppressed cell's value can be recovered from
   the published cells and totals, even knowing that every listed cell is at least 1.
 
-How the secondary suppression works:
+How the secondary suppression works. The published totals minus the published cells give linear
+equations ``sum(hidden cells under a total) = rest``. A hidden cell is safe when we hold a
+*certificate* for it: an integer change ``d`` to the hidden cells that keeps every published total
+as it is (``A d = 0``), moves the cell (``d[cell] != 0``) and keeps every hidden cell of the true
+table at 1 or more (``x + d >= 1``). ``x + d`` is then a second table consistent with everything
+published in which the cell has another value; nothing is declared safe without one, so the only
+possible error is hiding more than strictly necessary.
 
-1. A fast pass over the totals (the classical line rule): a published total with exactly one
-   suppressed cell under it gives that cell away; one whose suppressed cells can only all be 1 does
-   too. Either way the smallest published cell under it is suppressed as well; iterate to a fixed point.
-2. An exact audit. The published totals minus the published cells give equations
-   ``sum(suppressed cells under total) = rest``. Gaussian elimination over exact fractions gives the
-   null space of that system, and for every suppressed cell we look for a *certificate*: an integer
-   vector ``d`` in that null space with ``d[cell] != 0`` and every suppressed cell still ``>= 1`` after
-   adding it (true counts ``+ d``). Such a ``d`` is a second table consistent with everything
-   published in which the cell has another value, so a certificate is a proof the cell is protected.
-   A cell that is determined by the equations, pinned by the ``>= 1`` bounds or for which no
-   certificate is found among the basis vectors and their pairwise combinations gets more cells
-   suppressed around it (never fewer), and both steps run again.
-
-The audit never over-trusts: a cell is declared safe only with a certificate in hand, so the only
-possible error is suppressing more than strictly necessary.
+1. Boxes (the hypercube method). For each hidden cell, the cheapest box around it: a second value
+   for some of the dimensions, corners alternately +1 and -1. Every total that sums over a
+   partnered dimension sees +1 and -1 cancel; totals that sum only over other dimensions must
+   already be withheld. The published corners are hidden too, and the box is the certificate of
+   all its corners. Cost: the sum of the newly hidden counts.
+2. Where no box fits (sparse tables: a corner would be a zero cell, or cells worth 1 block both
+   signs), Gaussian elimination over exact fractions on the equations around the cell gives a
+   basis of their null space; its vectors and their pairwise combinations are tried as
+   certificates. A vector that is zero outside a neighbourhood of the cell and balances every
+   published total touching that neighbourhood is a certificate for the whole table.
+3. A cell still without a certificate (determined by the totals, or pinned by the ``>= 1`` bounds)
+   gets the smallest published cell of its weakest published total hidden next to it (or, when
+   every cell around is hidden already, a total withdrawn), and the steps repeat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import combinations, product
@@ -43,7 +47,8 @@ from typing import Any
 
 MIN_CELL_FLOOR = 3
 ALL = None  # in a total's key: the dimension summed over
-_PAIR_CANDIDATES = 24  # null-space vectors tried pairwise per uncertified cell
+_PAIR_CANDIDATES = 12  # null-space vectors tried pairwise per cell without a box
+_NEIGHBOURHOOD = 160  # hidden cells around a cell taken into its local elimination
 
 
 class DisclosureError(ValueError):
@@ -151,6 +156,7 @@ class _Suppressor:
         self.cert: list[dict[int, int] | None] = [None] * len(values)  # a second table for each hidden cell
         self.dim_values = [sorted({k[j] for k in keys}, key=str) for j in range(n)]
         self.partner_limit = 8 if n <= 3 else 3
+        self.withdrawn = 0  # totals withdrawn beyond the primary rule, to notice progress
         for c, v in enumerate(values):
             if v < min_cell:
                 self.suppress(c)
@@ -168,33 +174,89 @@ class _Suppressor:
     def run(self) -> None:
         pending = sorted((c for c in range(len(self.values)) if self.supp[c]), key=lambda c: (self.values[c], c))
         while True:
-            for c in pending:
-                if self.cert[c] is None:
-                    self.cover(c)
-            missing = [c for c in range(len(self.values)) if self.supp[c] and self.cert[c] is None]
-            if not missing:
-                return
-            audit = _Audit(self)
+            for c in pending:  # grows while it runs: cells hidden to give slack need boxes too
+                if self.cert[c] is None and not self.cover(c):
+                    withdrawn = self.withdrawn
+                    more = self.ensure_slack(c)
+                    if more or withdrawn != self.withdrawn:
+                        pending += more
+                        self.cover(c)
             exposed = []
-            for c in missing:
-                if self.cert[c] is not None:
+            for c in range(len(self.values)):
+                if not self.supp[c] or self.cert[c] is not None:
                     continue
-                d = audit.certificate(c)
+                d = _Audit(self.values, self.neighbourhood_equations(c)).certificate(c)
                 if d is None:
                     exposed.append(c)
                     continue
                 for k, v in d.items():
                     if v and self.cert[k] is None:
                         self.cert[k] = d
+            if not exposed:
+                return
             pending = []
             touched: set[int] = set()
             for c in exposed:
                 if touched.intersection(self.cell_groups[c]):
-                    continue  # something next to it changed this round; audit again first
+                    continue  # something next to it changed this round; look again first
                 pending += self.widen(c, touched)
 
+    def neighbourhood_equations(self, c: int) -> list[list[int]]:
+        """The published totals touching the hidden cells near ``c``, restricted to those cells.
+
+        A change that is zero outside these cells and balances each of these equations balances
+        every published total of the table.
+        """
+        near = {c: None}
+        frontier = [c]
+        while frontier and len(near) < _NEIGHBOURHOOD:
+            following = []
+            for k in frontier:
+                for g in self.cell_groups[k]:
+                    if not self.pub[g]:
+                        continue
+                    for m in self.members[g]:
+                        if self.supp[m] and m not in near:
+                            near[m] = None
+                            following.append(m)
+                            if len(near) >= _NEIGHBOURHOOD:
+                                break
+                    if len(near) >= _NEIGHBOURHOOD:
+                        break
+            frontier = following
+        equations: dict[int, list[int]] = {}
+        for k in near:
+            for g in self.cell_groups[k]:
+                if self.pub[g]:
+                    equations.setdefault(g, []).append(k)
+        return sorted(equations.values(), key=len)
+
     # -- hypercubes ------------------------------------------------------------------------------
-    def cover(self, c: int) -> None:
+    def ensure_slack(self, c: int) -> list[int]:
+        """Make sure every published total through ``c`` has another hidden cell that can move against it.
+
+        A hidden cell worth 1 can only go up, so the total needs another hidden cell worth 2 or more
+        to go down; any other hidden cell will do for a larger one. Hides the smallest published cell
+        of a total that lacks one, or withdraws the total when all its cells are hidden; returns the
+        newly hidden cells.
+        """
+        hidden = []
+        for g in self.cell_groups[c]:
+            if not self.pub[g]:
+                continue
+            floor = 2 if self.values[c] == 1 else 1
+            if any(k != c and self.supp[k] and self.values[k] >= floor for k in self.members[g]):
+                continue
+            other = self.smallest_published(g)
+            if other is None:
+                self.pub[g] = False
+                self.withdrawn += 1
+            else:
+                self.suppress(other)
+                hidden.append(other)
+        return hidden
+
+    def cover(self, c: int) -> bool:
         """Protect a hidden cell with the cheapest box of hidden cells around it, if there is one.
 
         The box takes a second value for some dimensions (the partners); its corners get +1 and -1
@@ -204,25 +266,34 @@ class _Suppressor:
         consistent with everything published, in which each corner has another value.
         """
         key = self.keys[c]
-        options: list[list[Any]] = []
+        options: list[list[tuple[int, Any]]] = []  # per dimension: (cost of the neighbour, partner value)
         for j in range(self.n):
             ranked = []
             for v in self.dim_values[j]:
                 if v == key[j]:
                     continue
                 other = self.index.get(key[:j] + (v,) + key[j + 1:])
-                if other is not None:
-                    ranked.append((0 if self.supp[other] else self.values[other], str(v), v))
+                if other is None:
+                    continue
+                value = self.values[other]
+                if value == 1 and self.values[c] == 1:
+                    continue  # either it or the cell would have to drop to 0
+                ranked.append((0 if self.supp[other] else value, value == 1, str(v), v))
             ranked.sort()
-            options.append([v for _, _, v in ranked[:self.partner_limit]])
+            options.append([(r[0], r[-1]) for r in ranked[:self.partner_limit]])
         best: tuple[int, int, dict[int, int]] | None = None
         for size in range(self.n + 1):
             for dims in combinations(range(self.n), size):
                 open_kinds = [t for t, kept in enumerate(self.kinds) if set(dims) <= set(kept)]
-                for partners in product(*(options[j] for j in dims)):
+                if any(self.pub[g] and len(self.members[g]) > 1
+                       for g in (self.cell_groups[c][t] for t in open_kinds)):
+                    continue  # a total through the cell itself would move
+                bound = [best[0] if best else None]
+                for partners in self.partner_choices(options, dims, bound):
                     found = self.box(key, dims, partners, open_kinds, best[0] if best else None)
                     if found is not None and (best is None or (found[0], len(found[1])) < best[:2]):
                         best = (found[0], len(found[1]), found[1])
+                        bound[0] = best[0]
                         if best[0] == 0:
                             break
                 if best and best[0] == 0:
@@ -230,13 +301,36 @@ class _Suppressor:
             if best and best[0] == 0:
                 break
         if best is None:
-            return
+            return False
         d = best[2]
         for corner in d:
             if not self.supp[corner]:
                 self.suppress(corner)
             if self.cert[corner] is None:
                 self.cert[corner] = d
+        return True
+
+    @staticmethod
+    def partner_choices(options: list[list[tuple[int, Any]]], dims: tuple[int, ...],
+                        bound: list[int | None]) -> Iterator[tuple[Any, ...]]:
+        """Partner values for ``dims``, skipping choices whose neighbours alone cost as much as ``bound[0]``."""
+        if not dims:
+            yield ()
+            return
+        chosen: list[Any] = []
+
+        def walk(depth: int, spent: int) -> Iterator[tuple[Any, ...]]:
+            for cost, value in options[dims[depth]]:
+                if bound[0] is not None and spent + cost >= bound[0]:
+                    break  # sorted by cost: the rest are dearer
+                chosen.append(value)
+                if depth + 1 == len(dims):
+                    yield tuple(chosen)
+                else:
+                    yield from walk(depth + 1, spent + cost)
+                chosen.pop()
+
+        yield from walk(0, 0)
 
     def box(self, key: tuple[Any, ...], dims: tuple[int, ...], partners: tuple[Any, ...], open_kinds: list[int],
             bound: int | None) -> tuple[int, dict[int, int]] | None:
@@ -270,7 +364,15 @@ class _Suppressor:
 
     # -- when no box fits --------------------------------------------------------------------------
     def widen(self, c: int, touched: set[int]) -> list[int]:
-        """Hide more around an exposed cell: the smallest published cell of its weakest published total."""
+        """Hide more around an exposed cell: first what it lacks to move at all, else the smallest
+        published cell of its weakest published total; when all is hidden, withdraw a total."""
+        withdrawn = self.withdrawn
+        hidden = self.ensure_slack(c)
+        if hidden or withdrawn != self.withdrawn:
+            for k in hidden:
+                touched.update(self.cell_groups[k])
+            touched.update(self.cell_groups[c])
+            return hidden
         published = [g for g in self.cell_groups[c] if self.pub[g]]
         options = []
         for g in published:
@@ -286,34 +388,26 @@ class _Suppressor:
         if published:  # every cell around it is already hidden: withhold the smallest total
             g = min(published, key=lambda g: (self.gtotal[g], g))
             self.pub[g] = False
+            self.withdrawn += 1
             touched.add(g)
             return []
         raise AssertionError("a cell under no published total cannot be exposed")  # pragma: no cover
 
 
 class _Audit:
-    """Exact check of the current suppression pattern; see the module docstring."""
+    """Gaussian elimination over exact fractions: the null space of a 0/1 system, and certificates from it."""
 
-    def __init__(self, state: _Suppressor) -> None:
-        self.state = state
-        self.x = state.values
+    def __init__(self, x: list[int], equations: list[list[int]]) -> None:
+        self.x = x
         self.rows: dict[int, dict[int, Fraction | int]] = {}  # pivot cell -> {free cell: coefficient}
-        self.rhs: dict[int, Fraction | int] = {}
         self.col_rows: dict[int, set[int]] = {}  # free cell -> pivots whose row mentions it
         self._null: dict[int, dict[int, int]] = {}
-        equations = []
-        for g, members in enumerate(state.members):
-            if state.pub[g]:
-                hidden = [c for c in members if state.supp[c]]
-                if hidden:
-                    equations.append((hidden, state.gtotal[g] - sum(self.x[c] for c in members if not state.supp[c])))
-        equations.sort(key=lambda e: len(e[0]))
-        for cols, rest in equations:
-            self.add(cols, rest)
+        for cols in equations:
+            self.add(cols)
 
-    def add(self, cols: list[int], rest: int) -> None:
+    def add(self, cols: list[int]) -> None:
+        """Bring one equation (sum of ``cols``) into reduced row echelon form with the others."""
         row: dict[int, Fraction | int] = {}
-        rhs: Fraction | int = rest
         for c in cols:
             pivot_row = self.rows.get(c)
             if pivot_row is None:
@@ -321,7 +415,6 @@ class _Audit:
                 if not row[c]:
                     del row[c]
                 continue
-            rhs -= self.rhs[c]
             for k, v in pivot_row.items():
                 nv = row.get(k, 0) - v
                 if nv:
@@ -329,17 +422,15 @@ class _Audit:
                 else:
                     del row[k]
         if not row:
-            return  # implied by the others (the totals are consistent by construction)
+            return  # implied by the others
         # The largest cell becomes the pivot, so the null-space vectors move the small cells.
         pivot = max(row, key=lambda c: (self.x[c], c))
         a = row.pop(pivot)
         if a != 1:
             row = {k: _tidy(v / a) for k, v in row.items()}
-            rhs = _tidy(rhs / a)
         for q in self.col_rows.pop(pivot, ()):
             other = self.rows[q]
             coef = other.pop(pivot)
-            self.rhs[q] = _tidy(self.rhs[q] - coef * rhs)
             for k, v in row.items():
                 nv = _tidy(other.get(k, 0) - coef * v)
                 if nv:
@@ -349,7 +440,6 @@ class _Audit:
                     other.pop(k, None)
                     self.col_rows[k].discard(q)
         self.rows[pivot] = row
-        self.rhs[pivot] = rhs
         for k in row:
             self.col_rows.setdefault(k, set()).add(pivot)
 

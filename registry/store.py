@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -25,6 +26,8 @@ from registry.times import aware
 SECRET_FIELDS = ("first_name", "family_contact")
 COARSE_FIELDS = ("language", "area_id", "nationality", "gender", "age_band", "household_size", "share_family",
                  "family_language")
+# The last-use time of an identity the person has not written from.
+NEVER = datetime(2000, 1, 1, tzinfo=UTC)
 # A check-in stays open for answers this long.
 CHECK_IN_OPEN = timedelta(days=7)
 
@@ -62,6 +65,12 @@ _NEW_IDENTITY = insert(_i).returning(_i.c.id)
 _UPDATE_IDENTITY = update(_i).where(_i.c.id == bindparam("_id"))
 _UPDATE_REGISTRANT = update(_r).where(_r.c.id == bindparam("_id"))
 _UPDATE_INBOUND = update(_in).where(_in.c.id == bindparam("_id"))
+_FIND_IDENTITIES = select(_i).where(_i.c.bidx.in_(bindparam("_bidxs", expanding=True)))
+_INSERT_INBOUNDS = {  # many rows at once: which were new is told by provider + id, not by order
+    "sqlite": sqlite_insert(_in).on_conflict_do_nothing().returning(_in.c.id, _in.c.provider, _in.c.provider_id),
+    "postgresql": postgresql_insert(_in).on_conflict_do_nothing().returning(
+        _in.c.id, _in.c.provider, _in.c.provider_id),
+}
 _CONSENT_AT = (select(_c.c.given_at).where(_c.c.registrant_id == _r.c.id, _c.c.withdrawn_at.is_(None))
                .order_by(_c.c.id.desc()).limit(1).scalar_subquery())
 _LOAD_REGISTRANT = select(_r, _CONSENT_AT.label("consent_at")).where(_r.c.id == bindparam("_id"))
@@ -85,12 +94,8 @@ async def find_identity(conn: AsyncConnection, keys: KeyRing, channel: str, addr
     return (await conn.execute(_FIND_IDENTITY, {"_bidx": bidx})).first()
 
 
-async def store_inbound(conn: AsyncConnection, keys: KeyRing, provider: str, message: Inbound,
-                        insert_ignore=None) -> Stored | None:  # type: ignore[no-untyped-def]
-    """Store a message once (dedupe on provider + id); find or create its registrant and identity.
-
-    (``insert_ignore`` is no longer needed: the statement is built once per dialect; kept for callers.)
-    """
+def _inbound_row(keys: KeyRing, provider: str, message: Inbound, identity: Any) -> dict[str, object]:
+    """The inbound row for a message (text sealed), linked to its identity when it is known."""
     meta: dict[str, object] = {k: v for k, v in (("opt_out", message.opt_out), ("language_hint", message.language_hint),
                                                  ("payload", message.payload)) if v}
     text = message.text
@@ -98,12 +103,22 @@ async def store_inbound(conn: AsyncConnection, keys: KeyRing, provider: str, mes
         meta["contact"] = True
         text = message.contact_phone
     body = keys.encrypt(text, inbound_aad({"provider": provider, "provider_id": message.provider_id}))
-    identity = await find_identity(conn, keys, message.channel, message.address)
-    inbound_id = (await conn.execute(_INSERT_INBOUND[conn.dialect.name], {
+    return {
         "provider": provider, "provider_id": message.provider_id, "channel": message.channel, "body_ct": body,
         "meta": meta, "received_at": message.received_at,
         "registrant_id": identity.registrant_id if identity else None, "identity_id": identity.id if identity else None,
-    })).scalar()
+    }
+
+
+async def store_inbound(conn: AsyncConnection, keys: KeyRing, provider: str, message: Inbound,
+                        insert_ignore=None) -> Stored | None:  # type: ignore[no-untyped-def]
+    """Store a message once (dedupe on provider + id); find or create its registrant and identity.
+
+    (``insert_ignore`` is no longer needed: the statement is built once per dialect; kept for callers.)
+    """
+    identity = await find_identity(conn, keys, message.channel, message.address)
+    inbound_id = (await conn.execute(_INSERT_INBOUND[conn.dialect.name],
+                                     _inbound_row(keys, provider, message, identity))).scalar()
     if inbound_id is None:  # seen before: the provider retried
         return None
     now = _now()
@@ -127,6 +142,80 @@ async def store_inbound(conn: AsyncConnection, keys: KeyRing, provider: str, mes
         await conn.execute(_UPDATE_IDENTITY, {"_id": identity_id, **values})
         await conn.execute(_UPDATE_REGISTRANT, {"_id": registrant_id, "last_seen_at": now})
     return Stored(inbound_id, registrant_id, identity_id)
+
+
+async def store_inbound_many(conn: AsyncConnection, keys: KeyRing,
+                             messages: list[tuple[str, Inbound]]) -> list[Stored | None]:
+    """:func:`store_inbound` for many ``(provider, message)`` pairs at once, in the caller's transaction.
+
+    The same rows and answers as storing them one by one in order (a message seen before, earlier
+    in the list included, gives None), in a handful of statements whatever the number of messages:
+    one look-up of every address, one insert, and one update each for identities and registrants.
+    Only a person writing for the first time costs statements of their own.
+    """
+    if not messages:
+        return []
+    bidxs = [keys.blind_index(identity_kind(m.channel), m.address) for _, m in messages]
+    known = {row.bidx: row for row in (await conn.execute(_FIND_IDENTITIES, {"_bidxs": sorted(set(bidxs))})).all()}
+    firsts: dict[tuple[str, str], int] = {}
+    rows = []
+    for n, (provider, message) in enumerate(messages):
+        if (provider, message.provider_id) not in firsts:  # the same message twice in one batch: store once
+            firsts[provider, message.provider_id] = n
+            rows.append(_inbound_row(keys, provider, message, known.get(bidxs[n])))
+    inserted = {(r.provider, r.provider_id): r.id
+                for r in (await conn.execute(_INSERT_INBOUNDS[conn.dialect.name], rows)).all()}
+    now = _now()
+    results: list[Stored | None] = [None] * len(messages)
+    link, touched = [], {}  # inbound rows of new people; identity id -> (identity row or None, last message)
+    for (provider, message), bidx, n in zip(messages, bidxs, range(len(messages)), strict=True):
+        inbound_id = inserted.get((provider, message.provider_id))
+        if inbound_id is None or firsts[provider, message.provider_id] != n:
+            continue  # seen before: the provider retried
+        identity = known.get(bidx)
+        if identity is None:  # a new person: their registrant and identity, as store_inbound makes them
+            registrant_id = (await conn.execute(_NEW_REGISTRANT, {
+                "step": Step.NEW.value, "context": {}, "consented": False, "opted_out": False, "created_at": now,
+                "last_seen_at": now})).scalar_one()
+            identity_id = (await conn.execute(_NEW_IDENTITY, {
+                "registrant_id": registrant_id, "kind": identity_kind(message.channel), "bidx": bidx,
+                "address_ct": keys.encrypt(message.address, identity_aad({"bidx": bidx})),
+                "last_channel": message.channel, "preferred_channel": message.channel, "reachable": True,
+                "created_at": now, "last_used_at": now})).scalar_one()
+            known[bidx] = _NewIdentity(identity_id, registrant_id)
+            link.append({"_id": inbound_id, "registrant_id": registrant_id, "identity_id": identity_id})
+        else:
+            registrant_id, identity_id = identity.registrant_id, identity.id
+            if isinstance(identity, _NewIdentity):  # made after this row was inserted: link it too
+                link.append({"_id": inbound_id, "registrant_id": registrant_id, "identity_id": identity_id})
+            first_seen = touched.get(identity_id, (identity, None))[0]
+            touched[identity_id] = (first_seen, message)
+        results[n] = Stored(inbound_id, registrant_id, identity_id)
+    if link:
+        await conn.execute(_UPDATE_INBOUND, link)
+    if touched:
+        plain, refilled = [], []
+        for identity_id, (identity, message) in touched.items():
+            values = {"_id": identity_id, "last_channel": message.channel, "last_used_at": now, "reachable": True}
+            if isinstance(identity, _NewIdentity) or identity.address_ct:
+                plain.append(values)
+            else:  # an opt-out marker writing again: we may hold the address again
+                refilled.append({**values, "address_ct": keys.encrypt(
+                    message.address, identity_aad({"bidx": identity.bidx}))})
+        for group in (plain, refilled):
+            if group:
+                await conn.execute(_UPDATE_IDENTITY, group)
+        registrants = {identity.registrant_id for identity, _ in touched.values()}
+        await conn.execute(_UPDATE_REGISTRANT, [{"_id": r, "last_seen_at": now} for r in sorted(registrants)])
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class _NewIdentity:
+    """An identity made earlier in the same batch (its address is held)."""
+
+    id: int
+    registrant_id: int
 
 
 async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int,
@@ -251,13 +340,18 @@ async def link_phone(conn: AsyncConnection, keys: KeyRing, registrant_id: int, p
         await conn.execute(_NEW_IDENTITY, {
             "registrant_id": registrant_id, "kind": "phone", "bidx": bidx,
             "address_ct": keys.encrypt(phone, identity_aad({"bidx": bidx})), "last_channel": "sms",
-            "preferred_channel": "sms", "reachable": True, "created_at": now, "last_used_at": now})
+            # Never written from yet: a fallback, so the channel the person uses stays the one we use.
+            "preferred_channel": "sms", "reachable": True, "created_at": now, "last_used_at": NEVER})
         return None
     if existing.registrant_id == registrant_id:
         return None
     other = existing.registrant_id
-    await conn.execute(_UPDATE_IDENTITY, {"_id": existing.id, "registrant_id": registrant_id,
-                                          "address_ct": keys.encrypt(phone, identity_aad({"bidx": bidx}))})
+    other_opted_out = (await conn.execute(select(_r.c.opted_out).where(_r.c.id == other))).scalar()
+    moved: dict[str, object] = {"registrant_id": registrant_id,
+                                "address_ct": keys.encrypt(phone, identity_aad({"bidx": bidx}))}
+    if other_opted_out:  # a STOP sent from that number still holds for it
+        moved.update(reachable=False, error_code="stop")
+    await conn.execute(_UPDATE_IDENTITY, {"_id": existing.id, **moved})
     remaining = (await conn.execute(select(_i.c.id).where(_i.c.registrant_id == other))).first()
     if remaining is None:
         await erase(conn, other)

@@ -201,6 +201,7 @@ COMMANDS = (
     ("keys", "rotate"),
     ("keys", "reencrypt"),
     ("audit", "verify"),
+    ("retention", "run"),
     ("serve", "--port", "0"),
     ("worker",),
 )

@@ -129,3 +129,25 @@ async def test_no_phone_number_or_message_text_in_the_logs(
     for line in lines:
         for form in forms(PHONE, NAME, CONTACT, NATIONALITY_TYPED, FREE_TEXT):
             assert form not in line.lower(), f"{form!r} in a log line: {line[:300]}"
+
+
+async def test_refused_consent_keeps_nothing_but_a_marker(start_beacon: StartBeacon) -> None:
+    running = await start_beacon()
+    await running.converse(PHONE, "JOIN", "1")
+    assert await running.simulate(PHONE, "NO")
+    await running.beacon.sender.drain_once()  # the "nothing kept" reply has left
+    from sqlalchemy import select
+
+    from registry import schema
+
+    async with running.beacon.db.read() as conn:
+        identity = (await conn.execute(select(schema.identities))).one()
+        registrant = (await conn.execute(select(schema.registrants))).one()
+        bodies = (await conn.execute(select(schema.inbound.c.body_ct))).scalars().all()
+        outbox = (await conn.execute(select(schema.outbox.c.address_ct, schema.outbox.c.body_ct,
+                                            schema.outbox.c.status))).all()
+    assert identity.address_ct == b"" and registrant.opted_out and not registrant.consented
+    assert bodies and all(body is None for body in bodies)
+    # No ciphertext of the number or of what was said to them is kept once the messages have left.
+    assert outbox and all(address is None and body is None for address, body, status in outbox), outbox
+    assert_nowhere(database_files(running), [PHONE])

@@ -431,6 +431,7 @@ async def test_rotate_and_reencrypt_on_a_live_service(start_beacon: StartBeacon,
             await running.converse(phone, "JOIN", "1", "YES", "tripoli", "Amina", "Nigeria", "1")
             await running.converse(phone, "2", "3", CONTACT, "MYDATA")
             registered.append(phone)
+            await asyncio.sleep(0.02)  # busy, not flat out: leave the event loop to the rotation too
 
     writers = [asyncio.create_task(register_people(w)) for w in range(4)]
     try:
@@ -473,6 +474,25 @@ async def test_rotate_and_reencrypt_on_a_live_service(start_beacon: StartBeacon,
     assert await count(running.beacon.db, "identities") >= len(set(registered))
     async with running.beacon.db.read() as conn:
         assert (await audit.verify(conn)).ok
+
+
+async def test_a_process_that_missed_the_rotation_still_reads(start_beacon: StartBeacon, database_url: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process rotated and re-sealed before this one looked: it reloads its keys, the message is handled."""
+    running = await start_beacon(BEACON_DATABASE_URL=database_url)
+    await running.converse(PHONE, "JOIN", "1", "YES", "tripoli", "Amina")
+    monkeypatch.setattr(keys, "CHECK_SECONDS", 3600.0)  # it will not look in time by itself
+    master = MasterKeys.parse(running.settings.keys or "")
+    cli = Database(database_url)
+    try:
+        new_key = await keys.rotate(cli, master)
+        assert await keys.reencrypt(cli, await keys.load_keyring(cli, master), settle=0) > 0
+    finally:
+        await cli.close()
+    assert running.beacon.keys.ring.active != new_key
+    mine = "\n".join(await running.simulate(PHONE, "MYDATA"))
+    assert "Amina" in mine and PHONE in mine
+    assert running.beacon.keys.ring.active == new_key
 
 
 async def test_reencrypt_leaves_values_written_under_the_new_key(db: Database, master: MasterKeys) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import secrets
 import sys
@@ -22,10 +23,10 @@ from sqlalchemy import func, select
 
 from bot import texts
 from bot.i18n import LANGUAGES, gettext_for
-from channels.telegram import COMMANDS
+from channels.telegram import COMMANDS, CONTACT_BUTTON
 from registry import schema
 from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN, Running, StartBeacon
-from tests.doubles.telegram_api import TelegramDouble, callback_update, message_update
+from tests.doubles.telegram_api import TelegramDouble, callback_update, contact_update, message_update
 
 # PTB 22 itself warns, while building RetryAfter, that retry_after will become a timedelta.
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
@@ -116,10 +117,18 @@ class Chat:
         message_id, buttons = self.keyboard()
         matching = [b for b in buttons if label in b["text"]]
         assert len(matching) == 1, f"{label!r} in {[b['text'] for b in buttons]}"
-        update = callback_update(next(_update_ids), self.id, matching[0]["callback_data"], message_id)
+        return await self.tap(message_id, matching[0]["callback_data"])
+
+    async def tap(self, message_id: int, data: str) -> list[str]:
+        """Press a button with callback ``data`` under the bot's message ``message_id`` (an old one too)."""
+        update = callback_update(next(_update_ids), self.id, data, message_id)
         update["callback_query"]["id"] = str(secrets.randbits(63))  # opaque, as Telegram's are
         self.callback_ids.append(update["callback_query"]["id"])
         return await self.post(update)
+
+    async def share_contact(self, phone: str, user_id: int | None) -> list[str]:
+        """Share a contact card: one's own when ``user_id`` is this chat's (a private chat's id is the user's)."""
+        return await self.post(contact_update(next(_update_ids), self.id, phone, user_id))
 
     async def register(self) -> None:
         """Register in English, in Tripoli, by typing (as over SMS)."""
@@ -127,13 +136,32 @@ class Chat:
         await self.say("1")
         await self.say("1")
         assert any("registered" in text for text in await self.say("1"))
-        for _ in range(6):  # skip the optional questions
+        for _ in range(5):  # skip the optional questions
             await self.say("0")
-        assert self.texts[-1] == gettext_for("en", texts.PROFILE_DONE)
+        # the last one done, Telegram (and no phone number linked yet) offers to link the phone number
+        assert await self.say("0") == [gettext_for("en", texts.PROFILE_DONE), gettext_for("en", texts.LINK_OFFER)]
+
+    async def mydata(self) -> list[str]:
+        """MYDATA's lines (the replies joined)."""
+        return "\n".join(await self.say("MYDATA")).splitlines()
 
 
 def yes_word(language: str) -> str:
     return gettext_for(language, texts.KEYWORDS["YES"]).split("|")[0]
+
+
+async def sms(beacon: Running, text: str, phone: str = PHONE) -> list[str]:
+    """One SMS from ``phone`` through the Twilio webhook; the SMS replies sent meanwhile."""
+    assert beacon.twilio is not None
+    before = len(beacon.twilio.sent_to(phone))
+    assert (await beacon.twilio_inbound(phone, text)).status == 200
+    await settle(beacon)
+    return [m.body for m in beacon.twilio.sent_to(phone)[before:]]
+
+
+def field(label: str, value: str) -> str:
+    """One MYDATA line in English."""
+    return f"{gettext_for('en', label)}: {value}"
 
 
 # --- webhook ---------------------------------------------------------------------------------------------------
@@ -218,23 +246,17 @@ async def test_typed_commands_work_as_over_sms(start_beacon: StartBeacon) -> Non
     assert beacon.twilio is not None
     chat = Chat(beacon, 582917004)
 
-    async def sms(text: str) -> list[str]:
-        before = len(beacon.twilio.sent_to(PHONE))
-        assert (await beacon.twilio_inbound(PHONE, text)).status == 200
-        await settle(beacon)
-        return [m.body for m in beacon.twilio.sent_to(PHONE)[before:]]
-
     def same(replies: list[str]) -> list[str]:
         return [r.replace(f"sms: {PHONE}", "<address>").replace(f"telegram: {chat.id}", "<address>") for r in replies]
 
     for text in ("JOIN", "1", "YES", "Tripoli", "Amina", "HELP", "MYDATA", "UPDATE", "2", "Misrata", "DELETE"):
-        over_telegram, over_sms = await chat.say(text), await sms(text)
+        over_telegram, over_sms = await chat.say(text), await sms(beacon, text)
         assert over_telegram and same(over_telegram) == same(over_sms), text
         if text in ("HELP", "MYDATA"):  # the slash form from the command menu is the same command
             assert await chat.say(f"/{text.lower()}") == over_telegram
     _, buttons = chat.keyboard()  # the confirmation offers buttons too; typing the answer works as well
-    assert [b["callback_data"] for b in buttons] == ["1", "2"]
-    assert await chat.say("yes") == await sms("yes") == [gettext_for("en", texts.DELETED)]
+    assert [b["callback_data"] for b in buttons] == ["confirm_delete:1", "confirm_delete:2"]  # named question
+    assert await chat.say("yes") == await sms(beacon, "yes") == [gettext_for("en", texts.DELETED)]
     assert await count(beacon, schema.registrants) == 0 and await count(beacon, schema.identities) == 0
 
 
@@ -251,6 +273,38 @@ async def test_language_code_suggests_the_language(start_beacon: StartBeacon) ->
     french = Chat(beacon, 582917005, "fr")
     assert await french.say("1") == [gettext_for("fr", texts.NOTICE).format(operator="the crisis team", months=24),
                                      gettext_for("fr", texts.CONSENT_QUESTION)]
+
+
+async def test_stale_button_press_re_asks_the_current_question_and_changes_nothing(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True)
+    assert beacon.telegram is not None
+    chat = Chat(beacon, 582917011)
+    await chat.say("/start")
+    await chat.press(LANGUAGES["en"])
+    consent_message, consent_buttons = chat.keyboard()
+    assert [b["callback_data"] for b in consent_buttons] == ["consent:1", "consent:2"]
+    [area_question] = await chat.press(yes_word("en"))
+    area_message, area_buttons = chat.keyboard()
+    assert area_message == len(chat.received) and area_buttons[0]["callback_data"] == "area:1"
+
+    async def person() -> tuple[Any, ...]:
+        async with beacon.beacon.db.read() as conn:
+            [row] = (await conn.execute(select(schema.registrants))).all()
+        return row.step, row.context, row.consented, row.opted_out, row.area_id, row.language
+
+    before = await person()
+    step, context, consented, opted_out, area_id, language = before
+    assert (step, consented, opted_out, area_id, language) == ("area", True, False, None, "en")
+    # "Yes" again, and "No" (which at the consent question would erase everything), pressed under the old message
+    for button in consent_buttons:
+        assert await chat.tap(consent_message, button["callback_data"]) == [area_question], button
+        assert chat.keyboard() == (len(chat.received), area_buttons)  # asked again, with its buttons
+        assert await person() == before
+        assert await count(beacon, schema.consents) == 1
+    # the re-asked question is answered as usual
+    assert (await chat.press(area_buttons[0]["text"]))[0] == gettext_for("en", texts.REGISTERED)
+    answered = [p["callback_query_id"] for p in beacon.telegram.calls_to("answerCallbackQuery")]
+    assert answered == chat.callback_ids and len(answered) == 5  # every press answered, the stale ones too
 
 
 # --- sending -----------------------------------------------------------------------------------------------------
@@ -311,6 +365,115 @@ async def test_rate_limited_replies_keep_their_order(start_beacon: StartBeacon) 
     beacon.telegram.rate_limit_next(1, retry_after=1)  # the welcome is refused, the language menu is not
     await chat.say("/start")
     assert chat.texts[0] == gettext_for("en", texts.LANGUAGE_SUGGESTED)
+
+
+# --- linking the phone number --------------------------------------------------------------------------------
+
+
+async def identities(beacon: Running) -> list[tuple[str, int]]:
+    """(kind, registrant id) of every identity, oldest first."""
+    i = schema.identities.c
+    async with beacon.beacon.db.read() as conn:
+        return [(r.kind, r.registrant_id) for r in (await conn.execute(
+            select(i.kind, i.registrant_id).order_by(i.id))).all()]
+
+
+async def test_profile_done_offers_a_share_my_phone_number_keyboard(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True)
+    chat = Chat(beacon, 582917012)
+    await chat.register()
+    done, offer = chat.received[-2:]
+    assert offer["text"] == gettext_for("en", texts.LINK_OFFER)
+    assert offer["reply_markup"] == {"keyboard": [[{"text": CONTACT_BUTTON, "request_contact": True}]],
+                                     "one_time_keyboard": True, "resize_keyboard": True}
+    assert done["text"] == gettext_for("en", texts.PROFILE_DONE)
+    assert "keyboard" not in done["reply_markup"] and "inline_keyboard" not in done["reply_markup"]
+
+
+async def test_sharing_ones_own_contact_links_the_phone_number(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(twilio=True, telegram=True)
+    assert beacon.twilio is not None
+    chat = Chat(beacon, 582917013)
+    await chat.register()
+    [(_, registrant_id)] = await identities(beacon)
+    # Telegram gives the number as digits without "+"
+    assert await chat.share_contact(PHONE.removeprefix("+"), chat.id) == [gettext_for("en", texts.LINKED)]
+    assert chat.received[-1]["reply_markup"] == {"remove_keyboard": True}  # the phone keyboard goes away
+    assert beacon.twilio.sent_to(PHONE) == []  # linking sends nothing by SMS
+    assert await identities(beacon) == [("telegram", registrant_id), ("phone", registrant_id)]
+
+    addresses = [f"telegram: {chat.id}", f"sms: {PHONE}"]
+    over_telegram = await chat.mydata()
+    assert over_telegram[1:3] == addresses
+    assert field(texts.LABEL_AREA, "Tripoli") in over_telegram
+    # an SMS from that phone is the same person: their registration, no new one
+    over_sms = "\n".join(await sms(beacon, "MYDATA")).splitlines()
+    assert over_sms == over_telegram
+    assert await count(beacon, schema.registrants) == 1
+    assert await identities(beacon) == [("telegram", registrant_id), ("phone", registrant_id)]
+    i = schema.inbound.c
+    assert await count(beacon, schema.inbound, i.channel == "sms", i.registrant_id == registrant_id) == 1
+    # sharing it again changes nothing
+    assert await chat.share_contact(PHONE, chat.id) == [gettext_for("en", texts.LINKED)]
+    assert await identities(beacon) == [("telegram", registrant_id), ("phone", registrant_id)]
+
+
+async def test_sharing_the_phone_of_an_sms_registration_merges_it(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(twilio=True, telegram=True)
+    for text in ("JOIN", "1", "YES", "Benghazi", "Amina"):  # registered by SMS, with a first name
+        await sms(beacon, text)
+    for _ in range(4):
+        await sms(beacon, "0")
+    assert await sms(beacon, "0") == [gettext_for("en", texts.PROFILE_DONE)]  # no phone to offer over SMS
+    [(_, sms_registrant)] = await identities(beacon)
+
+    chat = Chat(beacon, 582917014)
+    await chat.register()  # then on Telegram, in Tripoli
+    assert await count(beacon, schema.registrants) == 2
+    [telegram_registrant] = {r for kind, r in await identities(beacon) if kind == "telegram"}
+    assert await chat.share_contact(PHONE.removeprefix("+"), chat.id) == [gettext_for("en", texts.LINKED)]
+
+    # one registrant remains, the Telegram one, with the SMS number moved over
+    async with beacon.beacon.db.read() as conn:
+        [person] = (await conn.execute(select(schema.registrants))).all()
+        [consent] = (await conn.execute(select(schema.consents))).all()
+        [linked] = (await conn.execute(select(schema.audit_log).where(
+            schema.audit_log.c.action == "identity.linked"))).all()
+    assert (person.id, person.area_id, person.consented) == (telegram_registrant, "tripoli", True)
+    assert (consent.registrant_id, consent.channel) == (telegram_registrant, "telegram")
+    assert await identities(beacon) == [("phone", telegram_registrant), ("telegram", telegram_registrant)]
+    assert (linked.subject, json.loads(linked.detail)) == (str(telegram_registrant), {"merged": sms_registrant})
+    # the SMS registration's data is gone with it
+    assert await count(beacon, schema.profile_secrets) == 0
+    i = schema.inbound.c
+    assert await count(beacon, schema.inbound, i.registrant_id == sms_registrant) == 0
+    assert await count(beacon, schema.outbox, schema.outbox.c.registrant_id == sms_registrant) == 0
+
+    over_sms = "\n".join(await sms(beacon, "MYDATA")).splitlines()
+    assert over_sms[1:3] == [f"sms: {PHONE}", f"telegram: {chat.id}"]  # the identities, oldest first
+    assert field(texts.LABEL_AREA, "Tripoli") in over_sms
+    assert field(texts.LABEL_FIRST_NAME, gettext_for("en", texts.MYDATA_NONE)) in over_sms
+    assert await chat.mydata() == over_sms
+    assert await count(beacon, schema.registrants) == 1
+
+
+async def test_sharing_someone_elses_contact_links_nothing(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(twilio=True, telegram=True)
+    chat = Chat(beacon, 582917015)
+    await chat.register()
+    [(_, registrant_id)] = await identities(beacon)
+    before = await chat.mydata()
+    assert [line for line in before if line.startswith(("telegram:", "sms:"))] == [f"telegram: {chat.id}"]
+    # another Telegram user's card, then a card of someone not on Telegram (no user_id)
+    for user_id in (chat.id + 1, None):
+        assert await chat.share_contact(PHONE, user_id) == [gettext_for("en", texts.NOT_UNDERSTOOD)], user_id
+        assert await identities(beacon) == [("telegram", registrant_id)]
+    assert await chat.mydata() == before
+    # that phone is still a stranger: an SMS from it starts a registration of its own
+    assert (await sms(beacon, "JOIN"))[0] == gettext_for("en", texts.LANGUAGE_SUGGESTED)
+    [telegram, phone] = await identities(beacon)
+    assert telegram == ("telegram", registrant_id) and phone[0] == "phone" and phone[1] != registrant_id
+    assert await count(beacon, schema.registrants) == 2
 
 
 # --- the CLI -------------------------------------------------------------------------------------------------

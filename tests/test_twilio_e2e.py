@@ -472,3 +472,35 @@ async def test_webhook_latency_while_the_outbox_drains(start_beacon: StartBeacon
     api.delay = 0
     await settle(run, timeout=20)
     await assert_each_row_sent_once(run)  # and all of it left, once
+
+
+async def test_a_burst_of_webhooks_is_stored_once_each(start_beacon: StartBeacon) -> None:
+    """Concurrent webhooks share transactions: new and known people, SMS and WhatsApp, retries among them."""
+    run = await start_beacon(twilio=True)
+    await register(run)
+    people = [f"+2347000{i:06d}" for i in range(15)]
+    posts = []
+    for i, person in enumerate(people):
+        sid = "SM" + secrets.token_hex(16)
+        posts += [(person, "JOIN", sid), (person, "JOIN", sid)]  # Twilio retried at once
+        posts.append(("whatsapp:" + person if i % 2 else person, "HELP", None))  # same number, maybe another channel
+    posts += [(PHONE, "MYDATA", None), (WA, "HELP", None)]
+    responses = await asyncio.gather(*(run.twilio_inbound(who, text, sid=sid) for who, text, sid in posts))
+    assert {r.status for r in responses} == {200}
+    await settle(run)
+    assert await count(run, schema.inbound) == 4 + 2 * len(people) + 2
+    assert await count(run, schema.registrants) == 1 + len(people)
+    assert await count(run, schema.identities) == 1 + len(people)
+    async with run.beacon.db.read() as conn:
+        orphans = (await conn.execute(select(func.count()).select_from(schema.inbound).where(
+            schema.inbound.c.registrant_id.is_(None)))).scalar()
+        channels = dict((await conn.execute(select(schema.identities.c.id, schema.identities.c.last_channel))).all())
+    assert orphans == 0
+    assert set(channels.values()) <= {"sms", "whatsapp"}
+    for person in people:  # everyone got the welcome exactly once
+        welcomes = [m for m in run.twilio.messages if m.to.removeprefix("whatsapp:") == person
+                    and m.body.startswith("Welcome")]
+        assert len(welcomes) == 1, person
+        # ... and their second message was answered too (it belongs to them even in the same batch)
+        assert len([m for m in run.twilio.messages if m.to.removeprefix("whatsapp:") == person]) > 2, person
+    await assert_each_row_sent_once(run)
