@@ -59,6 +59,7 @@ class Outcome:
     unreachable: bool = False
     opted_out: bool = False
     erased: bool = False  # the registrant is gone: empty the row once the message has left
+    waited: bool = False  # not tried: an earlier message to the same person is waiting for a retry
 
 
 class Sender:
@@ -77,7 +78,9 @@ class Sender:
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._held: set[int] = set()  # claimed by this process and not yet recorded
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Outcome]] = set()
+        # The last send started to each (channel, identity): the next one to the same person waits for it.
+        self._chains: dict[tuple[str, int], asyncio.Task[Outcome]] = {}
         self._done: list[Outcome] = []
         self._has_done = asyncio.Event()
         self._next_retry: float | None = None  # time.monotonic() of this process's earliest retry
@@ -125,7 +128,7 @@ class Sender:
         """Claim one batch, send it, record the outcomes; returns how many were claimed."""
         rows = await outbox.claim(self.db, self.batch, self.lease)
         self._held.update(int(r["id"]) for r in rows)  # type: ignore[call-overload]
-        await asyncio.gather(*(self._send_and_keep(row) for row in rows))
+        await asyncio.gather(*(self._start(row) for row in rows))
         await self._flush()
         return len(rows)
 
@@ -148,16 +151,39 @@ class Sender:
             if row_id in self._held:  # our own lease ran out under a stalled loop; the send is still ours
                 continue
             self._held.add(row_id)
-            task = asyncio.create_task(self._send_and_keep(row))
+            task = self._start(row)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(rows)
 
-    async def _send_and_keep(self, row: dict[str, object]) -> None:
-        outcome = await self._send(row)
+    def _start(self, row: dict[str, object]) -> asyncio.Task[Outcome]:
+        """Start sending one row, after the messages already under way to the same person."""
+        key = (str(row["channel"]), int(row["identity_id"])) if row["identity_id"] else None  # type: ignore[call-overload]
+        task = asyncio.create_task(self._send_and_keep(row, self._chains.get(key) if key else None))
+        if key is not None:
+            self._chains[key] = task
+
+            def release(done: asyncio.Task[Outcome], key: tuple[str, int] = key) -> None:
+                if self._chains.get(key) is done:
+                    del self._chains[key]
+
+            task.add_done_callback(release)
+        return task
+
+    async def _send_and_keep(self, row: dict[str, object], before: asyncio.Task[Outcome] | None) -> Outcome:
+        earlier = await asyncio.shield(before) if before is not None else None
+        if earlier is not None and earlier.status == "queued":
+            # An earlier message to this person waits for a retry: this one waits with it, so
+            # a person never reads the second question before the first.
+            outcome = Outcome(int(row["id"]), "queued", next_attempt_at=earlier.next_attempt_at,  # type: ignore[call-overload]
+                              identity_id=row["identity_id"], registrant_id=row["registrant_id"],  # type: ignore[arg-type]
+                              waited=True)
+        else:
+            outcome = await self._send(row)
         # Only now look up the buffer: _flush swaps in a new list while sends are under way.
         self._done.append(outcome)
         self._has_done.set()
+        return outcome
 
     async def _record_loop(self) -> None:
         """Write outcomes as they come (batched over ``flush_every``); renew the leases still held."""
@@ -254,6 +280,15 @@ class Sender:
                     status=bindparam("_status"), provider_id=bindparam("_provider_id"), error_code=bindparam("_error"),
                     next_attempt_at=bindparam("_next"), lease_until=None, updated_at=now),
                 params)
+            for x in outcomes:
+                if x.status == "queued" and x.identity_id and x.next_attempt_at:
+                    # Later messages to the same person wait until this one has gone.
+                    await conn.execute(update(o).where(
+                        o.c.identity_id == x.identity_id, o.c.status == "queued", o.c.id > x.id,
+                        o.c.next_attempt_at < x.next_attempt_at).values(next_attempt_at=x.next_attempt_at))
+            waited = [x.id for x in outcomes if x.waited]
+            if waited:  # the claim counted an attempt that was never made
+                await conn.execute(update(o).where(o.c.id.in_(waited)).values(attempts=o.c.attempts - 1))
             left = [x.id for x in outcomes if x.erased and x.status != "queued"]
             if left:
                 await conn.execute(update(o).where(o.c.id.in_(left)).values(address_ct=None, body_ct=None))
