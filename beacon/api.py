@@ -190,3 +190,4 @@ def setup(app: web.Application, settings: Settings) -> None:
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_post("/api/v1/broadcasts/preview", preview)
     api_broadcasts.setup(app)
+    __import__("beacon.api_stats", fromlist=["setup"]).setup(app)  # stats, exports, situation report

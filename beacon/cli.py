@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,13 @@ def serve(settings: config.Settings, args: argparse.Namespace) -> int:
     from beacon.app import create_app
 
     app = create_app(settings, worker=not args.no_worker)
+
+    async def freeze(_app: web.Application) -> None:
+        # Everything allocated at start-up lives as long as the process: keep it out of the
+        # collector's full passes, which otherwise stall webhooks for a fifth of a second.
+        gc.freeze()
+
+    app.on_startup.append(freeze)
     web.run_app(app, host=args.host or settings.host, port=args.port or settings.port, print=None,
                 access_log=None, shutdown_timeout=5)
     return 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
+import math
 import time
 from datetime import UTC, datetime
 
@@ -40,7 +40,9 @@ FAILED = ("failed", "undelivered")
 STATUS_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds; a report for an unknown id is dropped after
 STORE_BATCH = 256  # inbound messages stored per transaction at most
 PROCESS_YIELD = 0.25  # seconds a background step waits at most for webhooks being stored
-INBOUND_PRESSURE = 4  # webhooks waiting to be stored at once that make the bot wait
+BURST_RATE = 500.0  # inbound messages a second beyond which webhooks go first and the bot catches up after
+RATE_WINDOW = 0.2  # seconds the inbound rate is averaged over
+STEP_PAUSE = 0.001  # seconds between background steps, for the event loop to read waiting webhooks
 PROCESS_CONCURRENCY = 8  # messages processed at once on PostgreSQL (SQLite has one writer: 1)
 
 
@@ -59,7 +61,8 @@ class Service:
         self._status_tasks: set[asyncio.Task[None]] = set()
         self._arrivals: list[tuple[str, Inbound, asyncio.Future[store.Stored | None]]] = []
         self._storer: asyncio.Task[None] | None = None
-        self._receiving = 0  # receive() calls under way
+        self._arrival_rate = 0.0  # inbound messages a second, as of _rate_at (see inbound_rate)
+        self._rate_at = time.monotonic()
         self._backlog: collections.deque[tuple[str, store.Stored, Inbound]] = collections.deque()
         self._workers = 1 if db.sqlite else PROCESS_CONCURRENCY  # SQLite has one writer: one at a time, in order
 
@@ -70,16 +73,14 @@ class Service:
         answer once that transaction has committed, so a webhook is still answered only after its
         message is stored, but a burst costs one commit instead of one per message.
         """
-        self._receiving += 1
-        try:
-            await self.keys.check(self.db)  # follow a key rotation done by another process
-            future: asyncio.Future[store.Stored | None] = asyncio.get_running_loop().create_future()
-            self._arrivals.append((provider, message, future))
-            if self._storer is None or self._storer.done():
-                self._storer = asyncio.create_task(self._store_arrivals())
-            stored = await future
-        finally:
-            self._receiving -= 1
+        self._arrival_rate = self.inbound_rate() + 1 / RATE_WINDOW
+        self._rate_at = time.monotonic()
+        await self.keys.check(self.db)  # follow a key rotation done by another process
+        future: asyncio.Future[store.Stored | None] = asyncio.get_running_loop().create_future()
+        self._arrivals.append((provider, message, future))
+        if self._storer is None or self._storer.done():
+            self._storer = asyncio.create_task(self._store_arrivals())
+        stored = await future
         INBOUND.labels(message.channel, "stored" if stored else "duplicate").inc()
         return stored
 
@@ -114,20 +115,22 @@ class Service:
         async with self.db.write() as conn:
             return await store.store_inbound_many(conn, self.keys.ring, [(p, m) for p, m, _ in batch])
 
-    async def _inbound_first(self) -> None:
-        """While webhooks pile up, let them be stored and answered first: the bot can wait, Twilio cannot.
+    def inbound_rate(self) -> float:
+        """Inbound messages per second lately (an exponentially decaying average over RATE_WINDOW)."""
+        return self._arrival_rate * math.exp(-(time.monotonic() - self._rate_at) / RATE_WINDOW)
 
-        Under ordinary load (a few webhooks at a time) this does not wait at all; in a burst each
-        background step waits at most PROCESS_YIELD seconds, so the bot never stops altogether.
+    async def _inbound_first(self) -> None:
+        """Between background steps, let webhooks in first: the bot can wait, Twilio cannot.
+
+        A step may not pause at all (SQLite writes are direct calls), so the loop first gets to read
+        and store the webhooks that arrived meanwhile. Beyond BURST_RATE messages a second, more than
+        the bot could keep up with anyway, webhooks are answered first and the bot catches up after
+        the burst, still taking a step every PROCESS_YIELD seconds meanwhile.
         """
+        await asyncio.sleep(STEP_PAUSE)
         deadline = time.monotonic() + PROCESS_YIELD
-        while self._receiving >= INBOUND_PRESSURE and time.monotonic() < deadline:
-            storer = self._storer
-            if storer is not None and not storer.done():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(storer), max(0.0, deadline - time.monotonic()))
-            else:
-                await asyncio.sleep(0.005)
+        while self.inbound_rate() >= BURST_RATE and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
     def process_later(self, provider: str, stored: store.Stored, message: Inbound) -> None:
         """Process after the webhook has been answered, in arrival order (workers drain a backlog)."""

@@ -89,7 +89,8 @@ async def claim(db: Database, limit: int, lease: timedelta = LEASE) -> list[dict
     """Take up to ``limit`` due messages for this process, leased for ``lease``."""
     now = datetime.now(UTC)
     o = schema.outbox.c
-    cols = (o.id, o.ref, o.registrant_id, o.identity_id, o.channel, o.address_ct, o.body_ct, o.options, o.attempts)
+    cols = (o.id, o.ref, o.registrant_id, o.identity_id, o.channel, o.address_ct, o.body_ct, o.options, o.attempts,
+            o.created_at)
     async with db.write() as conn:
         query = select(*cols).where(_due(now)).order_by(o.next_attempt_at, o.id).limit(limit)
         if not db.sqlite:

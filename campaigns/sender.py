@@ -27,11 +27,13 @@ from channels.base import Channel, SendError, Sent
 from registry import schema
 from registry.db import Database
 from registry.keys import KeyHolder
+from registry.times import aware
 
 log = structlog.get_logger("beacon.sender")
 SENT = Counter("beacon_outbound_total", "Outbound messages by channel and result", ["channel", "result"])
 
-MAX_ATTEMPTS = 8
+# Transient failures are retried for this long (a provider outage of hours loses nothing), then fail.
+GIVE_UP_AFTER = timedelta(hours=24)
 BACKOFF_BASE = 2.0  # seconds
 BACKOFF_CAP = 600.0
 # Provider states that mean "accepted, on its way": for the outbox the message has left ("sent").
@@ -251,7 +253,7 @@ class Sender:
                 sent: Sent = await channel.send(message)
         except SendError as exc:
             attempts = int(row["attempts"]) + 1  # type: ignore[call-overload]
-            if exc.permanent or attempts >= MAX_ATTEMPTS:
+            if exc.permanent or datetime.now(UTC) - aware(row["created_at"]) > GIVE_UP_AFTER:  # type: ignore[arg-type]
                 SENT.labels(kind, "failed").inc()
                 log.warning("sender.failed", outbox_id=row_id, code=exc.code, attempts=attempts)
                 return Outcome(row_id, "failed", error_code=exc.code, unreachable=exc.unreachable,

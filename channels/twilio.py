@@ -52,6 +52,7 @@ STATUS_PATH = "/webhooks/twilio/status"
 MAX_BODY = 64 * 1024
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 WHATSAPP_PREFIX = "whatsapp:"
+CONNECTIONS = 200  # open connections to the REST API at most: the sender's sends in flight
 SESSION_EXPIRED = "63016"  # WhatsApp: outside the 24-hour customer service window
 
 # Twilio error codes (https://www.twilio.com/docs/api/errors) that say the number cannot be reached.
@@ -80,11 +81,17 @@ _reply: ContextVar[_Reply | None] = ContextVar("twilio_reply", default=None)
 
 
 class _HttpClient(AsyncTwilioHttpClient):
-    """The SDK's aiohttp client (the SDK's documented extension point), with two additions.
+    """The SDK's aiohttp client (the SDK's documented extension point), with three additions.
 
-    It hands the Retry-After header back to the sending task, and it sends Basic
-    auth as a header rather than through aiohttp's deprecated ``auth=`` argument.
+    It hands the Retry-After header back to the sending task, it sends Basic auth as a
+    header rather than through aiohttp's deprecated ``auth=`` argument, and its session
+    keeps up to ``connections`` connections open (aiohttp's default of 100 would hold
+    back the sender's concurrent sends).
     """
+
+    def __init__(self, connections: int = CONNECTIONS) -> None:
+        super().__init__(pool_connections=False)
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections))
 
     async def request(
         self,

@@ -26,14 +26,26 @@ possible error is hiding more than strictly necessary.
    partnered dimension sees +1 and -1 cancel; totals that sum only over other dimensions must
    already be withheld. The published corners are hidden too, and the box is the certificate of
    all its corners. Cost: the sum of the newly hidden counts.
-2. Where no box fits (sparse tables: a corner would be a zero cell, or cells worth 1 block both
-   signs), Gaussian elimination over exact fractions on the equations around the cell gives a
-   basis of their null space; its vectors and their pairwise combinations are tried as
-   certificates. A vector that is zero outside a neighbourhood of the cell and balances every
-   published total touching that neighbourhood is a certificate for the whole table.
-3. A cell still without a certificate (determined by the totals, or pinned by the ``>= 1`` bounds)
-   gets the smallest published cell of its weakest published total hidden next to it (or, when
-   every cell around is hidden already, a total withdrawn), and the steps repeat.
+2. A hidden cell worth 1 can only go up, so every published total through it needs another hidden
+   cell worth 2 or more (any other hidden cell for larger ones): the smallest published cell is
+   hidden where one is missing, and a box is looked for again.
+3. Failing that, Gaussian elimination over exact fractions on the equations around the cell gives
+   a basis of their null space; its vectors and their pairwise combinations are tried as
+   certificates (a vector that is zero outside a neighbourhood of the cell and balances every
+   published total touching it balances every published total of the table).
+4. A cell still without one (determined by the totals, or pinned by the ``>= 1`` bounds) gets the
+   cheapest box that withdraws the totals it would move, counting their values as its cost; the
+   box of the cell alone, withdrawing every total through it, always fits.
+5. Totals below ``min_cell`` get certificates too (a change that moves their sum): with all cells
+   protected, "grand total minus the other rows" would still give a small row away. A box whose
+   partnered dimensions are all kept by the total moves it by one; the totals of the same kind it
+   would move elsewhere are withdrawn if they are not hidden already.
+
+Totals are published consistently with smaller tables: the one-way (and line) tables are protected
+on their own first and whatever they hide stays hidden in the bigger table, so asking for
+``area`` and for ``area, gender`` does not give away, side by side, an area either one hides. (The
+reverse is not covered: a total the bigger table withdraws for its own sake may be published by a
+smaller table; withdrawals are a last resort, so this needs sparse tables of cells worth 1.)
 """
 
 from __future__ import annotations
@@ -49,6 +61,7 @@ MIN_CELL_FLOOR = 3
 ALL = None  # in a total's key: the dimension summed over
 _PAIR_CANDIDATES = 12  # null-space vectors tried pairwise per cell without a box
 _NEIGHBOURHOOD = 160  # hidden cells around a cell taken into its local elimination
+_SEARCH_AFTER_FIRST = 8  # boxes weighed once one fits (weighing all hides ~10 % less, takes twice as long)
 
 
 class DisclosureError(ValueError):
@@ -110,10 +123,8 @@ def protect(counts: Mapping[tuple[Hashable, ...], int], dims: Sequence[str], min
             raise DisclosureError(f"cell {key!r} has a count that is not a whole number >= 0")
         if value:
             keys.append(key)
-    keys.sort(key=_sort_key)
-    values = [counts[k] for k in keys]
-    state = _Suppressor(keys, values, n, min_cell)
-    state.run()
+    state = _solve({k: counts[k] for k in keys}, tuple(range(n)), min_cell, {})
+    keys, values = state.keys, state.values
     cells = tuple(Entry(k, None if state.supp[i] else values[i], state.supp[i]) for i, k in enumerate(keys))
     totals: list[Entry] = []
     grand = Entry((ALL,) * n, 0, False)  # nothing listed: a zero reveals no one
@@ -126,10 +137,50 @@ def protect(counts: Mapping[tuple[Hashable, ...], int], dims: Sequence[str], min
     return Table(dims, min_cell, cells, tuple(totals), grand)
 
 
+def _solve(counts: dict[tuple[Any, ...], int], dims: tuple[int, ...], min_cell: int,
+           memo: dict[tuple[int, ...], _Suppressor]) -> _Suppressor:
+    """Protect a table whose keys follow ``dims`` (indices into the caller's dimensions).
+
+    Each one-way (and, with three or more dimensions, each line) table of totals is protected on its
+    own first, and the totals it hides stay hidden here: a total published with this table is then
+    published in the smaller table too, so putting the two side by side gives nothing away that
+    either hides.
+    """
+    found = memo.get(dims)
+    if found is not None:
+        return found
+    n = len(dims)
+    forced: set[tuple[Any, ...]] = set()
+    if n >= 2:
+        for kept in margin_subsets(n):
+            if not kept:
+                continue
+            sub: dict[tuple[Any, ...], int] = {}
+            for key, value in counts.items():
+                sub_key = tuple([key[i] for i in kept])
+                sub[sub_key] = sub.get(sub_key, 0) + value
+            inner = _solve(sub, tuple(dims[i] for i in kept), min_cell, memo)
+
+            def widen(short: tuple[Any, ...], kept: tuple[int, ...] = kept) -> tuple[Any, ...]:
+                full: list[Any] = [ALL] * n
+                for position, value in zip(kept, short, strict=True):
+                    full[position] = value
+                return tuple(full)
+
+            forced.update(widen(k) for c, k in enumerate(inner.keys) if inner.supp[c])
+            forced.update(widen(k) for g, k in enumerate(inner.gkeys) if not inner.pub[g])
+    keys = sorted(counts, key=_sort_key)
+    state = _Suppressor(keys, [counts[k] for k in keys], n, min_cell, forced)
+    state.run()
+    memo[dims] = state
+    return state
+
+
 class _Suppressor:
     """The working state: which cells and totals are withheld, and why each hidden cell is safe."""
 
-    def __init__(self, keys: list[tuple[Any, ...]], values: list[int], n: int, min_cell: int) -> None:
+    def __init__(self, keys: list[tuple[Any, ...]], values: list[int], n: int, min_cell: int,
+                 forced: set[tuple[Any, ...]] = frozenset()) -> None:  # type: ignore[assignment]
         self.keys = keys
         self.values = values
         self.n = n
@@ -141,20 +192,32 @@ class _Suppressor:
         self.cell_groups: list[list[int]] = [[] for _ in values]  # one group per kind, in kind order
         for kept in self.kinds:
             index: dict[tuple[Any, ...], int] = {}
+            members = self.members
             for c, key in enumerate(keys):
-                mkey = tuple(key[i] if i in kept else ALL for i in range(n))
-                g = index.get(mkey)
+                short = tuple([key[i] for i in kept])
+                g = index.get(short)
                 if g is None:
-                    g = index[mkey] = len(self.gkeys)
-                    self.gkeys.append(mkey)
-                    self.members.append([])
-                self.members[g].append(c)
+                    g = index[short] = len(members)
+                    full: list[Any] = [ALL] * n
+                    for i, value in zip(kept, short, strict=True):
+                        full[i] = value
+                    self.gkeys.append(tuple(full))
+                    members.append([c])
+                else:
+                    members[g].append(c)
                 self.cell_groups[c].append(g)
+        self.gkind = [0] * len(self.gkeys)
+        for groups in self.cell_groups:
+            for t, g in enumerate(groups):
+                self.gkind[g] = t
         self.gtotal = [sum(values[c] for c in m) for m in self.members]
-        self.pub = [t >= min_cell for t in self.gtotal]
+        self.pub = [t >= min_cell and k not in forced for t, k in zip(self.gtotal, self.gkeys, strict=True)]
+        self.small = [g for g, t in enumerate(self.gtotal) if t < min_cell]  # hidden, and must stay unknown
+        self.gcert: dict[int, dict[int, int]] = {}
         self.supp = [False] * len(values)
         self.cert: list[dict[int, int] | None] = [None] * len(values)  # a second table for each hidden cell
-        self.dim_values = [sorted({k[j] for k in keys}, key=str) for j in range(n)]
+        # The kind of total that runs along dimension j: the one keeping every other dimension.
+        self.line_kind = [self.kinds.index(tuple(i for i in range(n) if i != j)) for j in range(n)]
         self.partner_limit = 8 if n <= 3 else 3
         self.withdrawn = 0  # totals withdrawn beyond the primary rule, to notice progress
         for c, v in enumerate(values):
@@ -173,33 +236,54 @@ class _Suppressor:
 
     def run(self) -> None:
         pending = sorted((c for c in range(len(self.values)) if self.supp[c]), key=lambda c: (self.values[c], c))
-        while True:
+        while pending:
             for c in pending:  # grows while it runs: cells hidden to give slack need boxes too
-                if self.cert[c] is None and not self.cover(c):
+                if self.cert[c] is None and self.cover(c) is None:
                     withdrawn = self.withdrawn
                     more = self.ensure_slack(c)
+                    pending += more
                     if more or withdrawn != self.withdrawn:
-                        pending += more
                         self.cover(c)
-            exposed = []
+            # No box: a certificate from the elimination around the cell, else a box that withdraws.
             for c in range(len(self.values)):
                 if not self.supp[c] or self.cert[c] is not None:
                     continue
                 d = _Audit(self.values, self.neighbourhood_equations(c)).certificate(c)
                 if d is None:
-                    exposed.append(c)
+                    if self.cover(c, withdraw=True) is None:  # pragma: no cover - the empty box always fits
+                        raise AssertionError("no way to protect a cell")
                     continue
                 for k, v in d.items():
                     if v and self.cert[k] is None:
                         self.cert[k] = d
-            if not exposed:
-                return
-            pending = []
-            touched: set[int] = set()
-            for c in exposed:
-                if touched.intersection(self.cell_groups[c]):
-                    continue  # something next to it changed this round; look again first
-                pending += self.widen(c, touched)
+            self.protect_totals()
+            pending = [c for c in range(len(self.values)) if self.supp[c] and self.cert[c] is None]
+
+    def protect_totals(self) -> bool:
+        """Give every total below ``min_cell`` a certificate too; whether anything had to change.
+
+        Such a total is the sum of hidden cells; a box that partners only dimensions the total
+        keeps moves it by one, provided the totals of the same kind through the other corners are
+        withheld (withdrawn if need be: the cost of a box counts their values).
+        """
+        changed = False
+        for g in self.small:
+            if g in self.gcert:
+                continue
+            members = set(self.members[g])
+            moving = next((d for c in self.members[g] if (d := self.cert[c]) is not None
+                           and sum(v for k, v in d.items() if k in members)), None)
+            if moving is None:
+                hidden, withdrawn = sum(self.supp), self.withdrawn
+                for c in sorted(self.members[g], key=lambda c: (-self.values[c], c)):
+                    moving = self.cover(c, withdraw=True, within=self.kinds[self.gkind[g]])
+                    if moving is not None:
+                        break
+                changed = changed or hidden != sum(self.supp) or withdrawn != self.withdrawn
+            if moving is None:  # pragma: no cover - the box with no partner always fits
+                raise AssertionError("no way to protect a small total")
+            self.gcert[g] = moving
+        return changed
 
     def neighbourhood_equations(self, c: int) -> list[list[int]]:
         """The published totals touching the hidden cells near ``c``, restricted to those cells.
@@ -256,59 +340,67 @@ class _Suppressor:
                 hidden.append(other)
         return hidden
 
-    def cover(self, c: int) -> bool:
+    def cover(self, c: int, withdraw: bool = False, within: tuple[int, ...] | None = None) -> dict[int, int] | None:
         """Protect a hidden cell with the cheapest box of hidden cells around it, if there is one.
 
         The box takes a second value for some dimensions (the partners); its corners get +1 and -1
         alternately, which leaves every published total that sums over a partnered dimension
-        unchanged. Totals that sum only over other dimensions must be withheld already. Adding the
-        box (or subtracting it) to the true table keeps every corner at 1 or more: a second table
-        consistent with everything published, in which each corner has another value.
+        unchanged. Totals that sum only over other dimensions must be withheld already, or, with
+        ``withdraw``, are withdrawn (costing their value). Adding the box (or subtracting it) to the
+        true table keeps every corner at 1 or more: a second table consistent with everything
+        published, in which each corner has another value. ``within`` limits the partnered
+        dimensions (to move a total that keeps those). Returns the box as a change to the table.
         """
         key = self.keys[c]
+        limit = self.partner_limit * (2 if withdraw else 1)
         options: list[list[tuple[int, Any]]] = []  # per dimension: (cost of the neighbour, partner value)
         for j in range(self.n):
             ranked = []
-            for v in self.dim_values[j]:
-                if v == key[j]:
-                    continue
-                other = self.index.get(key[:j] + (v,) + key[j + 1:])
-                if other is None:
+            for other in self.members[self.cell_groups[c][self.line_kind[j]]]:  # the listed cells along j
+                if other == c:
                     continue
                 value = self.values[other]
                 if value == 1 and self.values[c] == 1:
                     continue  # either it or the cell would have to drop to 0
+                v = self.keys[other][j]
                 ranked.append((0 if self.supp[other] else value, value == 1, str(v), v))
             ranked.sort()
-            options.append([(r[0], r[-1]) for r in ranked[:self.partner_limit]])
-        best: tuple[int, int, dict[int, int]] | None = None
-        for size in range(self.n + 1):
-            for dims in combinations(range(self.n), size):
+            options.append([(r[0], r[-1]) for r in ranked[:limit]])
+        best: tuple[int, int, dict[int, int], set[int]] | None = None
+        effort = _SEARCH_AFTER_FIRST
+        space = tuple(range(self.n)) if within is None else within
+        for size in range(len(space), -1, -1) if withdraw else range(len(space) + 1):
+            for dims in combinations(space, size):
                 open_kinds = [t for t, kept in enumerate(self.kinds) if set(dims) <= set(kept)]
-                if any(self.pub[g] and len(self.members[g]) > 1
-                       for g in (self.cell_groups[c][t] for t in open_kinds)):
+                if not withdraw and any(self.pub[g] and len(self.members[g]) > 1
+                                        for g in (self.cell_groups[c][t] for t in open_kinds)):
                     continue  # a total through the cell itself would move
                 bound = [best[0] if best else None]
                 for partners in self.partner_choices(options, dims, bound):
-                    found = self.box(key, dims, partners, open_kinds, best[0] if best else None)
+                    found = self.box(key, dims, partners, open_kinds, bound[0], withdraw)
+                    if best is not None:
+                        effort -= 1
                     if found is not None and (best is None or (found[0], len(found[1])) < best[:2]):
-                        best = (found[0], len(found[1]), found[1])
+                        best = (found[0], len(found[1]), found[1], found[2])
                         bound[0] = best[0]
-                        if best[0] == 0:
-                            break
-                if best and best[0] == 0:
+                    if best is not None and (best[0] == 0 or effort <= 0):
+                        break
+                if best is not None and (best[0] == 0 or effort <= 0):
                     break
-            if best and best[0] == 0:
+            if best is not None and (best[0] == 0 or effort <= 0):
                 break
         if best is None:
-            return False
-        d = best[2]
+            return None
+        _, _, d, totals = best
+        for g in totals:
+            self.pub[g] = False
+            self.withdrawn += 1
         for corner in d:
             if not self.supp[corner]:
                 self.suppress(corner)
             if self.cert[corner] is None:
                 self.cert[corner] = d
-        return True
+        return d
 
     @staticmethod
     def partner_choices(options: list[list[tuple[int, Any]]], dims: tuple[int, ...],
@@ -333,8 +425,10 @@ class _Suppressor:
         yield from walk(0, 0)
 
     def box(self, key: tuple[Any, ...], dims: tuple[int, ...], partners: tuple[Any, ...], open_kinds: list[int],
-            bound: int | None) -> tuple[int, dict[int, int]] | None:
+            bound: int | None, withdraw: bool) -> tuple[int, dict[int, int], set[int]] | None:
+        """The box's corners with their signs, its cost and the totals it needs withdrawn; None if impossible."""
         corners: dict[int, int] = {}
+        totals: set[int] = set()
         cost = 0
         for flips in product((False, True), repeat=len(dims)):
             corner_key = list(key)
@@ -348,50 +442,22 @@ class _Suppressor:
                 return None  # a zero cell is known to be zero
             if not self.supp[corner]:
                 cost += self.values[corner]
-                if bound is not None and cost > bound:
-                    return None
             for t in open_kinds:
                 g = self.cell_groups[corner][t]
-                if self.pub[g] and len(self.members[g]) > 1:
-                    return None
+                if self.pub[g] and len(self.members[g]) > 1 and g not in totals:
+                    if not withdraw:
+                        return None
+                    totals.add(g)
+                    cost += self.gtotal[g]
+            if bound is not None and cost > bound:
+                return None
             corners[corner] = sign
         values = self.values
         if all(values[k] >= 2 for k, s in corners.items() if s < 0):
-            return cost, corners
+            return cost, corners, totals
         if all(values[k] >= 2 for k, s in corners.items() if s > 0):
-            return cost, {k: -s for k, s in corners.items()}
+            return cost, {k: -s for k, s in corners.items()}, totals
         return None
-
-    # -- when no box fits --------------------------------------------------------------------------
-    def widen(self, c: int, touched: set[int]) -> list[int]:
-        """Hide more around an exposed cell: first what it lacks to move at all, else the smallest
-        published cell of its weakest published total; when all is hidden, withdraw a total."""
-        withdrawn = self.withdrawn
-        hidden = self.ensure_slack(c)
-        if hidden or withdrawn != self.withdrawn:
-            for k in hidden:
-                touched.update(self.cell_groups[k])
-            touched.update(self.cell_groups[c])
-            return hidden
-        published = [g for g in self.cell_groups[c] if self.pub[g]]
-        options = []
-        for g in published:
-            other = self.smallest_published(g)
-            if other is not None:
-                hidden = sum(1 for k in self.members[g] if self.supp[k])
-                options.append((hidden, self.values[other], other))
-        if options:
-            _, _, other = min(options)
-            self.suppress(other)
-            touched.update(self.cell_groups[other])
-            return [other]
-        if published:  # every cell around it is already hidden: withhold the smallest total
-            g = min(published, key=lambda g: (self.gtotal[g], g))
-            self.pub[g] = False
-            self.withdrawn += 1
-            touched.add(g)
-            return []
-        raise AssertionError("a cell under no published total cannot be exposed")  # pragma: no cover
 
 
 class _Audit:
