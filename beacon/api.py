@@ -184,10 +184,10 @@ async def openapi(request: web.Request) -> web.Response:
 
 def setup(app: web.Application, settings: Settings) -> None:
     """Mount the API on the app."""
-    from beacon import api_broadcasts
+    from beacon import api_broadcasts, api_stats
 
     app.middlewares.append(authentication)
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_post("/api/v1/broadcasts/preview", preview)
     api_broadcasts.setup(app)
-    __import__("beacon.api_stats", fromlist=["setup"]).setup(app)  # stats, exports, situation report
+    api_stats.setup(app)

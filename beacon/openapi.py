@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from beacon import api_stats
 from beacon.api import BroadcastIn
 
 _ERROR = {
@@ -35,8 +36,66 @@ _PREVIEW = {
 }
 
 
+_COUNTS = {"type": "object", "required": ["recipients", "queued", "sent", "delivered", "failed"],
+           "properties": {k: {"type": "integer", "minimum": 0} for k in
+                          ("recipients", "queued", "sent", "delivered", "failed", "safe", "need_help", "no_reply")},
+           "additionalProperties": False}
+_BROADCAST = {
+    "type": "object",
+    "required": ["id", "status", "check_in", "texts", "audience", "send_at", "created_at", "created_by", "counts"],
+    "properties": {
+        "id": {"type": "integer"}, "status": {"enum": ["scheduled", "sending", "sent", "cancelled"]},
+        "check_in": {"type": "boolean"}, "texts": {"type": "object", "additionalProperties": {"type": "string"}},
+        "audience": {"type": "object"}, "send_at": {"type": "string", "format": "date-time"},
+        "created_at": {"type": "string", "format": "date-time"}, "created_by": {"type": "string"},
+        "remind_after_minutes": {"type": ["integer", "null"]}, "counts": {"$ref": "#/components/schemas/Counts"},
+    },
+}
+_CASE = {
+    "type": "object",
+    "required": ["id", "registrant_id", "area", "category", "status", "assignee", "details", "notes", "created_at",
+                 "updated_at"],
+    "properties": {
+        "id": {"type": "integer"}, "registrant_id": {"type": "integer"}, "broadcast_id": {"type": ["integer", "null"]},
+        "area": {"type": ["string", "null"]},
+        "category": {"enum": ["medical", "shelter", "food", "water", "documents", "evacuation", "other", None]},
+        "status": {"enum": ["open", "in_progress", "closed"]}, "assignee": {"type": ["string", "null"]},
+        "details": {"type": ["string", "null"]},
+        "notes": {"type": "array", "items": {"type": "object", "required": ["at", "by", "text"]}},
+        "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+    },
+}
+_AUDIT = {
+    "type": "object", "required": ["seq", "at", "actor", "action", "subject", "detail", "hash"],
+    "properties": {"seq": {"type": "integer"}, "at": {"type": "string"}, "actor": {"type": "string"},
+                   "action": {"type": "string"}, "subject": {"type": ["string", "null"]},
+                   "detail": {"type": "string"}, "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+}
+_CASE_CHANGE = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"status": {"enum": ["open", "in_progress", "closed"]},
+                   "assignee": {"type": "string", "maxLength": 64}, "note": {"type": "string", "maxLength": 2000}},
+}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _items(name: str) -> dict[str, Any]:
+    return {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": _ref(name)}}}
+
+
+_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+
+
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(code): {"description": {401: "no valid token", 403: "role may not", 422: "invalid body"}[code],
+    return {str(code): {"description": {401: "no valid token", 403: "role may not", 404: "not found",
+                                        409: "the change does not apply", 422: "invalid input"}[code],
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             for code in codes}
 
@@ -50,7 +109,9 @@ def document() -> dict[str, Any]:
         "info": {"title": "Beacon responder API", "version": "1"},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": _ERROR, "BroadcastIn": broadcast, "Preview": _PREVIEW, **definitions},
+            "schemas": {"Error": _ERROR, "BroadcastIn": broadcast, "Preview": _PREVIEW, "Counts": _COUNTS,
+                        "Broadcast": _BROADCAST, "Case": _CASE, "CaseChange": _CASE_CHANGE, "AuditEntry": _AUDIT,
+                        **definitions},
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -64,5 +125,33 @@ def document() -> dict[str, Any]:
                     **_errors(401, 403, 422),
                 },
             }},
+            "/api/v1/broadcasts": {
+                "post": {"summary": "Send a broadcast now or at send_at", "requestBody": {
+                    "required": True, "content": {"application/json": {"schema": _ref("BroadcastIn")}}},
+                    "responses": {"201": _json(_ref("Broadcast"), "created"), **_errors(401, 403, 422)}},
+                "get": {"summary": "The latest broadcasts",
+                        "responses": {"200": _json(_items("Broadcast"), "broadcasts"), **_errors(401, 403)}},
+            },
+            "/api/v1/broadcasts/{id}": {"get": {
+                "summary": "A broadcast with its tallies", "parameters": _ID,
+                "responses": {"200": _json(_ref("Broadcast"), "the broadcast"), **_errors(401, 403, 404)}}},
+            "/api/v1/broadcasts/{id}/cancel": {"post": {
+                "summary": "Stop what has not left", "parameters": _ID,
+                "responses": {"200": _json(_ref("Broadcast"), "the broadcast"), **_errors(401, 403, 404)}}},
+            "/api/v1/cases": {"get": {
+                "summary": "Need-help cases (every read is audited)",
+                "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                               for n in ("status", "area", "category")],
+                "responses": {"200": _json(_items("Case"), "cases"), **_errors(401, 403, 422)}}},
+            "/api/v1/cases/{id}": {"patch": {
+                "summary": "Assign, annotate or move a case", "parameters": _ID,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CaseChange")}}},
+                "responses": {"200": _json(_ref("Case"), "the case"), **_errors(401, 403, 404, 409, 422)}}},
+            "/api/v1/audit": {"get": {
+                "summary": "Audit log entries, newest first",
+                "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
+                               for n in ("actor", "action", "limit")],
+                "responses": {"200": _json(_items("AuditEntry"), "entries"), **_errors(401, 403)}}},
+            **api_stats.openapi_paths(),
         },
     }
