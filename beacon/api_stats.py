@@ -317,27 +317,27 @@ def _shown(count: int | None) -> str:
 
 def _svg_map(gazetteer: Gazetteer, area_table: Table) -> str:
     """An inline SVG map: each area with coordinates as a circle whose area follows its count."""
-    placed = []
+    placed: list[tuple[Any, disclosure.Entry, float, float]] = []  # area, entry, lat, lon
     for entry in area_table.cells:
         area = gazetteer.areas.get(entry.key[0])
         if area is not None and area.lat is not None and area.lon is not None:
-            placed.append((area, entry))
+            placed.append((area, entry, area.lat, area.lon))
     if not placed:
         return '<p class="note">No area in this table has coordinates in the gazetteer.</p>'
-    lats = [a.lat for a, _ in placed]
-    lons = [a.lon for a, _ in placed]
-    squeeze = math.cos(math.radians(sum(lats) / len(lats)))  # type: ignore[arg-type]
+    lats = [p[2] for p in placed]
+    lons = [p[3] for p in placed]
+    squeeze = math.cos(math.radians(sum(lats) / len(lats)))
     width, height, pad, label_room = 640.0, 420.0, 50.0, 110.0  # labels sit right of the circles
-    span_x = max((max(lons) - min(lons)) * squeeze, 1e-6)  # type: ignore[type-var,operator]
-    span_y = max(max(lats) - min(lats), 1e-6)  # type: ignore[type-var,operator]
+    span_x = max((max(lons) - min(lons)) * squeeze, 1e-6)
+    span_y = max(max(lats) - min(lats), 1e-6)
     scale = min((width - 2 * pad - label_room) / span_x, (height - 2 * pad) / span_y)
-    biggest = max((e.count or 0 for _, e in placed), default=0) or 1
+    biggest = max((p[1].count or 0 for p in placed), default=0) or 1
     parts = [f'<svg class="map" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
              f'aria-label="Map of registered people by area">',
              f'<rect x="0" y="0" width="{width:.0f}" height="{height:.0f}" class="sea"/>']
-    for area, entry in sorted(placed, key=lambda p: -(p[1].count or 0)):
-        x = pad + (area.lon - min(lons)) * squeeze * scale  # type: ignore[operator]
-        y = height - pad - (area.lat - min(lats)) * scale  # type: ignore[operator]
+    for area, entry, lat, lon in sorted(placed, key=lambda p: -(p[1].count or 0)):
+        x = pad + (lon - min(lons)) * squeeze * scale
+        y = height - pad - (lat - min(lats)) * scale
         name = html.escape(area.name("en"))
         if entry.count is None:
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="7" class="withheld">'

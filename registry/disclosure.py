@@ -50,7 +50,8 @@ smaller table; withdrawals are a last resort, so this needs sparse tables of cel
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import combinations, product
@@ -107,7 +108,7 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[int, str], ...]:
     return tuple((0, "") if v is ALL else (1, str(v)) for v in key)
 
 
-def protect(counts: Mapping[tuple[Hashable, ...], int], dims: Sequence[str], min_cell: int) -> Table:
+def protect(counts: Mapping[tuple[Any, ...], int], dims: Sequence[str], min_cell: int) -> Table:
     """Suppress what must be suppressed; the returned table is safe to publish."""
     if not isinstance(min_cell, int) or min_cell < MIN_CELL_FLOOR:
         raise DisclosureError(f"min_cell must be an integer of at least {MIN_CELL_FLOOR}")
@@ -180,7 +181,7 @@ class _Suppressor:
     """The working state: which cells and totals are withheld, and why each hidden cell is safe."""
 
     def __init__(self, keys: list[tuple[Any, ...]], values: list[int], n: int, min_cell: int,
-                 forced: set[tuple[Any, ...]] = frozenset()) -> None:  # type: ignore[assignment]
+                 forced: AbstractSet[tuple[Any, ...]] = frozenset()) -> None:
         self.keys = keys
         self.values = values
         self.n = n
@@ -249,7 +250,7 @@ class _Suppressor:
                 if not self.supp[c] or self.cert[c] is not None:
                     continue
                 d = _Audit(self.values, self.neighbourhood_equations(c)).certificate(c)
-                if d is None:
+                if d is None or not d.get(c):
                     if self.cover(c, withdraw=True) is None:  # pragma: no cover - the empty box always fits
                         raise AssertionError("no way to protect a cell")
                     continue
@@ -272,7 +273,7 @@ class _Suppressor:
                 continue
             members = set(self.members[g])
             moving = next((d for c in self.members[g] if (d := self.cert[c]) is not None
-                           and sum(v for k, v in d.items() if k in members)), None)
+                           and sum(v for k, v in d.items() if k in members) != 0), None)
             if moving is None:
                 hidden, withdrawn = sum(self.supp), self.withdrawn
                 for c in sorted(self.members[g], key=lambda c: (-self.values[c], c)):
@@ -395,6 +396,12 @@ class _Suppressor:
         for g in totals:
             self.pub[g] = False
             self.withdrawn += 1
+        moved: dict[int, int] = {}
+        for corner, sign in d.items():
+            for g in self.cell_groups[corner]:
+                moved[g] = moved.get(g, 0) + sign
+        if any(v and self.pub[g] and len(self.members[g]) > 1 for g, v in moved.items()):  # pragma: no cover
+            raise AssertionError("a box that moves a published total")
         for corner in d:
             if not self.supp[corner]:
                 self.suppress(corner)
@@ -465,6 +472,7 @@ class _Audit:
 
     def __init__(self, x: list[int], equations: list[list[int]]) -> None:
         self.x = x
+        self.equations = equations
         self.rows: dict[int, dict[int, Fraction | int]] = {}  # pivot cell -> {free cell: coefficient}
         self.col_rows: dict[int, set[int]] = {}  # free cell -> pivots whose row mentions it
         self._null: dict[int, dict[int, int]] = {}
@@ -493,7 +501,7 @@ class _Audit:
         pivot = max(row, key=lambda c: (self.x[c], c))
         a = row.pop(pivot)
         if a != 1:
-            row = {k: _tidy(v / a) for k, v in row.items()}
+            row = {k: _tidy(Fraction(v) / a) for k, v in row.items()}
         for q in self.col_rows.pop(pivot, ()):
             other = self.rows[q]
             coef = other.pop(pivot)
@@ -520,13 +528,18 @@ class _Audit:
         return found
 
     def feasible(self, d: dict[int, int]) -> dict[int, int] | None:
-        """``d`` or ``-d``, whichever keeps every hidden cell of the true table at 1 or more."""
+        """``d`` or ``-d``, whichever keeps every hidden cell of the true table at 1 or more; checked
+        against the equations too, so a certificate never rests on the elimination alone."""
         x = self.x
         if all(x[k] + v >= 1 for k, v in d.items()):
-            return d
-        if all(x[k] - v >= 1 for k, v in d.items()):
-            return {k: -v for k, v in d.items()}
-        return None
+            found = d
+        elif all(x[k] - v >= 1 for k, v in d.items()):
+            found = {k: -v for k, v in d.items()}
+        else:
+            return None
+        if any(sum(found.get(k, 0) for k in cols) for cols in self.equations):  # pragma: no cover - a bug
+            raise AssertionError("a null-space vector that moves a published total")
+        return found
 
     def certificate(self, c: int) -> dict[int, int] | None:
         """A change to the hidden cells, consistent with everything published, that moves cell ``c``."""

@@ -1,10 +1,12 @@
 """Small-cell suppression, checked by brute force on many random tables.
 
 The checker knows only what a reader of the published table knows: which cells are listed (so each
-is at least 1), the published cells and the published totals. For every suppressed cell it searches
-the integer tables consistent with all of that for one where the cell has a different value: an
-exhaustive branch-and-propagate search over every assignment (each suppressed cell >= 1 and at most
-what its published totals leave), so "no other value found" means the value is recoverable.
+is at least 1), the published cells and the published totals. For every suppressed cell (and every
+suppressed total below min_cell) it searches the integer tables consistent with all of that for one
+where the cell has a different value: first as a small change to the true table (every hidden cell
+moved by at most 2), then over all assignments (each suppressed cell >= 1 and at most what its
+published totals leave) with a branch-and-propagate search that ends exhaustive, so "no other value
+found" means the value is recoverable. It shares no code with registry.disclosure.
 """
 
 from __future__ import annotations
@@ -158,6 +160,25 @@ def recoverable(counts: dict[Key, int], table: Table) -> list[Key]:
             hi[c] = min(hi[c], rest - (len(cols) - 1))
     truth = [counts[k] for k in unknown]
     assert system.solvable(lo, hi, truth), "the true table must be consistent with what was published"
+    # A second table is first looked for as a small change to the true one: d with every published
+    # total unchanged, each hidden cell still >= 1, moving what is asked (cheap, and usually there).
+    # Then over the values themselves, with a growing budget and exhaustively in the end, so that
+    # "nothing found" is a proof.
+    balanced = [(cols, 0) for cols, _ in equations]
+
+    def nearby(moving: list[int], budget: int) -> bool:
+        for radius in (1, 2):
+            low = [max(-radius, 1 - t) for t in truth]
+            high = [radius] * len(truth)
+            for step in (1, -1):
+                try:
+                    if System(len(truth), [*balanced, (moving, step)]).solvable(low, high, [0] * len(truth),
+                                                                                  [budget]):
+                        return True
+                except OutOfBudget:
+                    pass
+        return False
+
     def another(attempts: list[tuple[System, list[int], list[int]]]) -> bool:
         """Whether one of the attempts has a solution: all of them with a small search budget first,
         then more; exhaustive in the end, so False means none has one."""
@@ -176,7 +197,7 @@ def recoverable(counts: dict[Key, int], table: Table) -> list[Key]:
 
     found = []
     for c in range(len(unknown)):
-        if not system.of[c]:
+        if not system.of[c] or nearby([c], 3000):
             continue
         below_hi = list(hi)
         below_hi[c] = truth[c] - 1
@@ -192,6 +213,8 @@ def recoverable(counts: dict[Key, int], table: Table) -> list[Key]:
             continue
         cols = [index[k] for k in unknown if matches(total.key, k)]
         assert len(cols) == sum(1 for k in counts if counts[k] and matches(total.key, k))  # all hidden
+        if nearby(cols, 3000):
+            continue
         ceiling = sum(hi[c] for c in cols)
         others = sorted((r for r in range(len(cols), min(ceiling, true + 60) + 1) if r != true),
                         key=lambda r: abs(r - true))
