@@ -236,3 +236,33 @@ status_lookups = Table(
     Column("found", Boolean, nullable=False),
 )
 Index("ix_status_lookups_requester", status_lookups.c.requester_bidx, status_lookups.c.at)
+
+# Console sign-in: people with a username and password, and their browser sessions.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(256), nullable=False),  # scrypt$n$r$p$salt$key, base64
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # sha256 of the cookie value; the cookie is never stored
+    Column("actor", String(64), nullable=False),  # "user:NAME" or "token:NAME"
+    Column("role", String(16), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_console_sessions_expiry", console_sessions.c.expires_at)
+
+# Lets the aggregates count area x nationality x gender from the index alone.
+Index("ix_registrants_breakdown", registrants.c.area_id, registrants.c.nationality, registrants.c.gender,
+      registrants.c.consented)
