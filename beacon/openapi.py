@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beacon import api_stats
+from beacon import api_reports, api_stats
 from beacon.api import BroadcastIn
 
 _ERROR = {
@@ -111,7 +111,7 @@ def document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Error": _ERROR, "BroadcastIn": broadcast, "Preview": _PREVIEW, "Counts": _COUNTS,
                         "Broadcast": _BROADCAST, "Case": _CASE, "CaseChange": _CASE_CHANGE, "AuditEntry": _AUDIT,
-                        **definitions},
+                        **definitions, **api_reports.openapi_schemas()},
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -153,5 +153,6 @@ def document() -> dict[str, Any]:
                                for n in ("actor", "action", "limit")],
                 "responses": {"200": _json(_items("AuditEntry"), "entries"), **_errors(401, 403)}}},
             **api_stats.openapi_paths(),
+            **api_reports.openapi_paths(),
         },
     }

@@ -266,3 +266,47 @@ Index("ix_console_sessions_expiry", console_sessions.c.expires_at)
 # Lets the aggregates count area x nationality x gender from the index alone.
 Index("ix_registrants_breakdown", registrants.c.area_id, registrants.c.nationality, registrants.c.gender,
       registrants.c.consented)
+
+# Scheduled stats exports: what to produce and how often, and what was produced. A run's content is
+# the published (already suppressed) aggregate file, never a row about a person.
+report_schedules = Table(
+    "report_schedules",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("format", String(8), nullable=False),  # csv | geojson | json
+    Column("query", JSON, nullable=False),  # {"by": [...], "level": 0, "broadcast": null}: the stats query
+    Column("every_hours", Integer, nullable=False),  # 1 hourly, 24 daily, 168 weekly, or any N
+    Column("next_run_at", DateTime(timezone=True), nullable=False),  # the durable clock: claimed by advancing it
+    Column("paused", Boolean, nullable=False, default=False, server_default=false()),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),  # deleted schedules keep their runs until they age out
+)
+Index("ix_report_schedules_due", report_schedules.c.next_run_at)
+
+report_runs = Table(
+    "report_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("schedule_id", Id, ForeignKey("report_schedules.id", ondelete="CASCADE")),  # null: an ad-hoc run
+    Column("scheduled_for", DateTime(timezone=True)),  # the period a scheduled run belongs to; null on demand
+    Column("format", String(8), nullable=False),
+    Column("query", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("requested_by", String(64), nullable=False),  # a token's name, or "scheduler"
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True)),  # a running run past its lease was interrupted: redo it
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("produced_at", DateTime(timezone=True)),
+    Column("content", Text),  # the published file: suppressed aggregates only
+    Column("content_type", String(64)),
+    Column("size", Integer),
+    Column("sha256", String(64)),
+    Column("error", String(500)),
+    UniqueConstraint("schedule_id", "scheduled_for", name="uq_report_runs_period"),  # one run per period
+)
+Index("ix_report_runs_schedule", report_runs.c.schedule_id, report_runs.c.id)
+Index("ix_report_runs_lease", report_runs.c.status, report_runs.c.lease_until)
+Index("ix_report_runs_started", report_runs.c.started_at)
