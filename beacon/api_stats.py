@@ -315,8 +315,54 @@ def _shown(count: int | None) -> str:
     return "withheld" if count is None else f"{count:,}"
 
 
+# Map text, in viewBox units: on a phone the 640-unit map is about 360 px wide, so the text is drawn
+# larger there (see CSS); labels are placed for that larger size so they never overlap on any screen.
+LABEL_SIZE, VALUE_SIZE = 22.0, 20.0
+Box = tuple[float, float, float, float]  # left, top, right, bottom
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _place_label(x: float, y: float, r: float, name: str, value: str, width: float, height: float,
+                 taken: list[Box], circles: list[tuple[float, float, float]]) -> tuple[str, float, float, float]:
+    """Where an area's two lines of text go: right of, left of, below or above its circle.
+
+    Returns (text-anchor, x, baseline of the name, baseline of the value) for the first place that
+    stays inside the map and overlaps no label placed before nor another circle (else the least bad).
+    """
+    text_w = max(len(name) * LABEL_SIZE * 0.62, len(value) * VALUE_SIZE * 0.58)
+    text_h = LABEL_SIZE + VALUE_SIZE + 4
+    options: list[tuple[str, float, float, float]] = [  # anchor, x, name baseline, left edge of the box
+        ("start", x + r + 4, y - 2, x + r + 4),
+        ("end", x - r - 4, y - 2, x - r - 4 - text_w),
+        ("middle", x, y + r + LABEL_SIZE, x - text_w / 2),
+        ("middle", x, y - r - VALUE_SIZE - 8, x - text_w / 2),
+    ]
+    best: tuple[float, tuple[str, float, float, float], Box] | None = None
+    for anchor, tx, baseline, left in options:
+        top = baseline - LABEL_SIZE * 0.8
+        box = (left, top, left + text_w, top + text_h)
+        penalty = 100.0 if box[0] < 2 or box[1] < 2 or box[2] > width - 2 or box[3] > height - 2 else 0.0
+        penalty += 10 * sum(_overlap(box, other) for other in taken)
+        penalty += sum(_overlap(box, (cx - cr, cy - cr, cx + cr, cy + cr)) for cx, cy, cr in circles
+                       if (cx, cy) != (x, y))
+        if best is None or penalty < best[0]:
+            best = (penalty, (anchor, tx, baseline, baseline + VALUE_SIZE + 2), box)
+        if penalty == 0:
+            break
+    assert best is not None
+    taken.append(best[2])
+    return best[1]
+
+
 def _svg_map(gazetteer: Gazetteer, area_table: Table) -> str:
-    """An inline SVG map: each area with coordinates as a circle whose area follows its count."""
+    """An inline SVG map: each area with coordinates as a circle whose area follows its count.
+
+    A withheld area gets a small dashed circle of the same size whatever its count, and its label
+    says "withheld": nothing drawn depends on a withheld number.
+    """
     placed: list[tuple[Any, disclosure.Entry, float, float]] = []  # area, entry, lat, lon
     for entry in area_table.cells:
         area = gazetteer.areas.get(entry.key[0])
@@ -327,28 +373,36 @@ def _svg_map(gazetteer: Gazetteer, area_table: Table) -> str:
     lats = [p[2] for p in placed]
     lons = [p[3] for p in placed]
     squeeze = math.cos(math.radians(sum(lats) / len(lats)))
-    width, height, pad, label_room = 640.0, 420.0, 50.0, 110.0  # labels sit right of the circles
+    width, height, pad, label_room = 640.0, 420.0, 60.0, 130.0  # labels sit beside the circles
     span_x = max((max(lons) - min(lons)) * squeeze, 1e-6)
     span_y = max(max(lats) - min(lats), 1e-6)
     scale = min((width - 2 * pad - label_room) / span_x, (height - 2 * pad) / span_y)
+    # Centre the points in the room they take (a single area, or a north-south spread, is not stuck left).
+    offset_x = (width - label_room - 2 * pad - span_x * scale) / 2
+    offset_y = (height - 2 * pad - span_y * scale) / 2
     biggest = max((p[1].count or 0 for p in placed), default=0) or 1
+    drawn: list[tuple[str, disclosure.Entry, float, float, float]] = []  # name, entry, x, y, radius
+    for area, entry, lat, lon in sorted(placed, key=lambda p: -(p[1].count or 0)):
+        x = pad + offset_x + (lon - min(lons)) * squeeze * scale
+        y = height - pad - offset_y - (lat - min(lats)) * scale
+        radius = 7.0 if entry.count is None else 6 + 34 * math.sqrt(entry.count / biggest)
+        drawn.append((area.name("en"), entry, x, y, radius))
     parts = [f'<svg class="map" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
              f'aria-label="Map of registered people by area">',
              f'<rect x="0" y="0" width="{width:.0f}" height="{height:.0f}" class="sea"/>']
-    for area, entry, lat, lon in sorted(placed, key=lambda p: -(p[1].count or 0)):
-        x = pad + (lon - min(lons)) * squeeze * scale
-        y = height - pad - (lat - min(lats)) * scale
-        name = html.escape(area.name("en"))
-        if entry.count is None:
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="7" class="withheld">'
-                         f'<title>{name}: withheld</title></circle>')
-        else:
-            radius = 6 + 34 * math.sqrt(entry.count / biggest)
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" class="dot">'
-                         f'<title>{name}: {entry.count}</title></circle>')
-        right = x + (7 if entry.count is None else 6 + 34 * math.sqrt(entry.count / biggest)) + 4
-        parts.append(f'<text x="{right:.1f}" y="{y - 2:.1f}" class="label">{name}</text>'
-                     f'<text x="{right:.1f}" y="{y + 11:.1f}" class="value">{_shown(entry.count)}</text>')
+    for name, entry, x, y, radius in drawn:  # biggest first, so the small ones stay visible on top
+        title = html.escape(f"{name}: {_shown(entry.count)}")
+        kind = "withheld" if entry.count is None else "dot"
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" class="{kind}"><title>{title}</title>'
+                     f'</circle>')
+    taken: list[tuple[float, float, float, float]] = []
+    circles = [(x, y, radius) for _, _, x, y, radius in drawn]
+    for name, entry, x, y, radius in drawn:
+        anchor, tx, label_y, value_y = _place_label(x, y, radius, name, _shown(entry.count), width, height,
+                                                    taken, circles)
+        parts.append(f'<text x="{tx:.1f}" y="{label_y:.1f}" text-anchor="{anchor}" class="label">'
+                     f'{html.escape(name)}</text><text x="{tx:.1f}" y="{value_y:.1f}" text-anchor="{anchor}" '
+                     f'class="value">{_shown(entry.count)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -392,22 +446,30 @@ async def _latest_check_in(request: web.Request) -> int | None:
 
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:60rem;color:#1b1b1b}
+*,*::before,*::after{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:60rem;
+padding:0 1rem;color:#1b1b1b}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.2rem;border-bottom:2px solid #1b1b1b;margin-top:2rem}
 h3{font-size:1rem;margin:.5rem 0}.meta{color:#444;font-size:.85rem}.meta dt{font-weight:600;float:left;width:10rem}
 .meta dd{margin:0 0 .2rem 10rem}.headline{font-size:2.2rem;font-weight:700}
-.map{width:100%;height:auto;border:1px solid #999;background:#eef3f7}.sea{fill:#eef3f7}
+.map{display:block;width:100%;height:auto;border:1px solid #999;background:#eef3f7}.sea{fill:#eef3f7}
 .dot{fill:#c0392b;fill-opacity:.55;stroke:#7b241c}.withheld{fill:none;stroke:#555;stroke-dasharray:3 2}
-.label{font-size:12px;font-weight:600}.value{font-size:11px}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(18rem,1fr));gap:1rem 2rem}
+.label,.value{paint-order:stroke;stroke:#eef3f7;stroke-width:4px;stroke-linejoin:round}
+.label{font-size:13px;font-weight:600}.value{font-size:12px}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,22rem),1fr));gap:1rem 2.5rem}
 table.bars{width:100%;border-collapse:collapse}table.bars th{text-align:left;font-weight:400;padding:2px 6px 2px 0;
-width:35%}table.bars td.track{width:50%}table.bars td.num{text-align:right;font-variant-numeric:tabular-nums}
+width:38%}table.bars td.num{width:1%;white-space:nowrap;padding-left:.6rem;text-align:right;
+font-variant-numeric:tabular-nums}
 .bar{display:inline-block;height:.9rem;background:#2e6da4;vertical-align:middle;-webkit-print-color-adjust:exact;
 print-color-adjust:exact}.bar.withheld{width:100%;background:repeating-linear-gradient(45deg,#ddd 0 4px,#fff 4px 8px);
-border:1px dashed #888;box-sizing:border-box}tr.sum th,tr.sum td{border-top:1px solid #999;font-weight:600}
-table.grid{border-collapse:collapse;width:100%}table.grid th,table.grid td{border:1px solid #bbb;padding:3px 6px}
+border:1px dashed #888}tr.sum th,tr.sum td{border-top:1px solid #999;font-weight:600}
+table.grid{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
+table.grid th,table.grid td{border:1px solid #bbb;padding:3px 6px}
 table.grid td{text-align:right}.note{font-size:.85rem;color:#444}
-@media print{body{margin:0;max-width:none;font-size:10pt}h2{break-after:avoid}.chart,.map,table{break-inside:avoid}}
+@media (max-width:40rem){body{margin:1rem auto}.meta dt{float:none;width:auto}.meta dd{margin:0 0 .4rem 0}
+.label{font-size:22px}.value{font-size:20px}table.grid{font-size:.85rem}table.grid th,table.grid td{padding:3px 4px}}
+@media print{body{margin:0;max-width:none;padding:0;font-size:10pt}h2{break-after:avoid}
+.chart,.map,table{break-inside:avoid}}
 @page{size:A4;margin:14mm}
 """
 

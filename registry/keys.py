@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, text, tuple_, update
+from sqlalchemy import bindparam, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry import schema
@@ -148,10 +148,31 @@ async def rewrap(db: Database, master: MasterKeys) -> int:
     return changed
 
 
-async def _reencrypt_pass(db: Database, keyring: KeyRing, batch: int) -> tuple[int, int]:
+# Between two write batches on SQLite, re-encryption leaves the database to the other processes for
+# longer than a waiting writer's longest poll (registry.db._begin_immediate looks every 50 ms at most),
+# so a live service's writes always get in between and never wait for more than about one batch.
+SQLITE_PAUSE = 0.06
+
+
+def _reseal_statement(sealed: Sealed):  # type: ignore[no-untyped-def]
+    """UPDATE <column> of one row, only if it still holds the value read (a concurrent write wins).
+
+    Built once per pass with bound parameters, so a batch is one statement executed for many rows.
+    """
+    table = schema.metadata.tables[sealed.table]
+    column = table.c[sealed.column]
+    where = [table.c[k] == bindparam(f"_key_{k}") for k in sealed.key]
+    return (update(table).where(*where, column == bindparam("_old", type_=column.type))
+            .values({sealed.column: bindparam("_new", type_=column.type)}))
+
+
+async def _reencrypt_pass(db: Database, keyring: KeyRing, batch: int, pause: float) -> tuple[int, int]:
     """One scan of every sealed column; re-seals what is not under the active key.
 
-    Returns (re-sealed, stale seen): a value skipped because a writer held it is left for the next pass.
+    Rows are read in primary-key order ``batch`` at a time; the values are decrypted and sealed
+    again outside any transaction, then written in one short write transaction per batch (one
+    statement executed for every row). Returns (re-sealed, stale seen): a value skipped because a
+    writer held or changed it is left for the next pass.
     """
     total = seen = 0
     for sealed in SEALED:
@@ -159,6 +180,7 @@ async def _reencrypt_pass(db: Database, keyring: KeyRing, batch: int) -> tuple[i
         column = table.c[sealed.column]
         key_columns = [table.c[k] for k in sealed.key]
         columns = [table.c[name] for name in (*sealed.key, *sealed.extra, sealed.column)]
+        statement = _reseal_statement(sealed)
         # Up to the last row that exists now: rows added meanwhile are sealed under the new key already
         # (or are caught by the next pass), and a busy table must not keep one pass from ending.
         async with db.read() as conn:
@@ -180,6 +202,11 @@ async def _reencrypt_pass(db: Database, keyring: KeyRing, batch: int) -> tuple[i
             seen += len(stale)
             if not stale:
                 continue
+            changes = []
+            for row in stale:  # the cryptography, before the write lock is taken
+                aad = sealed.aad(row)
+                changes.append({**{f"_key_{k}": row[k] for k in sealed.key}, "_old": row[sealed.column],
+                                "_new": keyring.encrypt(keyring.decrypt(row[sealed.column], aad), aad)})
             async with db.write() as conn:
                 if not db.sqlite:
                     # Never wait for a row a live transaction holds (that could deadlock with it): skip it,
@@ -188,19 +215,21 @@ async def _reencrypt_pass(db: Database, keyring: KeyRing, batch: int) -> tuple[i
                         tuple_(*key_columns).in_([tuple(r[k] for k in sealed.key) for r in stale])
                     ).with_for_update(skip_locked=True)
                     mine = {tuple(r) for r in (await conn.execute(locked)).all()}
-                    stale = [r for r in stale if tuple(r[k] for k in sealed.key) in mine]
-                for row in stale:
-                    aad = sealed.aad(row)
-                    fresh = keyring.encrypt(keyring.decrypt(row[sealed.column], aad), aad)
-                    # Only if nobody changed the value meanwhile: a concurrent write wins and is re-sealed next pass.
-                    where = [table.c[k] == row[k] for k in sealed.key] + [column == row[sealed.column]]
-                    result = await conn.execute(update(table).where(*where).values({sealed.column: fresh}))
-                    total += result.rowcount
+                    changes = [c for c in changes if tuple(c[f"_key_{k}"] for k in sealed.key) in mine]
+                if not changes:
+                    continue
+                if conn.dialect.supports_sane_multi_rowcount:
+                    total += (await conn.execute(statement, changes)).rowcount
+                else:  # the driver cannot count an executemany's rows: one execution each (still one statement)
+                    for change in changes:
+                        total += (await conn.execute(statement, change)).rowcount
+            if db.sqlite and pause > 0:
+                await asyncio.sleep(pause)
     return total, seen
 
 
-async def reencrypt(db: Database, keyring: KeyRing, batch: int = 500, settle: float = 2 * CHECK_SECONDS,
-                    max_passes: int = 10) -> int:
+async def reencrypt(db: Database, keyring: KeyRing, batch: int = 2000, settle: float = 2 * CHECK_SECONDS,
+                    max_passes: int = 10, pause: float = SQLITE_PAUSE) -> int:
     """Re-seal every value not under the active key, in short transactions, while others keep writing.
 
     Running processes switch to a new key within ``CHECK_SECONDS`` of its rotation (KeyHolder.check),
@@ -211,7 +240,7 @@ async def reencrypt(db: Database, keyring: KeyRing, batch: int = 500, settle: fl
     total = 0
     settled = False
     for _ in range(max_passes):
-        resealed, seen = await _reencrypt_pass(db, keyring, batch)
+        resealed, seen = await _reencrypt_pass(db, keyring, batch, pause)
         total += resealed
         if seen == 0 and settled:
             break

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from registry import schema
 from registry.db import Database
-from registry.keys import KeyHolder, identity_aad
+from registry.keys import KeyHolder, identity_aad, secret_aad
 
 LANGUAGES = ("en", "fr", "ar")
 
@@ -36,3 +37,43 @@ async def seed_registrants(db: Database, holder: KeyHolder, count: int, *, area:
         async with db.write() as conn:
             await conn.execute(schema.registrants.insert(), people)
             await conn.execute(schema.identities.insert(), identities)
+
+
+async def seed_profiles(db: Database, holder: KeyHolder, profiles: Sequence[Mapping[str, object]], *,
+                        first_id: int = 1, channel: str = "sms", batch: int = 5000) -> None:
+    """Registered people with full profiles, sealed as registration seals them, ids from ``first_id``.
+
+    Each profile may give ``area_id`` (required), ``language``, ``nationality``, ``gender``, ``age_band``,
+    ``household_size``, and the sealed ``first_name`` and ``family_contact``; the phone is ``phone(id)``.
+    The proof of consent is kept too, so MYDATA shows the consent date as it would after registering.
+    """
+    ring = holder.ring
+    now = datetime.now(UTC)
+    for start in range(0, len(profiles), batch):
+        chunk = list(enumerate(profiles[start:start + batch], start=first_id + start))
+        people, identities, secrets_, consents = [], [], [], []
+        for n, p in chunk:
+            language = str(p.get("language") or LANGUAGES[n % 3])
+            people.append({"id": n, "language": language, "area_id": p["area_id"],
+                           "nationality": p.get("nationality"), "gender": p.get("gender"),
+                           "age_band": p.get("age_band"), "household_size": p.get("household_size"),
+                           "step": "idle", "context": {}, "consented": True, "opted_out": False,
+                           "created_at": now, "confirmed_at": now, "last_seen_at": now, "share_family": False})
+            bidx = ring.blind_index("phone", phone(n))
+            identities.append({"registrant_id": n, "kind": "phone", "bidx": bidx,
+                               "address_ct": ring.encrypt(phone(n), identity_aad({"bidx": bidx})),
+                               "last_channel": channel, "preferred_channel": channel, "reachable": True,
+                               "created_at": now, "last_used_at": now})
+            for field in ("first_name", "family_contact"):
+                value = p.get(field)
+                if value is not None:
+                    secrets_.append({"registrant_id": n, "field": field, "value_ct": ring.encrypt(
+                        str(value), secret_aad({"field": field, "registrant_id": n}))})
+            consents.append({"registrant_id": n, "notice_version": "2026-11", "language": language, "channel": channel,
+                             "given_at": now})
+        async with db.write() as conn:
+            await conn.execute(schema.registrants.insert(), people)
+            await conn.execute(schema.identities.insert(), identities)
+            if secrets_:
+                await conn.execute(schema.profile_secrets.insert(), secrets_)
+            await conn.execute(schema.consents.insert(), consents)
