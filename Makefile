@@ -31,6 +31,11 @@ catalogs: install-test
 	@# pybabel drops unknown headers: put back the review marker of catalogs no native speaker has checked.
 	for f in bot/locales/*/LC_MESSAGES/beacon.po; do case $$f in */en/*) continue;; esac; \
 	  grep -q X-Native-Review $$f || sed -i 's/^"Generated-By: \(.*\)\\n"$$/"Generated-By: \1\\n"\n"X-Native-Review: none\\n"/' $$f; done
+	$(BIN)/pybabel extract -F beacon/console/babel.cfg -k translate:2 -k N_ --no-location --omit-header \
+	  -o beacon/console/locales/console.pot .
+	for lang in fr ar; do po=beacon/console/locales/$$lang/LC_MESSAGES/console.po; \
+	  if [ -f $$po ]; then $(BIN)/pybabel update --no-fuzzy-matching -i beacon/console/locales/console.pot -o $$po -l $$lang; \
+	  else $(BIN)/pybabel init -i beacon/console/locales/console.pot -o $$po -l $$lang; fi; done
 
 bench: install-test
 	$(BIN)/python bench/bot_throughput.py

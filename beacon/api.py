@@ -139,15 +139,9 @@ def check_areas(request: web.Request, body: BroadcastIn) -> None:
                      [{"field": "audience.areas", "message": f"unknown area(s): {', '.join(unknown)}"}])
 
 
-@requires("responder")
-async def preview(request: web.Request) -> web.Response:
+async def preview_of(beacon: Any, body: BroadcastIn) -> dict[str, Any]:
     """Recipients by language and channel, SMS segments and cost, languages without a text."""
-    from beacon.app import BEACON
-
-    settings: Settings = request.app[BEACON].settings
-    body: BroadcastIn = await parse(request, BroadcastIn)
-    check_areas(request, body)
-    beacon = request.app[BEACON]
+    settings: Settings = beacon.settings
     audience = broadcasts.Audience.from_json(body.audience.model_dump())
     async with beacon.db.read() as conn:
         chosen = broadcasts.pick((await conn.execute(broadcasts.audience_query(beacon.gazetteer, audience))).all())
@@ -165,14 +159,24 @@ async def preview(request: web.Request) -> web.Response:
             "estimated_cost_usd": round(sms * seg.segments * SMS_SEGMENT_PRICE, 4),
         })
     missing = sorted(lang for lang in by_language if lang not in body.text)
-    return web.json_response({
+    return {
         "recipients": len(members),
         "by_language": languages,
         "by_channel": dict(sorted(by_channel.items())),
         "missing_languages": missing,
         "fallback_language": settings.default_language,
         "estimated_cost_usd": round(sum(x["estimated_cost_usd"] for x in languages), 4),  # type: ignore[misc]
-    })
+    }
+
+
+@requires("responder")
+async def preview(request: web.Request) -> web.Response:
+    """Recipients by language and channel, SMS segments and cost, languages without a text."""
+    from beacon.app import BEACON
+
+    body: BroadcastIn = await parse(request, BroadcastIn)
+    check_areas(request, body)
+    return web.json_response(await preview_of(request.app[BEACON], body))
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -191,3 +195,5 @@ def setup(app: web.Application, settings: Settings) -> None:
     app.router.add_post("/api/v1/broadcasts/preview", preview)
     api_broadcasts.setup(app)
     api_stats.setup(app)
+    from beacon import api_reports
+    api_reports.setup(app)

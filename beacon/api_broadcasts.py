@@ -112,39 +112,41 @@ class CaseChange(BaseModel):
 NOTIFY = {"in_progress": texts.CASE_PICKED_UP, "closed": texts.CASE_CLOSED}
 
 
-@requires("responder")
-async def change_case(request: web.Request) -> web.Response:
-    """Assign, annotate or move a case; the registrant is told when it is picked up or closed."""
-    beacon = _beacon(request)
-    case_id = _int(request, "id")
-    body: CaseChange = await parse(request, CaseChange)
+async def apply_case_change(beacon: Any, case_id: int, by: str, body: CaseChange) -> dict[str, Any]:
+    """Assign, annotate or move a case, audited; the registrant is told when it is picked up or closed.
+
+    Raises :class:`campaigns.cases.CaseError` for an unknown case or a change that is not allowed."""
     async with beacon.db.write() as conn:
-        try:
-            row, moved = await cases.change(conn, beacon.keys.ring, case_id, by=_caller(request),
-                                            status=body.status, assignee=body.assignee, note=body.note)
-        except cases.CaseError as exc:
-            status = 404 if "no such" in str(exc) else 409
-            raise api_error(status, "not_found" if status == 404 else "conflict", str(exc)) from None
+        row, moved = await cases.change(conn, beacon.keys.ring, case_id, by=by,
+                                        status=body.status, assignee=body.assignee, note=body.note)
         if moved in NOTIFY:
             await beacon.service.tell(conn, row.registrant_id, NOTIFY[moved])
-        await audit.append(conn, _caller(request), "case.updated", str(case_id),
+        await audit.append(conn, by, "case.updated", str(case_id),
                            {"status": moved, "assigned": body.assignee is not None, "note": bool(body.note)})
         view = cases.view(beacon.keys.ring, row)
     beacon.sender.wake()
+    return view
+
+
+@requires("responder")
+async def change_case(request: web.Request) -> web.Response:
+    """Assign, annotate or move a case; the registrant is told when it is picked up or closed."""
+    body: CaseChange = await parse(request, CaseChange)
+    try:
+        view = await apply_case_change(_beacon(request), _int(request, "id"), _caller(request), body)
+    except cases.CaseError as exc:
+        status = 404 if "no such" in str(exc) else 409
+        raise api_error(status, "not_found" if status == 404 else "conflict", str(exc)) from None
     return web.json_response(view)
 
 
 @requires("auditor")
 async def list_audit(request: web.Request) -> web.Response:
     """Audit entries, newest first; filters: actor, action, since (seq)."""
-    a = schema.audit_log.c
-    query = select(schema.audit_log).order_by(a.seq.desc()).limit(min(int(request.query.get("limit", 200)), 1000))
-    if request.query.get("actor"):
-        query = query.where(a.actor == request.query["actor"])
-    if request.query.get("action"):
-        query = query.where(a.action == request.query["action"])
+    query = request.query
     async with _beacon(request).db.read() as conn:
-        rows = (await conn.execute(query)).all()
+        rows = await audit.entries(conn, actor=query.get("actor") or None, action=query.get("action") or None,
+                                   limit=min(int(query.get("limit", 200)), 1000))
     items: list[dict[str, Any]] = [
         {"seq": r.seq, "at": iso(r.at), "actor": r.actor, "action": r.action, "subject": r.subject,
          "detail": r.detail, "hash": r.hash} for r in rows]

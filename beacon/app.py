@@ -17,19 +17,18 @@ from beacon.config import Settings
 from beacon.service import Service
 from bot.areas import Gazetteer
 from bot.state import BotConfig
-from campaigns import upkeep
+from campaigns import reports, upkeep
 from campaigns.scheduler import Runner
 from campaigns.sender import Sender
 from channels.base import Channel, WebhookRejected
 from channels.simulator import SimulatorChannel
 from registry.crypto import MasterKeys
 from registry.db import Database
-from registry.keys import KeyHolder, load_keyring
+from registry.keys import CHECK_SECONDS, KeyHolder, load_keyring
 
 log = structlog.get_logger("beacon.app")
 REJECTED = Counter("beacon_webhook_rejected_total", "Webhook calls refused", ["provider", "status"])
 STATIC = Path(__file__).parent / "static"
-KEY_REFRESH_SECONDS = 30
 
 
 @dataclass
@@ -104,21 +103,27 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
 BEACON = web.AppKey("beacon", Beacon)
 
 
-async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
-    async def refresh_keys() -> None:
-        while not beacon.stop.is_set():
-            await asyncio.sleep(KEY_REFRESH_SECONDS)
-            try:
-                await beacon.keys.refresh(beacon.db)
-            except Exception:  # noqa: BLE001 - keep the keys we have
-                log.exception("keys.refresh_failed")
+async def follow_keys(beacon: Beacon) -> None:
+    """Pick up a key rotation within a second: ``keys reencrypt`` waits that long before it re-seals,
+    and a process still on the old ring could neither open new data nor stop sealing under the old key."""
+    while not beacon.stop.is_set():
+        try:
+            await beacon.keys.check(beacon.db)
+        except Exception:  # noqa: BLE001 - keep the keys we have
+            log.exception("keys.check_failed")
+        try:
+            await asyncio.wait_for(beacon.stop.wait(), timeout=CHECK_SECONDS)
+        except TimeoutError:
+            pass
 
+
+async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
     async def recover() -> None:
         recovered = await beacon.service.recover()
         if recovered:
             log.info("inbound.recovered", count=recovered)
 
-    tasks = [asyncio.create_task(refresh_keys()), asyncio.create_task(recover())]
+    tasks = [asyncio.create_task(follow_keys(beacon)), asyncio.create_task(recover())]
     if worker:
         tasks.append(asyncio.create_task(beacon.sender.run(beacon.stop)))
         tasks.append(asyncio.create_task(beacon.runner.run(beacon.stop)))
@@ -127,7 +132,8 @@ async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
 
 
 def upkeep_jobs(beacon: Beacon) -> list[tuple[Callable[[], Awaitable[None]], int]]:
-    """Retention once a day and confirmation nudges every hour, as (job, seconds) for the scheduler."""
+    """Retention once a day, confirmation nudges every hour and due report schedules every minute,
+    as (job, seconds) for the scheduler."""
     settings = beacon.settings
 
     async def retention() -> None:
@@ -138,7 +144,10 @@ def upkeep_jobs(beacon: Beacon) -> list[tuple[Callable[[], Awaitable[None]], int
         if await upkeep.send_nudges(beacon.db, beacon.keys, settings.confirm_after_days, settings.default_language):
             beacon.sender.wake()
 
-    return [(retention, 24 * 3600), (nudges, 3600)]
+    async def reports_due() -> None:  # next_run_at in the database is the clock; this only looks
+        await reports.run_due(beacon.db, beacon.gazetteer, settings.min_cell)
+
+    return [(retention, 24 * 3600), (nudges, 3600), (reports_due, reports.CHECK_SECONDS)]
 
 
 def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
@@ -163,9 +172,10 @@ def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
     app.router.add_post("/simulator/messages", simulator_message)
     for path in ("/webhooks/twilio/messages", "/webhooks/twilio/status", "/webhooks/telegram"):
         app.router.add_post(path, webhook)
-    from beacon import api
+    from beacon import api, console
 
     api.setup(app, settings)
+    console.setup(app, settings)
     return app
 
 

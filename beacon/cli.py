@@ -40,22 +40,7 @@ def serve(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def worker(settings: config.Settings, args: argparse.Namespace) -> int:
     """Run only the sender."""
-    from beacon.app import open_beacon, upkeep_jobs
-
-    async def follow_keys(beacon) -> None:  # type: ignore[no-untyped-def]
-        # The web process refreshes its keys on a timer; this one must too, or it cannot open
-        # what is sealed under a key rotated in after it started (and would go on sealing under the old one).
-        from registry.keys import CHECK_SECONDS
-
-        while not beacon.stop.is_set():
-            try:
-                await beacon.keys.check(beacon.db)
-            except Exception:  # noqa: BLE001 - keep the keys we have
-                pass
-            try:
-                await asyncio.wait_for(beacon.stop.wait(), timeout=CHECK_SECONDS)
-            except TimeoutError:
-                pass
+    from beacon.app import follow_keys, open_beacon, upkeep_jobs
 
     async def run() -> None:
         async with open_beacon(settings) as beacon:
@@ -125,6 +110,39 @@ def token(settings: config.Settings, args: argparse.Namespace) -> int:
         else:
             await tokens.revoke(db, args.name)
             print(f"token {args.name} revoked")
+        return 0
+
+    return _database(settings, run)
+
+
+def _new_password(username: str) -> str:
+    """A password from standard input (one line), or asked for twice at a terminal."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass(f"password for {username}: ")
+    if getpass.getpass("again: ") != first:
+        from registry.users import UserError
+
+        raise UserError("the two passwords differ")
+    return first
+
+
+def user(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Console accounts: create, set a password, disable."""
+    from registry import users
+
+    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+        if args.user_command == "create":
+            await users.create_user(db, args.name, args.role, _new_password(args.name))
+            print(f"user {args.name} ({args.role}) created; sign in at {settings.public_url}/console")
+        elif args.user_command == "password":
+            await users.set_password(db, args.name, _new_password(args.name))
+            print(f"password of {args.name} changed; their sessions are ended")
+        else:
+            await users.disable_user(db, args.name)
+            print(f"user {args.name} disabled; their sessions are ended")
         return 0
 
     return _database(settings, run)
@@ -219,6 +237,19 @@ def retention_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
     return _database(settings, run)
 
 
+def reports_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Produce the runs of due report schedules now (the scheduler also checks every minute)."""
+    from bot.areas import Gazetteer
+    from campaigns import reports
+
+    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+        produced = await reports.run_due(db, Gazetteer.load(settings.areas_file), settings.min_cell)
+        print(f"produced {len(produced)} report run(s)" + (f": {', '.join(map(str, produced))}" if produced else ""))
+        return 0
+
+    return _database(settings, run)
+
+
 def export_subject(settings: config.Settings, args: argparse.Namespace) -> int:
     """Print everything held about one person as JSON (an access request made outside the bot); audited."""
     import json
@@ -264,6 +295,14 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     tsub.add_parser("revoke", help="revoke a token").add_argument("name")
     t.set_defaults(run=token)
+    u = sub.add_parser("user", help="console accounts (password read from stdin, or asked for)")
+    usub = u.add_subparsers(dest="user_command", required=True)
+    ucreate = usub.add_parser("create", help="add a user who signs in to /console")
+    ucreate.add_argument("--role", required=True, choices=("admin", "responder", "analyst", "auditor"))
+    ucreate.add_argument("--name", required=True)
+    usub.add_parser("password", help="set a new password").add_argument("name")
+    usub.add_parser("disable", help="stop a user from signing in").add_argument("name")
+    u.set_defaults(run=user)
     k = sub.add_parser("keys", help="data keys")
     ksub = k.add_subparsers(dest="keys_command", required=True)
     ksub.add_parser("rotate", help="make a new data key active")
@@ -277,6 +316,10 @@ def parser() -> argparse.ArgumentParser:
     rsub = r.add_subparsers(dest="retention_command", required=True)
     rsub.add_parser("run", help="apply the retention policy now")
     r.set_defaults(run=retention_cmd)
+    rp = sub.add_parser("reports", help="scheduled stats exports")
+    rpsub = rp.add_subparsers(dest="reports_command", required=True)
+    rpsub.add_parser("run-due", help="produce the runs of due schedules now")
+    rp.set_defaults(run=reports_cmd)
     x = sub.add_parser("export-subject", help="everything held about one person, as JSON (admin)")
     who = x.add_mutually_exclusive_group(required=True)
     who.add_argument("--phone", help="phone number with country code")

@@ -6,11 +6,12 @@ from beacon.config import ConfigError
 from bot.areas import GazetteerError
 from registry.crypto import KeyringError
 from registry.tokens import TokenError
+from registry.users import UserError
 
 
 def describe(exc: BaseException) -> str:
     """A single line saying what went wrong, without personal data."""
-    if isinstance(exc, ConfigError | GazetteerError | KeyringError | TokenError):
+    if isinstance(exc, ConfigError | GazetteerError | KeyringError | TokenError | UserError):
         return str(exc)
     if isinstance(exc, OSError):
         # Some OSErrors carry no strerror (e.g. "Multiple exceptions: ..." from a failed connect): use the text.

@@ -40,10 +40,8 @@ LANGUAGES: dict[str, str] = {
 RTL_LANGUAGES = frozenset({"ar", "fa", "ur"})
 
 
-@cache
-def translations(language: str) -> gettext.NullTranslations:
-    """The compiled catalog of one language (English message ids when there is none)."""
-    path = LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+def load_catalog(path: Path, language: str) -> gettext.NullTranslations:
+    """Compile one ``.po`` file in memory (English message ids when there is none)."""
     if language == "en" or not path.is_file():
         return gettext.NullTranslations()
     with path.open("rb") as fh:
@@ -52,6 +50,12 @@ def translations(language: str) -> gettext.NullTranslations:
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
     return gettext.GNUTranslations(buffer)
+
+
+@cache
+def translations(language: str) -> gettext.NullTranslations:
+    """The compiled catalog of one language (English message ids when there is none)."""
+    return load_catalog(LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po", language)
 
 
 def gettext_for(language: str, message: str) -> str:

@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from sqlalchemy import func, select, text
@@ -61,6 +62,18 @@ class Verdict:
 
 def _iso(value: datetime) -> str:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+async def entries(conn: AsyncConnection, *, actor: str | None = None, action: str | None = None,
+                  limit: int = 200) -> list[Any]:
+    """The latest entries, newest first, optionally of one actor or one action."""
+    a = schema.audit_log.c
+    query = select(schema.audit_log).order_by(a.seq.desc()).limit(limit)
+    if actor:
+        query = query.where(a.actor == actor)
+    if action:
+        query = query.where(a.action == action)
+    return list((await conn.execute(query)).all())
 
 
 async def verify(conn: AsyncConnection) -> Verdict:

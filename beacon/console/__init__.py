@@ -1,0 +1,150 @@
+"""The responder console: server-rendered pages under /console for staff in a crisis.
+
+Pages are Jinja2 templates with a little progressive-enhancement JavaScript; every asset ships
+in the package. A browser signs in with a username and password (or an API token) and gets a
+session cookie; every form carries the session's CSRF token. Roles are those of the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from beacon.api import CALLER
+from beacon.config import Settings
+from beacon.console.i18n import CONSOLE_LANGUAGES, gettext_callables, is_rtl
+from registry import users
+from registry.tokens import Caller
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HERE = Path(__file__).parent
+SESSION = web.RequestKey("console_session", users.Session)
+COOKIE = "beacon_session"
+LOGIN_COOKIE = "beacon_login"
+PUBLIC = frozenset({"/console/login"})
+# Pages by role; admin sees everything.
+PAGES: dict[str, tuple[str, ...]] = {
+    "overview": ("responder", "analyst", "auditor"),
+    "compose": ("responder",),
+    "broadcasts": ("responder",),
+    "cases": ("responder",),
+    "aggregates": ("responder", "analyst"),
+    "audit": ("auditor",),
+}
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+def may_see(role: str, page: str) -> bool:
+    """Whether a role may open a console page."""
+    return role == "admin" or role in PAGES[page]
+
+
+def person(actor: str) -> str:
+    """An audit actor as staff read it: ``user:alice`` is alice, ``token:ops`` is ops (token)."""
+    kind, _, name = actor.partition(":")
+    return name if kind == "user" else f"{name} (token)" if kind == "token" else actor
+
+
+def secure_cookies(settings: Settings) -> bool:
+    """Cookies are marked Secure when Beacon is served over https."""
+    return settings.public_url.startswith("https://")
+
+
+def set_cookie(response: web.StreamResponse, settings: Settings, name: str, value: str, max_age: int | None) -> None:
+    """A console cookie: HttpOnly, SameSite=Strict, limited to /console, Secure over https."""
+    response.set_cookie(name, value, max_age=max_age, path="/console", httponly=True, samesite="Strict",
+                        secure=secure_cookies(settings))
+
+
+def _beacon(request: web.Request) -> Any:
+    from beacon.app import BEACON
+
+    return request.app[BEACON]
+
+
+def forbidden(request: web.Request, message: str) -> web.Response:
+    """A 403 page in the session's language."""
+    return render(request, "error.html", {"title": message, "status": 403}, status=403)
+
+
+@web.middleware
+async def console_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Sessions, CSRF and security headers for /console."""
+    if not request.path.startswith("/console") or request.path.startswith("/console/static/"):
+        return await handler(request)
+    if request.path not in PUBLIC:
+        cookie = request.cookies.get(COOKIE)
+        session = await users.find_session(_beacon(request).db, cookie) if cookie else None
+        if session is None:
+            if request.method == "GET" and "json" not in request.headers.get("Accept", ""):
+                raise web.HTTPSeeOther(f"/console/login?next={quote(request.path_qs)}")
+            return web.json_response({"error": "unauthorized", "message": "sign in again"}, status=401)
+        request[SESSION] = session
+        request[CALLER] = Caller(session.actor, session.role)
+        if request.method == "POST":
+            form = await request.post()
+            token = form.get("csrf") or request.headers.get("X-CSRF-Token")
+            if not users.same_token(token if isinstance(token, str) else None, session.csrf):
+                return forbidden(request, translate(request, "This form has expired. Go back, reload the page "
+                                                             "and try again."))
+    response = await handler(request)
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    return response
+
+
+def language_of(request: web.Request) -> str:
+    """The console language: the session's, else the best match of the browser's languages."""
+    session = request.get(SESSION)
+    if session is not None and session.language in CONSOLE_LANGUAGES:
+        return session.language
+    chosen = request.query.get("lang")
+    if chosen in CONSOLE_LANGUAGES:
+        return str(chosen)
+    for part in request.headers.get("Accept-Language", "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in CONSOLE_LANGUAGES:
+            return code
+    return "en"
+
+
+def translate(request: web.Request, message: str, **params: Any) -> str:
+    """One console message in the request's language."""
+    text = gettext_callables(language_of(request))[0](message)
+    return text.format(**params) if params else text
+
+
+def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
+    """A page in the session's language and direction, with the navigation its role may see."""
+    language = language_of(request)
+    gettext, ngettext = gettext_callables(language)
+    session = request.get(SESSION)
+    role = session.role if session else None
+    nav = [page for page in PAGES if role and may_see(role, page)]
+    base = {"_": gettext, "ngettext": ngettext, "lang": language, "dir": "rtl" if is_rtl(language) else "ltr",
+            "session": session, "nav": nav, "languages": CONSOLE_LANGUAGES, "path": request.path,
+            "csrf": session.csrf if session else context.get("login_csrf", "")}
+    return aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
+
+
+def setup(app: web.Application, settings: Settings) -> None:
+    """Mount the console on the app."""
+    from beacon.console import pages
+
+    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                               extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
+    env.globals["may_see"] = may_see
+    env.filters["person"] = person
+    app.middlewares.append(console_guard)
+    app.router.add_static("/console/static/", HERE / "static", name="console_static", append_version=True)
+    pages.add_routes(app)

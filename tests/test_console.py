@@ -1,0 +1,309 @@
+"""The console over plain HTTP: accounts, sessions, CSRF, roles, redirects, page weight and audit of views."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import select, update
+
+from beacon.console.throttle import WINDOW_SECONDS, Throttle
+from registry import audit, schema, users
+from tests.conftest import Running, StartBeacon, environment
+
+PASSWORD = "lantern-harbour-42"
+HTTP = {"BEACON_PUBLIC_URL": "http://127.0.0.1:8080"}  # plain http: the test client then sends the cookie back
+PAGES = ("overview", "compose", "broadcasts", "cases", "aggregates", "audit")
+ALLOWED = {
+    "admin": set(PAGES),
+    "responder": {"overview", "compose", "broadcasts", "cases", "aggregates"},
+    "analyst": {"overview", "aggregates"},
+    "auditor": {"overview", "audit"},
+}
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "no CSRF field on the page"
+    return html.unescape(found.group(1))
+
+
+async def sign_in(run: Running, username: str, password: str = PASSWORD, *, next_: str = "") -> str:
+    """Sign in through the form; the session's CSRF token."""
+    form = await run.client.get("/console/login")
+    response = await run.client.post("/console/login", allow_redirects=False, data={
+        "csrf": csrf_of(await form.text()), "username": username, "password": password, "next": next_})
+    assert response.status == 303, await response.text()
+    page = await run.client.get("/console/overview")
+    assert page.status == 200
+    return csrf_of(await page.text())
+
+
+async def register(run: Running, phone: str, language: str = "en") -> None:
+    await run.converse(phone, "JOIN", language, "1", "tripoli", "0", "0", "0", "0", "0", "0")
+
+
+def test_passwords_are_scrypt_hashes_with_salt() -> None:
+    first, second = users.hash_password(PASSWORD), users.hash_password(PASSWORD)
+    assert first.startswith("scrypt$32768$8$1$") and first != second
+    assert users.check_password(PASSWORD, first) and users.check_password(PASSWORD, second)
+    assert not users.check_password(PASSWORD + "x", first)
+    assert not users.check_password(PASSWORD, "md5$abc")
+
+
+async def test_accounts_refuse_weak_or_duplicate_input(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    db = run.beacon.db
+    with pytest.raises(users.UserError, match="at least 12"):
+        await users.create_user(db, "amal", "responder", "short")
+    with pytest.raises(users.UserError, match="username"):
+        await users.create_user(db, "amal", "responder", "amal-is-my-password")
+    with pytest.raises(users.UserError, match="role"):
+        await users.create_user(db, "amal", "superuser", PASSWORD)
+    await users.create_user(db, "amal", "responder", PASSWORD)
+    with pytest.raises(users.UserError, match="already exists"):
+        await users.create_user(db, "amal", "analyst", PASSWORD)
+    async with db.read() as conn:
+        stored = (await conn.execute(select(schema.console_users.c.password_hash))).scalar_one()
+    assert PASSWORD not in stored
+
+
+async def test_session_cookie_flags(start_beacon: StartBeacon) -> None:
+    run = await start_beacon()  # public URL is https: cookies must be Secure
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    form = await run.client.get("/console/login")
+    login_cookie = form.headers["Set-Cookie"]
+    assert "Secure" in login_cookie and "HttpOnly" in login_cookie
+    # The test client keeps Secure cookies for https: hand this one back as a browser on https would.
+    response = await run.client.post("/console/login", allow_redirects=False, data={
+        "csrf": csrf_of(await form.text()), "username": "amal", "password": PASSWORD},
+        headers={"Cookie": login_cookie.split(";")[0]})
+    assert response.status == 303
+    cookie = next(c for c in response.headers.getall("Set-Cookie") if c.startswith("beacon_session="))
+    flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"httponly", "secure", "samesite", "path"} <= flags
+    assert "SameSite=Strict" in cookie and "Path=/console" in cookie
+    value = cookie.split(";")[0].split("=", 1)[1]
+    async with run.beacon.db.read() as conn:
+        stored = (await conn.execute(select(schema.console_sessions.c.id_hash))).scalars().all()
+    assert value not in stored and len(stored) == 1  # only a digest of the cookie is kept
+
+
+async def test_every_role_sees_exactly_its_pages(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    for role in ALLOWED:
+        await users.create_user(run.beacon.db, f"{role}-1", role, PASSWORD)
+    for role, allowed in ALLOWED.items():
+        run.client.session.cookie_jar.clear()
+        await sign_in(run, f"{role}-1")
+        overview = await (await run.client.get("/console/overview")).text()
+        for page in PAGES:
+            response = await run.client.get(f"/console/{page}", allow_redirects=False)
+            assert response.status == (200 if page in allowed else 403), (role, page)
+            assert (f'href="/console/{page}"' in overview) == (page in allowed), (role, page)
+
+
+async def test_signed_out_visitors_are_sent_to_sign_in_and_back(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    response = await run.client.get("/console/cases?status=open", allow_redirects=False)
+    location = urlsplit(response.headers["Location"])
+    assert response.status == 303 and location.path == "/console/login"
+    assert parse_qs(location.query) == {"next": ["/console/cases?status=open"]}
+    poll = await run.client.get("/console/broadcasts/1/tallies", headers={"Accept": "application/json"})
+    assert poll.status == 401
+    form = await run.client.get("/console/login")
+    done = await run.client.post("/console/login", allow_redirects=False, data={
+        "csrf": csrf_of(await form.text()), "username": "amal", "password": PASSWORD,
+        "next": "/console/cases?status=open"})
+    assert done.headers["Location"] == "/console/cases?status=open"
+    for target in ("//evil.example/x", "https://evil.example/", "/api/v1/audit", "/console/\\evil"):
+        run.client.session.cookie_jar.clear()
+        form = await run.client.get("/console/login")
+        done = await run.client.post("/console/login", allow_redirects=False, data={
+            "csrf": csrf_of(await form.text()), "username": "amal", "password": PASSWORD, "next": target})
+        assert done.headers["Location"] == "/console/overview", target
+
+
+async def test_forms_without_the_csrf_token_change_nothing(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    await register(run, "+2348010000001")
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    csrf = await sign_in(run, "amal")
+    payload = '{"text": {"en": "Evacuate now"}, "audience": {}, "check_in": false}'
+    for data in ({"payload": payload}, {"payload": payload, "csrf": "forged"}, {"payload": payload, "csrf": ""}):
+        response = await run.client.post("/console/broadcasts", data=data, allow_redirects=False)
+        assert response.status == 403
+        assert "expired" in await response.text()
+    async with run.beacon.db.read() as conn:
+        assert (await conn.execute(select(schema.broadcasts.c.id))).first() is None
+    sent = await run.client.post("/console/broadcasts", data={"payload": payload, "csrf": csrf}, allow_redirects=False)
+    assert sent.status == 303 and re.fullmatch(r"/console/broadcasts/\d+", sent.headers["Location"])
+    # The sign-in form has its own double-submit token.
+    run.client.session.cookie_jar.clear()
+    forged = await run.client.post("/console/login", data={"csrf": "x", "username": "amal", "password": PASSWORD})
+    assert forged.status == 403
+
+
+async def test_sessions_end_when_idle_expired_signed_out_or_disabled(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    db = run.beacon.db
+    await users.create_user(db, "amal", "responder", PASSWORD)
+    s = schema.console_sessions.c
+
+    async def age(**moved: datetime) -> None:
+        async with db.write() as conn:
+            await conn.execute(update(schema.console_sessions).values(**moved))
+
+    await sign_in(run, "amal")
+    await age(last_seen_at=datetime.now(UTC) - users.IDLE - timedelta(minutes=1))
+    assert (await run.client.get("/console/overview", allow_redirects=False)).status == 303
+    await sign_in(run, "amal")
+    await age(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert (await run.client.get("/console/overview", allow_redirects=False)).status == 303
+    csrf = await sign_in(run, "amal")
+    out = await run.client.post("/console/logout", data={"csrf": csrf}, allow_redirects=False)
+    assert out.status == 303 and out.headers["Location"] == "/console/login?signed_out=1"
+    assert (await run.client.get("/console/overview", allow_redirects=False)).status == 303
+    await sign_in(run, "amal")
+    await users.disable_user(db, "amal")
+    assert (await run.client.get("/console/overview", allow_redirects=False)).status == 303
+    form = await run.client.get("/console/login")
+    refused = await run.client.post("/console/login", data={
+        "csrf": csrf_of(await form.text()), "username": "amal", "password": PASSWORD})
+    assert refused.status == 401
+    async with db.read() as conn:
+        assert (await conn.execute(select(s.id_hash))).first() is None
+        actions = [row.action for row in await audit.entries(conn, actor="user:amal")]
+    assert "console.signed_in" in actions and "console.signed_out" in actions
+
+
+async def test_api_tokens_sign_in_too(start_beacon: StartBeacon) -> None:
+    from registry import tokens
+
+    run = await start_beacon(**HTTP)
+    token = await tokens.create(run.beacon.db, "auditor", "night-auditor")
+    form = await run.client.get("/console/login")
+    response = await run.client.post("/console/login", allow_redirects=False, data={
+        "csrf": csrf_of(await form.text()), "token": token})
+    assert response.status == 303
+    assert (await run.client.get("/console/audit")).status == 200
+    page = await (await run.client.get("/console/overview")).text()
+    assert "night-auditor" in page
+
+
+def test_throttle_blocks_after_the_limit_and_forgets_after_the_window() -> None:
+    now = [1000.0]
+    throttle = Throttle(clock=lambda: now[0])
+    keys = ["ip:10.0.0.1", "user:amal"]
+    for _ in range(4):
+        throttle.failed(keys)
+    assert throttle.blocked(keys) == 0
+    throttle.failed(keys)
+    assert throttle.blocked(keys) == pytest.approx(WINDOW_SECONDS)
+    assert throttle.blocked(["ip:10.0.0.1", "user:other"]) == 0  # the address has room for 20
+    now[0] += WINDOW_SECONDS + 1
+    assert throttle.blocked(keys) == 0
+
+
+async def test_case_views_are_audited_and_the_queue_shows_no_personal_details(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    phone = "+2348010000009"
+    await register(run, phone)
+    from registry.tokens import create
+
+    headers = {"Authorization": "Bearer " + await create(run.beacon.db, "responder", "api")}
+    created = await run.client.post("/api/v1/broadcasts", headers=headers,
+                                    json={"text": {"en": "Storm"}, "check_in": True})
+    assert created.status == 201
+    for _ in range(50):
+        replies = await run.simulate(phone, "2")
+        if replies:
+            break
+    await run.simulate(phone, "1")  # kind of help: medical
+    await run.simulate(phone, "Insulin for my father")
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    await sign_in(run, "amal")
+    queue = await (await run.client.get("/console/cases")).text()
+    case_id = re.search(r'href="/console/cases/(\d+)"', queue).group(1)  # type: ignore[union-attr]
+    assert phone not in queue and "Insulin" not in queue
+    page = await (await run.client.get(f"/console/cases/{case_id}")).text()
+    assert phone in page and "Insulin for my father" in page
+    async with run.beacon.db.read() as conn:
+        viewed = await audit.entries(conn, action="case.viewed")
+    assert [(row.actor, row.subject) for row in viewed] == [("user:amal", case_id)]
+    assert phone not in viewed[0].detail
+
+
+async def test_every_page_is_light_enough_for_a_slow_link(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    for n in range(12):
+        await register(run, f"+23480100001{n:02d}")
+    await users.create_user(run.beacon.db, "root", "admin", PASSWORD)
+    await sign_in(run, "root")
+    for page in ("login", *PAGES):
+        body = await (await run.client.get(f"/console/{page}")).read()
+        assets = re.findall(rb'(?:href|src)="(/console/static/[^"]+)"', body)
+        assert assets, page
+        weight = len(body) + sum([len(await (await run.client.get(a.decode())).read()) for a in set(assets)])
+        assert weight < 200 * 1024, (page, weight)
+
+
+def test_user_create_command(tmp_path: Path) -> None:
+    env = {**os.environ, **environment(tmp_path)}
+    env.pop("BEACON_TEST_POSTGRES_URL", None)
+    command = [str(Path(sys.executable).parent / "beacon"), "user", "create", "--role", "responder", "--name", "amal"]
+    done = subprocess.run(command, input=PASSWORD + "\n", env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "user amal (responder) created" in done.stdout and PASSWORD not in done.stdout + done.stderr
+    weak = subprocess.run([*command[:-1], "bob"], input="short\n", env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert weak.returncode != 0 and weak.stderr.strip().splitlines()[-1].endswith("at least 12 characters")
+    again = subprocess.run(command, input=PASSWORD + "\n", env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and "already exists" in again.stderr
+
+
+async def test_compose_explains_mistakes_and_keeps_what_was_typed(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    await register(run, "+2348010000001", "ar")
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    csrf = await sign_in(run, "amal")
+    empty = await run.client.post("/console/compose", data={"csrf": csrf, "remind_after_minutes": "soon"})
+    assert empty.status == 422
+    page = await empty.text()
+    assert "Write the message in at least one language." in page
+    assert "Give the reminder delay in whole minutes." in page
+    kept = await run.client.post("/console/compose", data={
+        "csrf": csrf, "text_ar": "إخلاء فوري", "areas": "atlantis", "check_in": "on"})
+    assert kept.status == 422
+    page = await kept.text()
+    assert "Choose areas from the list." in page and "إخلاء فوري</textarea>" in page
+
+
+async def test_a_scheduled_broadcast_waits_for_its_time(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    await register(run, "+2348010000001")
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    csrf = await sign_in(run, "amal")
+    when = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    preview = await run.client.post("/console/compose", data={
+        "csrf": csrf, "text_en": "Curfew from 8 pm tomorrow", "send_at": when, "areas": "tripoli"})
+    page = await preview.text()
+    assert preview.status == 200 and "Schedule the broadcast" in page and when.replace("T", " ") in page
+    payload = html.unescape(re.search(r'name="payload" value="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    back = await run.client.post("/console/compose/edit", data={"csrf": csrf, "payload": payload})
+    assert "Curfew from 8 pm tomorrow</textarea>" in await back.text()
+    sent = await run.client.post("/console/broadcasts", data={"csrf": csrf, "payload": payload},
+                                 allow_redirects=False)
+    broadcast = await run.client.get(sent.headers["Location"])
+    assert "scheduled" in await broadcast.text()
+    tallies = await (await run.client.get(sent.headers["Location"] + "/tallies")).json()
+    assert tallies == {"status": "scheduled", "counts": {"recipients": 0, "queued": 0, "sent": 0, "delivered": 0,
+                                                         "failed": 0}}
