@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from beacon.api import CALLER, BroadcastIn, api_error, check_areas, parse, requires
@@ -140,13 +140,31 @@ async def change_case(request: web.Request) -> web.Response:
     return web.json_response(view)
 
 
+class AuditQuery(BaseModel):
+    """The audit log's filters."""
+
+    model_config = ConfigDict(extra="forbid")
+    actor: str | None = None
+    action: str | None = None
+    subject: str | None = None
+    after: int | None = Field(default=None, ge=0)
+    before: int | None = Field(default=None, ge=1)
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    limit: int = Field(default=200, ge=1, le=1000)
+
+
 @requires("auditor")
 async def list_audit(request: web.Request) -> web.Response:
-    """Audit entries, newest first; filters: actor, action, since (seq)."""
-    query = request.query
+    """Audit entries, newest first; filters: actor, action, subject, after/before (seq), since/until (time)."""
+    try:
+        query = AuditQuery.model_validate({k: v for k, v in request.query.items() if v != ""})
+    except ValidationError as exc:
+        detail = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+        raise api_error(422, "validation_error", f"invalid field(s): {', '.join(d['field'] for d in detail)}",
+                        detail) from None
     async with _beacon(request).db.read() as conn:
-        rows = await audit.entries(conn, actor=query.get("actor") or None, action=query.get("action") or None,
-                                   limit=min(int(query.get("limit", 200)), 1000))
+        rows = await audit.entries(conn, **query.model_dump())
     items: list[dict[str, Any]] = [
         {"seq": r.seq, "at": iso(r.at), "actor": r.actor, "action": r.action, "subject": r.subject,
          "detail": r.detail, "hash": r.hash} for r in rows]

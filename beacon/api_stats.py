@@ -357,8 +357,11 @@ def _place_label(x: float, y: float, r: float, name: str, value: str, width: flo
     return best[1]
 
 
-def _svg_map(gazetteer: Gazetteer, area_table: Table) -> str:
+def svg_map(gazetteer: Gazetteer, area_table: Table, *, language: str = "en", withheld: str = "withheld",
+            caption: str = "Map of registered people by area") -> str:
     """An inline SVG map: each area with coordinates as a circle whose area follows its count.
+
+    Names are in ``language``; ``withheld`` and ``caption`` are the words the reader's language uses.
 
     A withheld area gets a small dashed circle of the same size whatever its count, and its label
     says "withheld": nothing drawn depends on a withheld number.
@@ -386,23 +389,24 @@ def _svg_map(gazetteer: Gazetteer, area_table: Table) -> str:
         x = pad + offset_x + (lon - min(lons)) * squeeze * scale
         y = height - pad - offset_y - (lat - min(lats)) * scale
         radius = 7.0 if entry.count is None else 6 + 34 * math.sqrt(entry.count / biggest)
-        drawn.append((area.name("en"), entry, x, y, radius))
+        drawn.append((area.name(language), entry, x, y, radius))
     parts = [f'<svg class="map" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
-             f'aria-label="Map of registered people by area">',
+             f'aria-label="{html.escape(caption)}">',
              f'<rect x="0" y="0" width="{width:.0f}" height="{height:.0f}" class="sea"/>']
     for name, entry, x, y, radius in drawn:  # biggest first, so the small ones stay visible on top
-        title = html.escape(f"{name}: {_shown(entry.count)}")
+        shown = withheld if entry.count is None else _shown(entry.count)
+        title = html.escape(f"{name}: {shown}")
         kind = "withheld" if entry.count is None else "dot"
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}" class="{kind}"><title>{title}</title>'
                      f'</circle>')
     taken: list[tuple[float, float, float, float]] = []
     circles = [(x, y, radius) for _, _, x, y, radius in drawn]
     for name, entry, x, y, radius in drawn:
-        anchor, tx, label_y, value_y = _place_label(x, y, radius, name, _shown(entry.count), width, height,
-                                                    taken, circles)
+        shown = withheld if entry.count is None else _shown(entry.count)
+        anchor, tx, label_y, value_y = _place_label(x, y, radius, name, shown, width, height, taken, circles)
         parts.append(f'<text x="{tx:.1f}" y="{label_y:.1f}" text-anchor="{anchor}" class="label">'
                      f'{html.escape(name)}</text><text x="{tx:.1f}" y="{value_y:.1f}" text-anchor="{anchor}" '
-                     f'class="value">{_shown(entry.count)}</text>')
+                     f'class="value">{html.escape(shown)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -496,7 +500,7 @@ def report_html(*, gazetteer: Gazetteer, min_cell: int, level: int, generated_at
            f"<dt>Area level</dt><dd>{level}</dd></dl></header>",
            f"<section><h2>Registered people</h2><p class=\"headline\" id=\"total\">{_shown(grand.count)}</p>"
            "</section>",
-           "<section><h2>By area</h2>", _svg_map(gazetteer, areas),
+           "<section><h2>By area</h2>", svg_map(gazetteer, areas),
            _bars("Registered people by area",
                  [(_label(gazetteer, "area", e.key[0]), e.count) for e in areas.cells], grand),
            "</section>"]

@@ -149,9 +149,18 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Case"), "the case"), **_errors(401, 403, 404, 409, 422)}}},
             "/api/v1/audit": {"get": {
                 "summary": "Audit log entries, newest first",
-                "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                               for n in ("actor", "action", "limit")],
-                "responses": {"200": _json(_items("AuditEntry"), "entries"), **_errors(401, 403)}}},
+                "parameters": [
+                    *({"name": n, "in": "query", "schema": {"type": "string"}} for n in ("actor", "action", "subject")),
+                    {"name": "after", "in": "query", "description": "entries with a greater seq",
+                     "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "before", "in": "query", "description": "entries with a smaller seq",
+                     "schema": {"type": "integer", "minimum": 1}},
+                    {"name": "since", "in": "query", "description": "entries at or after this time (ISO 8601 "
+                     "with offset)", "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "until", "in": "query", "description": "entries before this time",
+                     "schema": {"type": "string", "format": "date-time"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                "responses": {"200": _json(_items("AuditEntry"), "entries"), **_errors(401, 403, 422)}}},
             **api_stats.openapi_paths(),
             **api_reports.openapi_paths(),
         },

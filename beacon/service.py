@@ -289,9 +289,13 @@ class Service:
             await outbox.enqueue(conn, self.keys.ring, [draft])
         return draft is not None
 
-    async def close(self) -> None:
-        """Wait for in-flight processing; drop delivery reports still waiting for their row."""
+    async def close(self, grace: float = 10.0) -> None:
+        """Give in-flight processing ``grace`` seconds, then stop it (its message stays unprocessed in the
+        database and is processed at the next start); drop delivery reports still waiting for their row."""
         for task in list(self._status_tasks):
             task.cancel()
         if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

@@ -65,14 +65,23 @@ def _iso(value: datetime) -> str:
 
 
 async def entries(conn: AsyncConnection, *, actor: str | None = None, action: str | None = None,
-                  limit: int = 200) -> list[Any]:
-    """The latest entries, newest first, optionally of one actor or one action."""
+                  subject: str | None = None, after: int | None = None, before: int | None = None,
+                  since: datetime | None = None, until: datetime | None = None, limit: int = 200) -> list[Any]:
+    """The latest entries, newest first: of one actor, action or subject, between sequence numbers
+    (exclusive) or times (``since`` inclusive, ``until`` exclusive)."""
     a = schema.audit_log.c
     query = select(schema.audit_log).order_by(a.seq.desc()).limit(limit)
-    if actor:
-        query = query.where(a.actor == actor)
-    if action:
-        query = query.where(a.action == action)
+    for column, value in ((a.actor, actor), (a.action, action), (a.subject, subject)):
+        if value:
+            query = query.where(column == value)
+    if after is not None:
+        query = query.where(a.seq > after)
+    if before is not None:
+        query = query.where(a.seq < before)
+    if since is not None:
+        query = query.where(a.at >= since)
+    if until is not None:
+        query = query.where(a.at < until)
     return list((await conn.execute(query)).all())
 
 

@@ -204,3 +204,32 @@ async def test_cancel_stops_what_has_not_left(start_beacon: StartBeacon) -> None
     assert await beacon.beacon.runner.run_due() == 0
     missing = await beacon.client.post("/api/v1/broadcasts/999/cancel", headers=headers)
     assert missing.status == 404
+
+
+async def test_audit_log_filters(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon()
+    for phone, number in PEOPLE.items():
+        await register(beacon, phone, number)
+    responder = await token(beacon)
+    auditor = await token(beacon, "auditor", "aud")
+    await beacon.client.get("/api/v1/cases", headers=responder)
+
+    async def entries(query: str) -> list[dict[str, Any]]:
+        response = await beacon.client.get(f"/api/v1/audit{query}", headers=auditor)
+        assert response.status == 200, await response.text()
+        return list((await response.json())["items"])
+
+    everything = await entries("")
+    seqs = [e["seq"] for e in everything]
+    assert seqs == sorted(seqs, reverse=True) and len(seqs) >= 5
+    assert {e["action"] for e in await entries("?action=cases.read")} == {"cases.read"}
+    assert {e["actor"] for e in await entries("?actor=resp")} == {"resp"}
+    middle = seqs[len(seqs) // 2]
+    assert [e["seq"] for e in await entries(f"?after={middle}")] == [s for s in seqs if s > middle]
+    assert [e["seq"] for e in await entries(f"?before={middle}&limit=2")] == [s for s in seqs if s < middle][:2]
+    latest = everything[0]["at"]
+    assert [e["seq"] for e in await entries(f"?since={latest.replace('+', '%2B')}")][-1] <= everything[0]["seq"]
+    assert await entries("?until=2000-01-01T00:00:00%2B00:00") == []
+    for bad in ("?limit=0", "?limit=many", "?since=yesterday", "?since=2026-01-01T00:00:00", "?colour=red"):
+        response = await beacon.client.get(f"/api/v1/audit{bad}", headers=auditor)
+        assert response.status == 422, bad

@@ -434,16 +434,19 @@ async def test_webhook_answers_before_the_bot_runs(start_beacon: StartBeacon) ->
     service = run.beacon.service
     real_process = service.process
 
-    async def slow_process(inbound_id: int) -> Any:
-        await asyncio.sleep(1.0)
+    release = asyncio.Event()
+
+    async def held_process(inbound_id: int) -> Any:
+        await release.wait()
         return await real_process(inbound_id)
 
-    service.process = slow_process  # type: ignore[method-assign]
-    started = time.monotonic()
-    response = await run.twilio_inbound(PHONE, "JOIN")
+    service.process = held_process  # type: ignore[method-assign]
+    # A webhook that waited for the bot would never be answered while the bot is held.
+    response = await asyncio.wait_for(run.twilio_inbound(PHONE, "JOIN"), timeout=30)
     assert response.status == 200
-    assert time.monotonic() - started < 0.5
+    assert run.twilio.messages == []  # answered before the bot said anything
     assert await count(run, schema.inbound) == 1  # stored (committed) before the answer
+    release.set()
     await settle(run)
     assert run.twilio.messages
 
@@ -458,15 +461,9 @@ async def test_webhook_latency_while_the_outbox_drains(start_beacon: StartBeacon
             Draft(None, None, "sms", f"+2348000{i:06d}", "Water at the school at 6pm") for i in range(6000)])
     run.beacon.sender.wake()
     await api.wait_for(lambda: len(api.messages) > 100)
-    timings = []
-    for i in range(20):
-        started = time.perf_counter()
+    for i in range(20):  # answered while the large send goes on (how fast is bench/webhook_throughput.py's job)
         response = await run.twilio_inbound(f"+2349000{i:06d}", "JOIN")
-        timings.append(time.perf_counter() - started)
         assert response.status == 200
-    timings.sort()  # the large send takes seconds; each webhook is answered in milliseconds meanwhile
-    assert timings[len(timings) // 2] < 0.05, timings
-    assert timings[-1] < 0.5, timings
     bulk = [m for m in api.messages if m.to.startswith("+2348000")]
     assert len(bulk) < 6000  # the large send was still going on meanwhile
     api.delay = 0

@@ -192,7 +192,9 @@ async def overview(request: web.Request) -> web.StreamResponse:
     rows = [(area_label(request, e.key[0]), e.count) for e in table.cells]
     return render(request, "overview.html", {
         "exact": exact, "rows": rows, "total": table.total.count, "min_cell": beacon.settings.min_cell,
-        "map": Markup(api_stats._svg_map(beacon.gazetteer, table)),  # noqa: S704 - built from escaped parts
+        "map": Markup(api_stats.svg_map(  # noqa: S704 - built from escaped parts
+            beacon.gazetteer, table, language=language_of(request), withheld=translate(request, "withheld"),
+            caption=translate(request, "Registered people by area"))),
         "latest": latest, "open_cases": open_cases,
     })
 
@@ -322,28 +324,29 @@ async def preview(request: web.Request) -> web.StreamResponse:
     })
 
 
-@_page("compose")
-async def edit(request: web.Request) -> web.StreamResponse:
-    """POST /console/compose/edit: back from the preview to the form, as it was."""
+async def payload(request: web.Request) -> dict[str, Any] | None:
+    """The broadcast the preview page carries in its hidden field, as the compose form made it."""
     form = await request.post()
     try:
         raw = json.loads(str(form.get("payload") or ""))
     except ValueError:
-        raw = None
-    return await compose_page(request, raw if isinstance(raw, dict) else None)
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+@_page("compose")
+async def edit(request: web.Request) -> web.StreamResponse:
+    """POST /console/compose/edit: back from the preview to the form, as it was."""
+    return await compose_page(request, await payload(request))
 
 
 @_page("compose")
 async def send(request: web.Request) -> web.StreamResponse:
     """POST /console/broadcasts: store the previewed broadcast; it goes now or at its time."""
-    form = await request.post()
-    try:
-        raw = json.loads(str(form.get("payload") or ""))
-    except ValueError:
-        raw = {}
-    body, errors = validate(request, raw if isinstance(raw, dict) else {})
+    raw = await payload(request)
+    body, errors = validate(request, raw or {})
     if body is None:
-        return await compose_page(request, raw if isinstance(raw, dict) else None, errors)
+        return await compose_page(request, raw, errors)
     beacon = _beacon(request)
     broadcast_id = await broadcasts.create(
         beacon.db, texts_by_language=body.text, audience=broadcasts.Audience.from_json(body.audience.model_dump()),
@@ -535,13 +538,11 @@ def label(request: web.Request, name: str, value: str) -> str:
 async def audit_page(request: web.Request) -> web.StreamResponse:
     """Audit entries with filters, and a check of the whole chain on request."""
     db = _beacon(request).db
-    actor = request.query.get("actor") or None
-    action = request.query.get("action") or None
+    filters = {name: request.query.get(name, "").strip() for name in ("actor", "action", "subject")}
     async with db.read() as conn:
-        rows = await audit.entries(conn, actor=actor, action=action, limit=200)
+        rows = await audit.entries(conn, **{k: v or None for k, v in filters.items()}, limit=200)
         verdict = await audit.verify(conn) if request.query.get("verify") else None
-    return render(request, "audit.html", {"rows": rows, "verdict": verdict,
-                                          "filters": {"actor": actor or "", "action": action or ""}})
+    return render(request, "audit.html", {"rows": rows, "verdict": verdict, "filters": filters})
 
 
 def add_routes(app: web.Application) -> None:
