@@ -35,7 +35,8 @@ catalogs: install-test
 	  -o beacon/console/locales/console.pot .
 	for lang in fr ar; do po=beacon/console/locales/$$lang/LC_MESSAGES/console.po; \
 	  if [ -f $$po ]; then $(BIN)/pybabel update --no-fuzzy-matching -i beacon/console/locales/console.pot -o $$po -l $$lang; \
-	  else $(BIN)/pybabel init -i beacon/console/locales/console.pot -o $$po -l $$lang; fi; done
+	  else $(BIN)/pybabel init -i beacon/console/locales/console.pot -o $$po -l $$lang; fi; \
+	  grep -q X-Native-Review $$po || sed -i 's/^"Generated-By: \(.*\)\\n"$$/"Generated-By: \1\\n"\n"X-Native-Review: none\\n"/' $$po; done
 
 bench: install-test
 	$(BIN)/python bench/bot_throughput.py

@@ -307,3 +307,15 @@ async def test_a_scheduled_broadcast_waits_for_its_time(start_beacon: StartBeaco
     tallies = await (await run.client.get(sent.headers["Location"] + "/tallies")).json()
     assert tallies == {"status": "scheduled", "counts": {"recipients": 0, "queued": 0, "sent": 0, "delivered": 0,
                                                          "failed": 0}}
+
+
+async def test_preview_names_the_languages_still_without_a_text(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    await register(run, "+2348010000001", "en")
+    await register(run, "+2348010000002", "fr")
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    csrf = await sign_in(run, "amal")
+    preview = await run.client.post("/console/compose", data={"csrf": csrf, "text_en": "Shelter at the school"})
+    page = await preview.text()
+    assert preview.status == 200
+    assert "No text yet for: Français. These people will get the English text." in page

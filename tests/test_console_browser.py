@@ -7,12 +7,15 @@ Screenshots of every page at 1280 and 390 px wide are saved under test-artifacts
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from campaigns import reports
 from registry import users
+from registry.aggregates import StatsQuery
 from tests.browser import artifact, browser  # noqa: F401
 from tests.conftest import Running, StartBeacon
 from tests.test_twilio_e2e import say, settle
@@ -238,6 +241,9 @@ async def test_auditor_and_analyst_see_only_their_pages(browser: Browser, start_
         assert response is not None and response.status == 403, path
     await context.close()
 
+    schedule = await reports.create_schedule(run.beacon.db, name="Daily by area", format="csv",
+                                             query=StatsQuery(("area",)), every_hours=24, actor="admin")
+    await reports.run_due(run.beacon.db, run.beacon.gazetteer, run.beacon.settings.min_cell)
     context, page, weigher = await open_context(browser)
     await sign_in(page, run, "ravi")
     await expect(page.locator("#total")).to_have_text("withheld")  # 3 people: below the threshold of 10
@@ -245,7 +251,14 @@ async def test_auditor_and_analyst_see_only_their_pages(browser: Browser, start_
     await visit(page, weigher, run, "/console/aggregates", "aggregates")
     await expect(page.locator("#stats")).to_contain_text("withheld")
     download = await page.request.get(url(run, "/console/aggregates/stats.csv?by=area&level=0"))
-    assert download.status == 200 and "#adm1+name" in await download.text()
+    live = await download.text()
+    assert download.status == 200 and "#adm1+name" in live
+    await expect(page.locator("#runs")).to_contain_text("Daily by area")  # the scheduled report, to fetch later
+    async with page.expect_download() as fetched:
+        await page.locator("#runs a").first.click()
+    stored = Path(await (await fetched.value).path()).read_text(encoding="utf-8")
+    assert stored.splitlines()[-3:] == live.splitlines()[-3:] and "#adm1+name" in stored
+    assert schedule
     for path in ("/console/cases", "/console/audit", "/console/broadcasts"):
         response = await page.goto(url(run, path))
         assert response is not None and response.status == 403, path

@@ -12,7 +12,7 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from beacon import api_stats
+from beacon import api_reports, api_stats
 from beacon.api import BroadcastIn, preview_of
 from beacon.api_broadcasts import CaseChange, apply_case_change
 from beacon.console import (
@@ -32,7 +32,7 @@ from beacon.console.throttle import Throttle
 from bot.countries import country_name
 from bot.i18n import LANGUAGES, RTL_LANGUAGES
 from bot.texts import N_
-from campaigns import broadcasts, cases
+from campaigns import broadcasts, cases, reports
 from registry import aggregates, audit, schema, users
 from registry.aggregates import StatsQuery
 from registry.disclosure import ALL, Entry, Table
@@ -320,7 +320,8 @@ async def preview(request: web.Request) -> web.StreamResponse:
     return render(request, "preview.html", {
         "preview": found, "samples": samples, "body": body, "payload": json.dumps(raw, ensure_ascii=False),
         "area_names": [area_label(request, a) for a in body.audience.areas],
-        "language_names": {code: LANGUAGES[code] for code in LANGUAGES},
+        "language_names": LANGUAGES,
+        "missing_names": [LANGUAGES.get(code, code) for code in found["missing_languages"]],
     })
 
 
@@ -512,11 +513,16 @@ async def aggregates_page(request: web.Request) -> web.StreamResponse:
         checkins = (await conn.execute(select(b.id, b.created_at).where(b.check_in.is_(True))
                                        .order_by(b.id.desc()).limit(20))).all()
     query_string = f"by={','.join(dims)}&level={level}" + (f"&broadcast={broadcast}" if "status" in dims else "")
+    runs: list[dict[str, Any]] = []
+    if request[SESSION].role in ("admin", *api_reports.READERS):
+        async with beacon.db.read() as conn:
+            runs = [reports.run_view(row) for row in await reports.list_runs(conn, status="done", limit=10)]
     return render(request, "aggregates.html", {
         "dims": dims, "all_dims": STATS_DIMENSIONS, "rows": rows, "problem": problem,
         "total": published.table.total.count if published else None, "min_cell": beacon.settings.min_cell,
         "checkins": [(row.id, iso(row.created_at)) for row in checkins], "broadcast": broadcast,
         "level": level, "levels": range(aggregates.max_level(beacon.gazetteer) + 1), "query_string": query_string,
+        "runs": runs,
             })
 
 
@@ -572,4 +578,5 @@ def add_routes(app: web.Application) -> None:
     add.add_get("/console/aggregates/stats.csv", api_stats.stats_csv)
     add.add_get("/console/aggregates/stats.geojson", api_stats.stats_geojson)
     add.add_get("/console/aggregates/situation", api_stats.situation_report)
+    add.add_get("/console/aggregates/runs/{id}/content", api_reports.run_content)
     add.add_get("/console/audit", audit_page)

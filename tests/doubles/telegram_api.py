@@ -122,7 +122,7 @@ class TelegramDouble:
         """Parameters of every call of one method."""
         return [p for m, p in self.calls if m.lower() == method.lower()]
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         """Wait until ``predicate()`` holds after some call; AssertionError after ``timeout`` seconds."""
         async with self._changed:
             try:

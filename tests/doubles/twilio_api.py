@@ -186,7 +186,7 @@ class TwilioDouble:
         """Accepted messages whose To is exactly ``to``."""
         return [m for m in self.messages if m.to == to]
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
         """Wait until ``predicate()`` is true, re-checked after every request; TimeoutError otherwise."""
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(predicate)
