@@ -358,10 +358,12 @@ def _place_label(x: float, y: float, r: float, name: str, value: str, width: flo
 
 
 def svg_map(gazetteer: Gazetteer, area_table: Table, *, language: str = "en", withheld: str = "withheld",
-            caption: str = "Map of registered people by area") -> str:
+            caption: str = "Map of registered people by area", reference: Sequence[Any] = ()) -> str:
     """An inline SVG map: each area with coordinates as a circle whose area follows its count.
 
     Names are in ``language``; ``withheld`` and ``caption`` are the words the reader's language uses.
+    ``reference`` areas (with coordinates) are drawn as small unlabelled points and count in the
+    bounds, so that a few counted areas still sit where they are in the country.
 
     A withheld area gets a small dashed circle of the same size whatever its count, and its label
     says "withheld": nothing drawn depends on a withheld number.
@@ -371,10 +373,12 @@ def svg_map(gazetteer: Gazetteer, area_table: Table, *, language: str = "en", wi
         area = gazetteer.areas.get(entry.key[0])
         if area is not None and area.lat is not None and area.lon is not None:
             placed.append((area, entry, area.lat, area.lon))
-    if not placed:
+    counted = {p[0].id for p in placed}
+    others = [a for a in reference if a.id not in counted and a.lat is not None and a.lon is not None]
+    if not placed and not others:
         return '<p class="note">No area in this table has coordinates in the gazetteer.</p>'
-    lats = [p[2] for p in placed]
-    lons = [p[3] for p in placed]
+    lats = [p[2] for p in placed] + [a.lat for a in others]
+    lons = [p[3] for p in placed] + [a.lon for a in others]
     squeeze = math.cos(math.radians(sum(lats) / len(lats)))
     width, height, pad, label_room = 640.0, 420.0, 60.0, 130.0  # labels sit beside the circles
     span_x = max((max(lons) - min(lons)) * squeeze, 1e-6)
@@ -393,6 +397,11 @@ def svg_map(gazetteer: Gazetteer, area_table: Table, *, language: str = "en", wi
     parts = [f'<svg class="map" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
              f'aria-label="{html.escape(caption)}">',
              f'<rect x="0" y="0" width="{width:.0f}" height="{height:.0f}" class="sea"/>']
+    for area in others:
+        x = pad + offset_x + (area.lon - min(lons)) * squeeze * scale
+        y = height - pad - offset_y - (area.lat - min(lats)) * scale
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" class="ref"><title>{html.escape(area.name(language))}'
+                     f'</title></circle>')
     for name, entry, x, y, radius in drawn:  # biggest first, so the small ones stay visible on top
         shown = withheld if entry.count is None else _shown(entry.count)
         title = html.escape(f"{name}: {shown}")

@@ -9,8 +9,8 @@ With ``BEACON_TEST_POSTGRES_URL`` set it also runs on PostgreSQL, in a database 
 (``beacon_bench`` on that server, created when missing) so that it never touches the test database.
 Options: ``--rows N`` (default 1,000,000), ``--min-cell N`` (default 10), ``--runs N`` (default 5),
 ``--keep`` (reuse the SQLite file / PostgreSQL table when it already holds ``--rows`` registrants),
-``--sqlite-path PATH``, ``--covering-index`` (what a migration adding an index on
-``registrants (area_id, nationality, gender, consented)`` would give; bench databases only).
+``--sqlite-path PATH``. The schema's covering index ``ix_registrants_breakdown`` on
+``registrants (area_id, nationality, gender, consented)`` (migration 0003) serves this breakdown.
 
 The synthetic population: 75 areas (25 top-level, each with 2 children; stats at level 0), 40
 nationalities with a Zipf-like skew, gender female/male/other/not given (45/45/2/8 %), 3 % without
@@ -189,23 +189,11 @@ async def latest_message(db: Database) -> None:
                 received_at=latest, processed_at=latest))
 
 
-async def covering_index(db: Database, wanted: bool) -> None:
-    async with db.write() as conn:
-        if wanted:
-            await conn.execute(text("CREATE INDEX IF NOT EXISTS ix_bench_stats "
-                                    "ON registrants (area_id, nationality, gender, consented)"))
-        else:
-            await conn.execute(text("DROP INDEX IF EXISTS ix_bench_stats"))
-        if not db.sqlite:
-            await conn.execute(text("ANALYZE registrants"))
-
-
-async def measure(name: str, url: str, gazetteer: Gazetteer, min_cell: int, runs: int, index: bool) -> None:
+async def measure(name: str, url: str, gazetteer: Gazetteer, min_cell: int, runs: int) -> None:
     db = Database(url)
     query = StatsQuery(("area", "nationality", "gender"), level=0)
     try:
         await latest_message(db)
-        await covering_index(db, index)
         published = await build(db, gazetteer, query, min_cell)
 
         async def api() -> object:
@@ -242,9 +230,6 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--sqlite-path", type=Path, default=Path(tempfile.gettempdir()) / "beacon-bench-stats.db")
-    parser.add_argument("--covering-index", action="store_true",
-                        help="what if a migration added an index on registrants (area_id, nationality, gender, "
-                             "consented): created in the bench databases only, dropped again otherwise")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="beacon-bench-"))
     areas_path, area_ids = gazetteer_file(workdir)
@@ -252,13 +237,12 @@ async def main() -> None:
     print(f"stats by area x nationality x gender, {args.rows:,} registrants, min_cell {args.min_cell}")
     print("SQLite:")
     await fill_sqlite(args.sqlite_path, args.rows, area_ids, args.keep)
-    await measure("SQLite", f"sqlite:///{args.sqlite_path}", gazetteer, args.min_cell, args.runs,
-                  args.covering_index)
+    await measure("SQLite", f"sqlite:///{args.sqlite_path}", gazetteer, args.min_cell, args.runs)
     postgres = os.environ.get("BEACON_TEST_POSTGRES_URL")
     if postgres:
         print("PostgreSQL:")
         url = await fill_postgres(postgres, args.rows, area_ids, args.keep)
-        await measure("PostgreSQL", url, gazetteer, args.min_cell, args.runs, args.covering_index)
+        await measure("PostgreSQL", url, gazetteer, args.min_cell, args.runs)
     else:
         print("PostgreSQL: skipped (set BEACON_TEST_POSTGRES_URL to include it)")
 

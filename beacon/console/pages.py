@@ -181,7 +181,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
     exact = may_see(role, "broadcasts")
     table = await area_table(request, exact)
     latest: list[dict[str, Any]] = []
-    open_cases = 0
+    open_cases = broadcast_count = 0
     if exact:
         b, c = schema.broadcasts.c, schema.cases.c
         async with beacon.db.read() as conn:
@@ -189,13 +189,16 @@ async def overview(request: web.Request) -> web.StreamResponse:
             latest = [found for i in ids if (found := await broadcasts.summary(conn, int(i)))]
             open_cases = int((await conn.execute(select(func.count()).select_from(schema.cases).where(
                 c.status != "closed"))).scalar_one())
+            broadcast_count = int((await conn.execute(
+                select(func.count()).select_from(schema.broadcasts))).scalar_one())
     rows = [(area_label(request, e.key[0]), e.count) for e in table.cells]
     return render(request, "overview.html", {
         "exact": exact, "rows": rows, "total": table.total.count, "min_cell": beacon.settings.min_cell,
         "map": Markup(api_stats.svg_map(  # noqa: S704 - built from escaped parts
             beacon.gazetteer, table, language=language_of(request), withheld=translate(request, "withheld"),
-            caption=translate(request, "Registered people by area"))),
-        "latest": latest, "open_cases": open_cases,
+            caption=translate(request, "Registered people by area"),
+            reference=[beacon.gazetteer.areas[a] for a in beacon.gazetteer.top_level])),
+        "latest": latest, "open_cases": open_cases, "broadcasts": broadcast_count,
     })
 
 
