@@ -73,7 +73,7 @@ async def cancel_broadcast(request: web.Request) -> web.Response:
     """Stop what has not left yet."""
     beacon = _beacon(request)
     broadcast_id = _int(request, "id")
-    if not await broadcasts.cancel(beacon.db, broadcast_id, _caller(request)):
+    if await broadcasts.cancel(beacon.db, broadcast_id, _caller(request)) is None:
         raise api_error(404, "not_found", "no such broadcast")
     async with beacon.db.read() as conn:
         return web.json_response(await broadcasts.summary(conn, broadcast_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class Settings:
     confirm_after_days: int = 180
     message_retention_days: int = 90
     case_retention_months: int = 12
+    trusted_proxies: frozenset[str] = frozenset()  # addresses whose X-Forwarded-For is believed
     twilio: TwilioSettings | None = None
     telegram: TelegramSettings | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -151,6 +153,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     min_cell = _int(env, "BEACON_MIN_CELL", 10)
     if min_cell < 3:
         raise ConfigError("BEACON_MIN_CELL must be at least 3")
+    trusted_proxies = frozenset(p.strip() for p in env.get("BEACON_TRUSTED_PROXIES", "").split(",") if p.strip())
+    for proxy in trusted_proxies:
+        try:
+            ipaddress.ip_address(proxy)
+        except ValueError:
+            raise ConfigError(f"BEACON_TRUSTED_PROXIES must list IP addresses, got {proxy!r}") from None
     log_format = env.get("BEACON_LOG_FORMAT", "json" if mode == "production" else "console")
     if log_format not in ("json", "console"):
         raise ConfigError("BEACON_LOG_FORMAT must be json or console")
@@ -221,6 +229,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         confirm_after_days=_int(env, "BEACON_CONFIRM_AFTER_DAYS", 180, minimum=1),
         message_retention_days=_int(env, "BEACON_MESSAGE_RETENTION_DAYS", 90, minimum=1),
         case_retention_months=_int(env, "BEACON_CASE_RETENTION_MONTHS", 12, minimum=1),
+        trusted_proxies=trusted_proxies,
         rate_limits=env.get("BEACON_RATE_LIMITS", "on").lower() not in ("off", "0", "false", "no"),
         twilio=twilio,
         telegram=telegram,

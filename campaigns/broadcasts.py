@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot import texts
@@ -88,16 +89,26 @@ def pick(rows: Iterable[Any]) -> dict[int, Any]:
 
 
 async def create(db: Database, *, texts_by_language: dict[str, str], audience: Audience, check_in: bool,
-                 send_at: datetime | None, remind_after_minutes: int | None, created_by: str) -> int:
-    """Store a broadcast to send now or at ``send_at``; the runner fans it out."""
+                 send_at: datetime | None, remind_after_minutes: int | None, created_by: str,
+                 draft_key: str | None = None) -> int:
+    """Store a broadcast to send now or at ``send_at``; the runner fans it out.
+
+    With a ``draft_key``, sending the same draft again returns the broadcast it already made."""
     now = datetime.now(UTC)
-    async with db.write() as conn:
-        broadcast_id = (await conn.execute(schema.broadcasts.insert().values(
-            texts=texts_by_language, audience=audience.to_json(), check_in=check_in, send_at=send_at or now,
-            remind_after_minutes=remind_after_minutes, status="scheduled", cursor=0, created_by=created_by,
-            created_at=now))).inserted_primary_key[0]
-        await audit.append(conn, created_by, "broadcast.created", str(broadcast_id),
-                           {"languages": sorted(texts_by_language), "check_in": check_in})
+    b = schema.broadcasts.c
+    try:
+        async with db.write() as conn:
+            broadcast_id = (await conn.execute(schema.broadcasts.insert().values(
+                texts=texts_by_language, audience=audience.to_json(), check_in=check_in, send_at=send_at or now,
+                remind_after_minutes=remind_after_minutes, status="scheduled", cursor=0, created_by=created_by,
+                created_at=now, draft_key=draft_key))).inserted_primary_key[0]
+            await audit.append(conn, created_by, "broadcast.created", str(broadcast_id),
+                               {"languages": sorted(texts_by_language), "check_in": check_in})
+    except IntegrityError:
+        if draft_key is None:
+            raise
+        async with db.read() as conn:
+            broadcast_id = (await conn.execute(select(b.id).where(b.draft_key == draft_key))).scalar_one()
     return int(broadcast_id)
 
 
@@ -156,19 +167,25 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
         return len(ids)
 
 
-async def cancel(db: Database, broadcast_id: int, by: str) -> bool:
-    """Stop a broadcast: no more fan-out, queued messages withdrawn. False when unknown."""
+async def cancel(db: Database, broadcast_id: int, by: str) -> int | None:
+    """Stop a broadcast: no more fan-out, queued messages withdrawn.
+
+    Returns how many queued messages were withdrawn (None when the broadcast is unknown); only a
+    cancellation that stopped something is audited."""
     b, o = schema.broadcasts.c, schema.outbox.c
     async with db.write() as conn:
         found = (await conn.execute(select(b.status).where(b.id == broadcast_id))).scalar()
         if found is None:
-            return False
-        await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id, b.status.in_(("scheduled", "sending")))
-                           .values(status="cancelled", finished_at=datetime.now(UTC)))
-        await conn.execute(update(schema.outbox).where(o.broadcast_id == broadcast_id, o.status == "queued")
-                           .values(status="cancelled", updated_at=datetime.now(UTC)))
-        await audit.append(conn, by, "broadcast.cancelled", str(broadcast_id))
-    return True
+            return None
+        stopped = (await conn.execute(update(schema.broadcasts).where(
+            b.id == broadcast_id, b.status.in_(("scheduled", "sending")))
+            .values(status="cancelled", finished_at=datetime.now(UTC)))).rowcount
+        withdrawn = (await conn.execute(update(schema.outbox).where(
+            o.broadcast_id == broadcast_id, o.status == "queued")
+            .values(status="cancelled", updated_at=datetime.now(UTC)))).rowcount
+        if stopped or withdrawn:
+            await audit.append(conn, by, "broadcast.cancelled", str(broadcast_id), {"withdrawn": withdrawn})
+    return int(withdrawn)
 
 
 async def summary(conn: AsyncConnection, broadcast_id: int) -> dict[str, Any] | None:

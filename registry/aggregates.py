@@ -135,7 +135,7 @@ def parse_query(by: str | None, level: str | None, broadcast: str | None, gazett
             broadcast_id = int(broadcast)
         except ValueError:
             raise QueryError("broadcast", "broadcast must be a broadcast id") from None
-        if broadcast_id < 1:
+        if not 1 <= broadcast_id < 2**63:
             raise QueryError("broadcast", "no such broadcast")
     if "status" in names and broadcast_id is None:
         raise QueryError("broadcast", "status needs broadcast=<id>: the check-in whose answers to count")

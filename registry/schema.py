@@ -181,8 +181,10 @@ broadcasts = Table(
     Column("created_by", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
+    Column("draft_key", String(64)),  # the console's one-time key: a form sent twice makes one broadcast
 )
 Index("ix_broadcasts_due", broadcasts.c.status, broadcasts.c.send_at)
+Index("ux_broadcasts_draft_key", broadcasts.c.draft_key, unique=True)
 
 recipients = Table(
     "broadcast_recipients",

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry import audit, schema
@@ -57,6 +57,8 @@ async def revoke(db: Database, name: str) -> None:
         ).values(revoked_at=datetime.now(UTC)))
         if result.rowcount == 0:
             raise TokenError(f"no active token named {name!r}")
+        # Console sessions opened with the token end with it.
+        await conn.execute(delete(schema.console_sessions).where(schema.console_sessions.c.actor == f"token:{name}"))
         await audit.append(conn, "cli", "token.revoked", name)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import re
@@ -319,3 +320,145 @@ async def test_preview_names_the_languages_still_without_a_text(start_beacon: St
     page = await preview.text()
     assert preview.status == 200
     assert "No text yet for: Français. These people will get the English text." in page
+
+
+async def test_revoking_a_token_ends_its_console_sessions(start_beacon: StartBeacon) -> None:
+    from registry import tokens
+
+    run = await start_beacon(**HTTP)
+    token = await tokens.create(run.beacon.db, "admin", "ops")
+    form = await run.client.get("/console/login")
+    await run.client.post("/console/login", data={"csrf": csrf_of(await form.text()), "token": token})
+    assert (await run.client.get("/console/audit", allow_redirects=False)).status == 200
+    await tokens.revoke(run.beacon.db, "ops")
+    assert (await run.client.get("/console/audit", allow_redirects=False)).status == 303
+
+
+async def test_sign_in_limits_count_real_attempts_per_client(start_beacon: StartBeacon) -> None:
+    from registry import tokens
+
+    run = await start_beacon(**HTTP, BEACON_TRUSTED_PROXIES="127.0.0.1")
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    token = await tokens.create(run.beacon.db, "responder", "kiosk")
+
+    async def attempt(address: str, **fields: str) -> int:
+        form = await run.client.get("/console/login")
+        response = await run.client.post("/console/login", allow_redirects=False, headers={
+            "X-Forwarded-For": f"10.9.9.9, {address}"}, data={"csrf": csrf_of(await form.text()), **fields})
+        return response.status
+
+    for _ in range(12):  # empty forms are not attempts
+        assert await attempt("203.0.113.5") == 400
+    for n in range(20):  # one address guessing many usernames
+        assert await attempt("203.0.113.5", username=f"ghost{n}", password="wrong-password-1") == 401
+    assert await attempt("203.0.113.5", username="amal", password=PASSWORD) == 429
+    run.client.session.cookie_jar.clear()
+    assert await attempt("198.51.100.7", username="amal", password=PASSWORD) == 303  # another client is not blocked
+    run.client.session.cookie_jar.clear()
+    assert await attempt("198.51.100.8", token=token) == 303
+
+
+async def test_a_preview_sent_twice_makes_one_broadcast(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    await register(run, "+2348010000001")
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    csrf = await sign_in(run, "amal")
+    preview = await (await run.client.post("/console/compose", data={"csrf": csrf, "text_en": "Boil water"})).text()
+    payload = html.unescape(re.search(r'name="payload" value="([^"]+)"', preview).group(1))  # type: ignore[union-attr]
+    first, second = [await run.client.post("/console/broadcasts", data={"csrf": csrf, "payload": payload},
+                                           allow_redirects=False) for _ in range(2)]
+    assert first.headers["Location"] == second.headers["Location"]
+    async with run.beacon.db.read() as conn:
+        assert len((await conn.execute(select(schema.broadcasts.c.id))).all()) == 1
+
+
+async def test_odd_input_gets_a_clear_answer_never_a_crash(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    await users.create_user(run.beacon.db, "amal", "admin", PASSWORD)
+    csrf = await sign_in(run, "amal")
+    for path in ("/console/broadcasts/99999999999999999999", "/console/cases/-1", "/console/cases/١",
+                 "/console/broadcasts/1x/tallies"):
+        assert (await run.client.get(path)).status == 404, path
+    huge = await run.client.get("/console/aggregates?by=status&broadcast=99999999999999999999")
+    assert huge.status == 200
+    stats = await run.client.get("/console/aggregates/stats.csv?by=status&broadcast=99999999999999999999")
+    assert stats.status == 422
+    bad = await run.client.post("/console/compose", data={"csrf": csrf, "text_en": "x", "remind_after_minutes": "²"})
+    assert bad.status == 422 and "whole minutes" in await bad.text()
+    for payload in ('{"text": 5}', '{"text": {"en": "x"}, "send_at": "soon"}', "[]", "not json",
+                    '{"text": {"en": "x"}, "audience": {"areas": [1]}}'):
+        for path in ("/console/compose/edit", "/console/broadcasts"):
+            response = await run.client.post(path, data={"csrf": csrf, "payload": payload})
+            assert response.status in (200, 422), (path, payload, response.status)
+    garbled = await run.client.post("/console/compose", data=b"csrf=" + csrf.encode() + b"&text_en=\xff\xfe",
+                                    headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    assert garbled.status == 400
+    async with run.beacon.db.read() as conn:
+        assert (await conn.execute(select(schema.broadcasts.c.id))).first() is None
+
+
+async def test_a_case_closed_meanwhile_keeps_the_note_and_says_so(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    phone = "+2348010000009"
+    await register(run, phone)
+    async with run.beacon.db.write() as conn:
+        from campaigns import cases
+
+        registrant = (await conn.execute(select(schema.registrants.c.id))).scalar_one()
+        case_id = await cases.open_case(conn, registrant, None, "tripoli")
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    csrf = await sign_in(run, "amal")
+    closed = await run.client.post(f"/console/cases/{case_id}", data={"csrf": csrf, "action": "close"})
+    assert closed.status == 200
+    late = await run.client.post(f"/console/cases/{case_id}", data={
+        "csrf": csrf, "action": "progress", "note": "Called twice, no answer"})
+    page = await late.text()
+    assert late.status == 200 and "changed meanwhile" in page and "Called twice, no answer" in page
+
+
+async def test_cancelling_a_finished_broadcast_changes_and_audits_nothing(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    await register(run, "+2348010000001")
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    csrf = await sign_in(run, "amal")
+    preview = await (await run.client.post("/console/compose", data={"csrf": csrf, "text_en": "All clear"})).text()
+    payload = html.unescape(re.search(r'name="payload" value="([^"]+)"', preview).group(1))  # type: ignore[union-attr]
+    sent = await run.client.post("/console/broadcasts", data={"csrf": csrf, "payload": payload},
+                                 allow_redirects=False)
+    where = sent.headers["Location"]
+    for _ in range(200):
+        tallies = await (await run.client.get(where + "/tallies")).json()
+        if tallies["status"] == "sent" and tallies["counts"]["queued"] == 0:
+            break
+        await asyncio.sleep(0.05)
+    page = await (await run.client.post(where + "/cancel", data={"csrf": csrf})).text()
+    assert "Nothing was left to stop" in page
+    async with run.beacon.db.read() as conn:
+        assert await audit.entries(conn, action="broadcast.cancelled") == []
+
+
+async def test_a_form_sent_after_the_session_ended_leads_back_through_sign_in(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
+    csrf = await sign_in(run, "amal")
+    async with run.beacon.db.write() as conn:
+        await conn.execute(update(schema.console_sessions).values(expires_at=datetime.now(UTC)))
+    referer = str(run.client.make_url("/console/compose"))
+    response = await run.client.post("/console/compose", data={"csrf": csrf, "text_en": "x"},
+                                     headers={"Referer": referer}, allow_redirects=False)
+    location = urlsplit(response.headers["Location"])
+    assert response.status == 303 and location.path == "/console/login"
+    assert parse_qs(location.query) == {"next": ["/console/compose"], "expired": ["1"]}
+    login = await run.client.get(response.headers["Location"])
+    assert "was not saved" in await login.text()
+
+
+async def test_refusals_carry_the_security_headers_too(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(**HTTP)
+    await users.create_user(run.beacon.db, "olga", "auditor", PASSWORD)
+    await sign_in(run, "olga")
+    for path in ("/console/aggregates/stats.csv?by=area", "/console/cases", "/console/nowhere"):
+        response = await run.client.get(path)
+        assert response.status in (403, 404), path
+        assert response.headers["Cache-Control"] == "no-store" and "frame-ancestors" in response.headers[
+            "Content-Security-Policy"], path

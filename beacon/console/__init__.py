@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 import jinja2
@@ -74,33 +74,73 @@ def forbidden(request: web.Request, message: str) -> web.Response:
     return render(request, "error.html", {"title": message, "status": 403}, status=403)
 
 
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": CSP,
+}
+
+
 @web.middleware
 async def console_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Sessions, CSRF and security headers for /console."""
     if not request.path.startswith("/console") or request.path.startswith("/console/static/"):
         return await handler(request)
-    if request.path not in PUBLIC:
-        cookie = request.cookies.get(COOKIE)
-        session = await users.find_session(_beacon(request).db, cookie) if cookie else None
-        if session is None:
-            if request.method == "GET" and "json" not in request.headers.get("Accept", ""):
-                raise web.HTTPSeeOther(f"/console/login?next={quote(request.path_qs)}")
-            return web.json_response({"error": "unauthorized", "message": "sign in again"}, status=401)
-        request[SESSION] = session
-        request[CALLER] = Caller(session.actor, session.role)
-        if request.method == "POST":
-            form = await request.post()
-            token = form.get("csrf") or request.headers.get("X-CSRF-Token")
-            if not users.same_token(token if isinstance(token, str) else None, session.csrf):
-                return forbidden(request, translate(request, "This form has expired. Go back, reload the page "
-                                                             "and try again."))
-    response = await handler(request)
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Content-Security-Policy", CSP)
+    try:
+        response = await _guarded(request, handler)
+    except web.HTTPException as exc:
+        exc.headers.update({k: v for k, v in SECURITY_HEADERS.items() if k not in exc.headers})
+        raise
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method == "POST":
+        try:
+            form = await request.post()  # parsed once here; handlers get it from aiohttp's cache
+        except (UnicodeDecodeError, ValueError):
+            raise web.HTTPBadRequest(text="the form could not be read") from None
+    if request.path in PUBLIC:
+        return await handler(request)
+    cookie = request.cookies.get(COOKIE)
+    session = await users.find_session(_beacon(request).db, cookie) if cookie else None
+    if session is None:
+        if "json" in request.headers.get("Accept", ""):
+            return web.json_response({"error": "unauthorized", "message": "sign in again"}, status=401)
+        # A page, or a form sent after the session ended: sign in, then back to where they were.
+        back = request.path_qs if request.method == "GET" else _referring_path(request)
+        expired = "&expired=1" if request.method == "POST" else ""
+        raise web.HTTPSeeOther(f"/console/login?next={quote(back)}{expired}")
+    request[SESSION] = session
+    request[CALLER] = Caller(session.actor, session.role)
+    if request.method == "POST":
+        token = form.get("csrf") or request.headers.get("X-CSRF-Token")
+        if not users.same_token(token if isinstance(token, str) else None, session.csrf):
+            return forbidden(request, translate(request, "This form has expired. Go back, reload the page "
+                                                         "and try again."))
+    return await handler(request)
+
+
+def _referring_path(request: web.Request) -> str:
+    """The console page a form was sent from (its Referer), else the overview."""
+    referer = urlsplit(request.headers.get("Referer", ""))
+    if referer.netloc == request.host and referer.path.startswith("/console/"):
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/console/overview"
+
+
+def client_address(request: web.Request) -> str:
+    """The browser's address: from X-Forwarded-For when the request came through a trusted proxy."""
+    remote = request.remote or ""
+    if remote in _beacon(request).settings.trusted_proxies:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if forwarded:
+            return forwarded[-1]
+    return remote
 
 
 def language_of(request: web.Request) -> str:

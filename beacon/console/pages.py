@@ -20,6 +20,7 @@ from beacon.console import (
     LOGIN_COOKIE,
     SESSION,
     _beacon,
+    client_address,
     forbidden,
     language_of,
     may_see,
@@ -59,11 +60,15 @@ def _page(page: str) -> Any:
     return wrap
 
 
+MAX_ID = 2**63 - 1
+
+
 def _id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
+    """The record id in the path; 404 for anything that cannot be one."""
+    raw = request.match_info["id"]
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ID:
+        raise web.HTTPNotFound()
+    return int(raw)
 
 
 def _safe_next(target: str | None) -> str:
@@ -92,7 +97,12 @@ async def login_page(request: web.Request, *, error: str | None = None, status: 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     """GET /console/login."""
-    notice = translate(request, "You have signed out.") if request.query.get("signed_out") else None
+    notice = None
+    if request.query.get("signed_out"):
+        notice = translate(request, "You have signed out.")
+    elif request.query.get("expired"):
+        notice = translate(request, "Your session ended, so the form you sent was not saved. Sign in and "
+                                    "do it again.")
     return await login_page(request, notice=notice)
 
 
@@ -108,8 +118,12 @@ async def login(request: web.Request) -> web.StreamResponse:
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
     token = str(form.get("token") or "").strip()
+    if not token and not (username and password):  # nothing to check: not an attempt
+        return await login_page(request, status=400, error=translate(
+            request, "Enter your username and password, or an API token."))
     throttle = request.app[THROTTLE]
-    keys = [f"ip:{request.remote}", f"user:{username.lower()}" if username else "token"]
+    address = client_address(request)
+    keys = [f"ip:{address}", f"user:{username.lower()}" if not token else f"token:{address}"]
     wait = throttle.blocked(keys)
     if wait:
         minutes = max(1, round(wait / 60))
@@ -118,11 +132,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     if token:
         found = await users.verify_token(beacon.db, token)
         actor, role = (f"token:{found[0]}", found[1]) if found else (None, None)
-    elif username and password:
+    else:
         role = await users.verify_user(beacon.db, username, password)
         actor = f"user:{username}" if role else None
-    else:
-        actor = role = None
     if actor is None or role is None:
         throttle.failed(keys)
         return await login_page(request, status=401, error=translate(
@@ -251,18 +263,49 @@ def broadcast_from_form(form: Any) -> tuple[dict[str, Any], list[tuple[str, str]
     }
     remind = str(form.get("remind_after_minutes") or "").strip()
     if remind:
-        if remind.isdigit():
+        if remind.isascii() and remind.isdigit() and len(remind) <= 6:
             raw["remind_after_minutes"] = int(remind)
         else:
             errors.append(("remind_after_minutes", N_("Give the reminder delay in whole minutes.")))
     send_at = str(form.get("send_at") or "").strip()
     if send_at:
-        try:
-            moment = datetime.fromisoformat(send_at)
-            raw["send_at"] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
-        except ValueError:
+        moment = _moment(send_at)
+        if moment is None:
             errors.append(("send_at", FIELD_MESSAGES["send_at"]))
+        else:
+            raw["send_at"] = moment.isoformat()
     return raw, errors
+
+
+def _moment(value: Any) -> datetime | None:
+    """A sending time (UTC when no offset is given), or None when it is not one."""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+AUDIENCE = ("areas", "languages", "nationalities", "channels")
+
+
+def from_payload(data: Any) -> dict[str, Any] | None:
+    """The previewed broadcast carried back by the preview page, if it has the shape the form gave it."""
+    if not isinstance(data, dict):
+        return None
+    text, audience = data.get("text"), data.get("audience") or {}
+    if not isinstance(text, dict) or not isinstance(audience, dict):
+        return None
+    lists = {name: audience.get(name) or [] for name in AUDIENCE}
+    remind, send_at, draft = data.get("remind_after_minutes"), data.get("send_at"), data.get("draft")
+    if (not all(isinstance(k, str) and isinstance(v, str) for k, v in text.items())
+            or not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists.values())
+            or not (remind is None or (type(remind) is int and 0 <= remind < 10**6))
+            or not (send_at is None or _moment(send_at) is not None)
+            or not (draft is None or (isinstance(draft, str) and len(draft) <= 64))):
+        return None
+    return {"text": text, "audience": lists, "check_in": data.get("check_in") is True,
+            "remind_after_minutes": remind, "send_at": send_at, "draft": draft}
 
 
 FIELD_MESSAGES = {
@@ -276,7 +319,7 @@ FIELD_MESSAGES = {
 def validate(request: web.Request, raw: dict[str, Any]) -> tuple[BroadcastIn | None, list[tuple[str, str]]]:
     """The broadcast, or the fields that are wrong (by the API's own rules)."""
     try:
-        body = BroadcastIn.model_validate(raw)
+        body = BroadcastIn.model_validate({k: v for k, v in raw.items() if k != "draft"})
     except ValidationError as exc:
         errors = []
         for error in exc.errors():
@@ -291,9 +334,8 @@ async def compose_page(request: web.Request, raw: dict[str, Any] | None = None,
                        errors: list[tuple[str, str]] | None = None) -> web.Response:
     """The compose form, filled with ``raw`` when coming back from the preview or an error."""
     values = raw or {"text": {}, "audience": {}, "check_in": True, "remind_after_minutes": 60, "send_at": None}
-    send_at = values.get("send_at")
-    if send_at:
-        send_at = datetime.fromisoformat(str(send_at)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    moment = _moment(values["send_at"]) if values.get("send_at") else None
+    send_at = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if moment else None
     messages = [(field, translate(request, message)) for field, message in (errors or [])]
     return render(request, "compose.html", {**await audience_options(request), "values": values,
                                             "send_at": send_at or "", "errors": messages},
@@ -315,6 +357,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
         return await compose_page(request, raw, errors + invalid)
     beacon = _beacon(request)
     found = await preview_of(beacon, body)
+    raw["draft"] = secrets.token_urlsafe(16)  # sending this preview twice makes one broadcast
     default = beacon.settings.default_language
     samples = [{"code": item["language"], "name": LANGUAGES.get(item["language"], item["language"]),
                 "rtl": item["language"] in RTL_LANGUAGES and item["has_text"],
@@ -332,10 +375,9 @@ async def payload(request: web.Request) -> dict[str, Any] | None:
     """The broadcast the preview page carries in its hidden field, as the compose form made it."""
     form = await request.post()
     try:
-        raw = json.loads(str(form.get("payload") or ""))
+        return from_payload(json.loads(str(form.get("payload") or "")))
     except ValueError:
         return None
-    return raw if isinstance(raw, dict) else None
 
 
 @_page("compose")
@@ -355,7 +397,7 @@ async def send(request: web.Request) -> web.StreamResponse:
     broadcast_id = await broadcasts.create(
         beacon.db, texts_by_language=body.text, audience=broadcasts.Audience.from_json(body.audience.model_dump()),
         check_in=body.check_in, send_at=body.send_at, remind_after_minutes=body.remind_after_minutes,
-        created_by=request[SESSION].actor)
+        created_by=request[SESSION].actor, draft_key=raw.get("draft") if raw else None)
     beacon.runner.wake()
     raise web.HTTPSeeOther(f"/console/broadcasts/{broadcast_id}")
 
@@ -386,7 +428,9 @@ async def broadcast_page(request: web.Request) -> web.StreamResponse:
     found = await _summary(request)
     texts = [{"code": code, "name": LANGUAGES.get(code, code), "rtl": code in RTL_LANGUAGES, "text": text}
              for code, text in found["texts"].items()]
-    return render(request, "broadcast.html", {"b": found, "texts": texts,
+    nothing_left = translate(request, "Nothing was left to stop: every message had already gone.") \
+        if request.query.get("nothing_left") else None
+    return render(request, "broadcast.html", {"b": found, "texts": texts, "nothing_left": nothing_left,
                                               "area_names": [area_label(request, a) for a in found["audience"].get(
                                                   "areas", [])]})
 
@@ -402,9 +446,12 @@ async def broadcast_tallies(request: web.Request) -> web.StreamResponse:
 async def broadcast_cancel(request: web.Request) -> web.StreamResponse:
     """POST: stop what has not left yet."""
     broadcast_id = _id(request)
-    if not await broadcasts.cancel(_beacon(request).db, broadcast_id, request[SESSION].actor):
+    before = await _summary(request)
+    withdrawn = await broadcasts.cancel(_beacon(request).db, broadcast_id, request[SESSION].actor)
+    if withdrawn is None:
         raise web.HTTPNotFound()
-    raise web.HTTPSeeOther(f"/console/broadcasts/{broadcast_id}")
+    stopped = before["status"] in ("scheduled", "sending") or withdrawn
+    raise web.HTTPSeeOther(f"/console/broadcasts/{broadcast_id}" + ("" if stopped else "?nothing_left=1"))
 
 
 # -- cases -----------------------------------------------------------------------------------------------
@@ -461,7 +508,10 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     }
     contacts = [{"channel": i["channel"] or i["kind"], "address": i["address"], "reachable": i["reachable"]}
                 for i in held.get("identities", [])]
-    return render(request, "case.html", {"case": view, "person": person, "contacts": contacts,
+    conflict = translate(request, "This case changed meanwhile and cannot do that now; any note you wrote was "
+                                  "saved.") if request.query.get("conflict") else None
+    return render(request, "case.html", {"case": view, "person": person, "contacts": contacts, "conflict": conflict,
+                                         "language_code": profile.get("language") or "",
                                          "area": area_label(request, view["area"]) if view["area"] else ""})
 
 
@@ -477,12 +527,18 @@ async def case_action(request: web.Request) -> web.StreamResponse:
     note = str(form.get("note") or "").strip() or None
     if action not in CASE_ACTIONS and not (action == "note" and note):
         raise web.HTTPSeeOther(f"/console/cases/{case_id}")
-    change = CaseChange.model_validate({"status": CASE_ACTIONS.get(action), "note": note[:2000] if note else None,
-                                        "assignee": request[SESSION].name if action == "assign" else None})
+    beacon, actor = _beacon(request), request[SESSION].actor
     try:
-        await apply_case_change(_beacon(request), case_id, request[SESSION].actor, change)
-    except cases.CaseError:
-        raise web.HTTPNotFound() from None
+        if note and action != "note":  # the note is kept whatever happens to the rest of the change
+            await apply_case_change(beacon, case_id, actor, CaseChange(note=note[:2000]))
+            note = None
+        change = CaseChange.model_validate({"status": CASE_ACTIONS.get(action), "note": note[:2000] if note else None,
+                                            "assignee": request[SESSION].name if action == "assign" else None})
+        await apply_case_change(beacon, case_id, actor, change)
+    except cases.CaseError as exc:
+        if "no such" in str(exc):
+            raise web.HTTPNotFound() from None
+        raise web.HTTPSeeOther(f"/console/cases/{case_id}?conflict=1") from None
     raise web.HTTPSeeOther(f"/console/cases/{case_id}")
 
 

@@ -86,6 +86,11 @@
         var seg = card.querySelector('[data-share="' + key + '"]');
         if (seg && total) { seg.style.width = (100 * (data.counts[key] || 0) / total) + "%"; }
       });
+      var news = document.getElementById("tally-news");
+      if (news && data.counts.safe !== undefined) {
+        var said = fill(news.dataset.template, data.counts);
+        if (news.textContent !== said) { news.textContent = said; }  // announced only when an answer comes in
+      }
       if (status && labels[data.status]) {
         status.textContent = labels[data.status];
         status.className = "badge s-" + data.status;
@@ -111,9 +116,6 @@
       form.addEventListener("submit", function (event) {
         if (!window.confirm(form.dataset.confirm)) { event.preventDefault(); }
       });
-    });
-    document.querySelectorAll("select.autosubmit").forEach(function (select) {
-      select.addEventListener("change", function () { select.form.submit(); });
     });
   }
 
