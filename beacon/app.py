@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from beacon.config import Settings
-from beacon.service import Service
+from beacon.service import SWEEP_SECONDS, Service
 from bot.areas import Gazetteer
 from bot.state import BotConfig
 from campaigns import reports, upkeep
@@ -119,9 +119,19 @@ async def follow_keys(beacon: Beacon) -> None:
 
 async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
     async def recover() -> None:
-        recovered = await beacon.service.recover()
-        if recovered:
-            log.info("inbound.recovered", count=recovered)
+        older_than = 0.0  # at start: whatever a crash left; then what processing kept failing on
+        while not beacon.stop.is_set():
+            try:
+                recovered = await beacon.service.recover(older_than)
+                if recovered:
+                    log.info("inbound.recovered", count=recovered)
+            except Exception:  # noqa: BLE001 - tried again at the next sweep
+                log.exception("inbound.recover_failed")
+            older_than = SWEEP_SECONDS
+            try:
+                await asyncio.wait_for(beacon.stop.wait(), timeout=SWEEP_SECONDS)
+            except TimeoutError:
+                pass
 
     tasks = [asyncio.create_task(follow_keys(beacon)), asyncio.create_task(recover())]
     if worker:

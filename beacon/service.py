@@ -12,12 +12,13 @@ import asyncio
 import collections
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from prometheus_client import Counter, Histogram
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential_jitter
 
 from beacon import effects
 from bot import machine
@@ -42,6 +43,8 @@ STORE_BATCH = 256  # inbound messages stored per transaction at most
 PROCESS_YIELD = 0.25  # seconds a background step waits at most for webhooks being stored
 BURST_RATE = 500.0  # inbound messages a second beyond which webhooks go first and the bot catches up after
 RATE_WINDOW = 0.2  # seconds the inbound rate is averaged over
+PROCESS_ATTEMPTS = 4  # tries of one message (a busy database, a rotation) before the sweep takes it over
+SWEEP_SECONDS = 60.0  # how often unprocessed messages older than this are looked for again
 STEP_PAUSE = 0.001  # seconds between background steps, for the event loop to read waiting webhooks
 PROCESS_CONCURRENCY = 8  # messages processed at once on PostgreSQL (SQLite has one writer: 1)
 
@@ -135,7 +138,9 @@ class Service:
     def process_later(self, provider: str, stored: store.Stored, message: Inbound) -> None:
         """Process after the webhook has been answered, in arrival order (workers drain a backlog)."""
         self._backlog.append((provider, stored, message))
-        if len(self._tasks) < self._workers:
+        # A worker that has just finished is still in the set until its done-callback runs: count only
+        # live ones, or this message could wait in the backlog with no worker to take it.
+        if sum(not task.done() for task in self._tasks) < self._workers:
             task = asyncio.create_task(self._drain_backlog())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -148,8 +153,11 @@ class Service:
 
     async def _process_and_acknowledge(self, provider: str, stored: store.Stored, message: Inbound) -> None:
         try:
-            await self.process(stored.inbound_id)
-        except Exception:  # noqa: BLE001 - the row stays unprocessed and recover() retries it
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(PROCESS_ATTEMPTS), reraise=True,
+                                               wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05)):
+                with attempt:
+                    await self.process(stored.inbound_id)
+        except Exception:  # noqa: BLE001 - the row stays unprocessed: the sweep (recover) retries it
             log.exception("process.failed", inbound_id=stored.inbound_id)
         channel = self.channels.get(provider)
         if channel is not None:
@@ -224,14 +232,24 @@ class Service:
             return None
         return await self.process(stored.inbound_id)
 
-    async def recover(self) -> int:
-        """Process inbound messages stored but never processed (a crash between the two transactions)."""
+    async def recover(self, older_than: float = 0.0) -> int:
+        """Process inbound messages stored but never processed: after a crash between the two
+        transactions, or when processing kept failing. ``older_than`` (seconds) leaves alone what is
+        probably still on its way; processing twice is harmless (a processed row is skipped)."""
+        i = schema.inbound.c
+        query = select(i.id).where(i.processed_at.is_(None)).order_by(i.id)
+        if older_than:
+            query = query.where(i.received_at < datetime.now(UTC) - timedelta(seconds=older_than))
         async with self.db.read() as conn:
-            ids = (await conn.execute(select(schema.inbound.c.id).where(
-                schema.inbound.c.processed_at.is_(None)).order_by(schema.inbound.c.id))).scalars().all()
+            ids = (await conn.execute(query)).scalars().all()
+        done = 0
         for inbound_id in ids:
-            await self.process(inbound_id)
-        return len(ids)
+            try:
+                await self.process(inbound_id)
+                done += 1
+            except Exception:  # noqa: BLE001 - one message must not hold up the others; tried again next sweep
+                log.exception("process.failed", inbound_id=inbound_id)
+        return done
 
     async def record_status(self, provider: str, update_: StatusUpdate) -> None:
         """Apply a delivery report; a failure that calls for it queues the channel's fallback.

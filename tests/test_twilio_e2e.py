@@ -58,18 +58,25 @@ async def settle(run: Running, timeout: float = 30.0) -> None:
     """Wait until every stored message is processed and every due outbox row is sent and recorded."""
     beacon = run.beacon
     o = schema.outbox.c
-    async with asyncio.timeout(timeout):
-        while True:
-            if beacon.service._tasks:
-                await asyncio.gather(*list(beacon.service._tasks), return_exceptions=True)
-            now = datetime.now(UTC)
-            busy = await count(run, schema.outbox, (o.status == "claimed") | (
-                (o.status == "queued") & (o.next_attempt_at <= now)))
-            unprocessed = await count(run, schema.inbound, schema.inbound.c.processed_at.is_(None))
-            if not busy and not unprocessed and not beacon.service._tasks and not beacon.sender.in_flight:
-                return
-            beacon.sender.wake()
-            await asyncio.sleep(0.005)
+    busy = unprocessed = -1
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                if beacon.service._tasks:
+                    await asyncio.gather(*list(beacon.service._tasks), return_exceptions=True)
+                now = datetime.now(UTC)
+                busy = await count(run, schema.outbox, (o.status == "claimed") | (
+                    (o.status == "queued") & (o.next_attempt_at <= now)))
+                unprocessed = await count(run, schema.inbound, schema.inbound.c.processed_at.is_(None))
+                if not busy and not unprocessed and not beacon.service._tasks and not beacon.sender.in_flight:
+                    return
+                beacon.sender.wake()
+                await asyncio.sleep(0.005)
+    except TimeoutError:
+        rows = [(r.id, r.status, r.attempts, r.error_code) for r in await outbox_rows(run) if r.status != "sent"]
+        raise AssertionError(f"not settled after {timeout} s: {busy} outbox rows busy {rows[:10]}, {unprocessed} "
+                             f"inbound unprocessed, {len(beacon.service._tasks)} processing tasks, "
+                             f"{beacon.sender.in_flight} sends in flight") from None
 
 
 async def say(run: Running, sender: str, text: str, **extra: str) -> list[StoredMessage]:
@@ -501,3 +508,18 @@ async def test_a_burst_of_webhooks_is_stored_once_each(start_beacon: StartBeacon
         # ... and their second message was answered too (it belongs to them even in the same batch)
         assert len([m for m in run.twilio.messages if m.to.removeprefix("whatsapp:") == person]) > 2, person
     await assert_each_row_sent_once(run)
+
+
+async def test_a_message_arriving_as_the_worker_finishes_is_processed(start_beacon: StartBeacon) -> None:
+    """A worker that has finished stays in the task set until its done-callback runs: a message
+    arriving in that moment must still get a worker (it once waited for the next restart)."""
+    run = await start_beacon(twilio=True)
+    finished = asyncio.create_task(asyncio.sleep(0))
+    await finished
+    run.beacon.service._tasks.add(finished)  # as if its done-callback had not run yet
+    assert run.twilio is not None
+    response = await run.twilio_inbound(PHONE, "JOIN")
+    assert response.status == 200
+    run.beacon.service._tasks.discard(finished)  # the callback runs now
+    await settle(run, timeout=10)
+    assert run.twilio.sent_to(PHONE)
