@@ -47,6 +47,14 @@ async def sign_in(run: Running, username: str, password: str = PASSWORD, *, next
     return csrf_of(await page.text())
 
 
+async def previewed(run: Running, csrf: str, **fields: str) -> str:
+    """Compose and preview; the payload the preview page carries to its Send button."""
+    page = await (await run.client.post("/console/compose", data={"csrf": csrf, **fields})).text()
+    found = re.search(r'name="payload" value="([^"]+)"', page)
+    assert found, "no preview"
+    return html.unescape(found.group(1))
+
+
 async def register(run: Running, phone: str, language: str = "en") -> None:
     await run.converse(phone, "JOIN", language, "1", "tripoli", "0", "0", "0", "0", "0", "0")
 
@@ -363,8 +371,7 @@ async def test_a_preview_sent_twice_makes_one_broadcast(start_beacon: StartBeaco
     await register(run, "+2348010000001")
     await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
     csrf = await sign_in(run, "amal")
-    preview = await (await run.client.post("/console/compose", data={"csrf": csrf, "text_en": "Boil water"})).text()
-    payload = html.unescape(re.search(r'name="payload" value="([^"]+)"', preview).group(1))  # type: ignore[union-attr]
+    payload = await previewed(run, csrf, text_en="Boil water")
     first, second = [await run.client.post("/console/broadcasts", data={"csrf": csrf, "payload": payload},
                                            allow_redirects=False) for _ in range(2)]
     assert first.headers["Location"] == second.headers["Location"]
@@ -421,8 +428,7 @@ async def test_cancelling_a_finished_broadcast_changes_and_audits_nothing(start_
     await register(run, "+2348010000001")
     await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
     csrf = await sign_in(run, "amal")
-    preview = await (await run.client.post("/console/compose", data={"csrf": csrf, "text_en": "All clear"})).text()
-    payload = html.unescape(re.search(r'name="payload" value="([^"]+)"', preview).group(1))  # type: ignore[union-attr]
+    payload = await previewed(run, csrf, text_en="All clear")
     sent = await run.client.post("/console/broadcasts", data={"csrf": csrf, "payload": payload},
                                  allow_redirects=False)
     where = sent.headers["Location"]
