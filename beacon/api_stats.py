@@ -13,6 +13,7 @@ import csv
 import html
 import io
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,13 +75,41 @@ def _invalid(exc: QueryError) -> web.HTTPException:
                      [{"field": exc.field, "message": exc.message}])
 
 
+class ProtectedTables:
+    """The last protected tables by their exact counts.
+
+    Protection is a pure function of the counts, the dimensions and the threshold, and counts
+    change far less often than the overview, the Aggregates page and report schedules ask for them:
+    the same counts are protected once. A table with any count changed is a new key.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._tables: OrderedDict[tuple[Any, ...], Table] = OrderedDict()
+
+    async def protect(self, counts: dict[tuple[str, ...], int], dims: Sequence[str], min_cell: int) -> Table:
+        key = (tuple(dims), min_cell, frozenset(counts.items()))
+        found = self._tables.get(key)
+        if found is not None:
+            self._tables.move_to_end(key)
+            return found
+        if len(counts) > 200:  # a big table takes a while: let the other requests through meanwhile
+            table = await asyncio.to_thread(disclosure.protect, counts, dims, min_cell)
+        else:
+            table = disclosure.protect(counts, dims, min_cell)
+        self._tables[key] = table
+        while len(self._tables) > self._size:
+            self._tables.popitem(last=False)
+        return table
+
+
+PROTECTED = ProtectedTables()
+
+
 async def build(db: Database, gazetteer: Gazetteer, query: StatsQuery, min_cell: int) -> Published:
     """Count and protect one table (what every endpoint here publishes from)."""
     counts = await aggregates.count(db, gazetteer, query)
-    if len(counts.cells) > 200:  # a big table takes a while: let the other requests through meanwhile
-        table = await asyncio.to_thread(disclosure.protect, counts.cells, query.by, min_cell)
-    else:
-        table = disclosure.protect(counts.cells, query.by, min_cell)
+    table = await PROTECTED.protect(counts.cells, query.by, min_cell)
     return Published(query, table, datetime.now(UTC), counts.data_as_of)
 
 

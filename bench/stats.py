@@ -20,7 +20,9 @@ message row stands for the messaging that would have filled it (it dates the dat
 
 For each database it prints the API function (``beacon.api_stats.build``: the counting query and the
 suppression, as the endpoint runs them) beside a raw ``GROUP BY`` in the same database; the target
-is under 500 ms each.
+is under 500 ms each. The API function is timed for the first request, which counts and protects,
+and again with the counts unchanged, when the protected table is reused and only the count runs
+(what a dashboard or a report schedule sees between registrations).
 """
 
 from __future__ import annotations
@@ -194,7 +196,9 @@ async def measure(name: str, url: str, gazetteer: Gazetteer, min_cell: int, runs
     query = StatsQuery(("area", "nationality", "gender"), level=0)
     try:
         await latest_message(db)
-        published = await build(db, gazetteer, query, min_cell)
+        started = time.perf_counter()
+        published = await build(db, gazetteer, query, min_cell)  # counts, then protects (nothing cached yet)
+        cold = [(time.perf_counter() - started) * 1000]
 
         async def api() -> object:
             return await build(db, gazetteer, query, min_cell)
@@ -215,12 +219,13 @@ async def measure(name: str, url: str, gazetteer: Gazetteer, min_cell: int, runs
     hidden_totals = sum(1 for t in table.totals if t.suppressed)
     print(f"  {len(table.cells):,} cells, {table.suppressed_cells:,} suppressed; {len(table.totals):,} totals, "
           f"{hidden_totals:,} suppressed; grand total {table.total.count:,}")
-    for label, times, judged in (("API function (count + suppress)", api_times, True),
+    for label, times, judged in (("API function, first request", cold, True),
+                                 ("API function, same counts again", api_times, True),
                                  ("  of which the counting query", count_times, False),
                                  ("raw GROUP BY", raw_times, True)):
         verdict = "" if not judged else "ok" if statistics.median(times) < 500 else "OVER 500 ms"
         print(f"  {name:10s} {label:34s} median {statistics.median(times):7.1f} ms   "
-              f"min {min(times):7.1f} ms   ({runs} runs) {verdict}")
+              f"min {min(times):7.1f} ms   ({len(times)} runs) {verdict}")
 
 
 async def main() -> None:

@@ -236,3 +236,17 @@ async def test_analyst_sees_only_aggregates(start_beacon: StartBeacon) -> None:
         assert (await beacon.client.get(path, headers=auditor)).status == 403
     for role in ("responder", "admin"):
         assert (await beacon.client.get("/api/v1/stats", headers=await bearer(beacon, role, role))).status == 200
+
+
+async def test_protected_tables_are_reused_only_for_identical_counts() -> None:
+    from beacon.api_stats import ProtectedTables
+
+    tables = ProtectedTables(size=2)
+    counts = {("tripoli",): 40, ("misrata",): 4, ("sabha",): 25}
+    first = await tables.protect(counts, ("area",), 10)
+    assert await tables.protect(dict(counts), ("area",), 10) is first
+    changed = await tables.protect({**counts, ("misrata",): 12}, ("area",), 10)
+    assert changed is not first and {e.key[0]: e.count for e in changed.cells}["misrata"] == 12
+    assert await tables.protect(counts, ("area",), 5) is not first  # another threshold is another table
+    assert await tables.protect(counts, ("area",), 10) is not first  # evicted: only 2 are kept
+    assert [e.count for e in first.cells if e.key == ("misrata",)] == [None]
