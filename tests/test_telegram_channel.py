@@ -414,7 +414,7 @@ async def test_per_chat_limiter_spaces_a_burst(limited: TelegramChannel, api: Te
     # other chats are not held up by it
     started = time.monotonic()
     await asyncio.gather(*(limited.send(outbound("Alert", chat=CHAT + n)) for n in range(1, 6)))
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 3.0  # held behind the busy chat, five sends would take about 5 s
 
 
 async def test_concurrent_sends_to_different_chats(channel: TelegramChannel, api: TelegramDouble) -> None:
