@@ -96,7 +96,7 @@ class Reply:
 
     text: str
     buttons: tuple[tuple[str, str], ...] = ()  # (label, data) quick answers where the channel has buttons
-    request_contact: bool = False  # offer the channel's "share my phone number" button
+    request_contact: str = ""  # the label of the channel's "share my phone number" button; empty: none
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ ASK_SHARE_FAMILY = N_(
     "May we tell this contact when you check in (safe or need help, and the time, nothing else)? Reply 1 YES or 2 NO."
 )
 ASK_FAMILY_LANGUAGE = N_("In which language should we write to your contact? Reply with its number from the list.")
+CONTACT_BUTTON = N_("📱 Share my phone number")
 LINK_OFFER = N_("To get alerts by SMS too, share your phone number with the button below. You may ignore this.")
 LINKED = N_("Your phone number is linked: our messages can reach you there too.")
 PROFILE_DONE = N_("Thank you, your details are saved. Text UPDATE to change them, MYDATA to see them.")

@@ -37,7 +37,7 @@ class Draft:
     address: str
     text: str
     buttons: tuple[tuple[str, str], ...] = ()
-    request_contact: bool = False
+    request_contact: str = ""  # the button's label, in the person's language; empty: no button
     template: bool = False
     broadcast_id: int | None = None
 
@@ -49,7 +49,7 @@ def row_values(keys: KeyRing, draft: Draft, now: datetime) -> dict[str, object]:
     if draft.buttons:
         options["buttons"] = [list(b) for b in draft.buttons]
     if draft.request_contact:
-        options["request_contact"] = True
+        options["request_contact"] = draft.request_contact
     if draft.template:
         options["template"] = True
     return {
@@ -107,13 +107,15 @@ def to_outbound(keys: KeyRing, row: dict[str, object]) -> Outbound:
     ref = {"ref": row["ref"]}
     options = row["options"] or {}
     assert isinstance(options, dict)
+    contact = options.get("request_contact")  # the button's label (rows queued before labels: True)
     return Outbound(
         outbox_id=int(row["id"]),  # type: ignore[call-overload]
         channel=str(row["channel"]),
         address=keys.decrypt(row["address_ct"], outbox_aad("address")(ref)),  # type: ignore[arg-type]
         text=keys.decrypt(row["body_ct"], outbox_aad("body")(ref)),  # type: ignore[arg-type]
         buttons=tuple(Button(label, data) for label, data in options.get("buttons", ())),
-        request_contact=bool(options.get("request_contact")),
+        request_contact=bool(contact),
+        contact_label=contact if isinstance(contact, str) else "",
         template=bool(options.get("template")),
     )
 

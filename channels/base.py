@@ -58,6 +58,7 @@ class Outbound:
     text: str
     buttons: tuple[Button, ...] = ()
     request_contact: bool = False  # Telegram: offer the "share my phone number" keyboard
+    contact_label: str = ""  # that keyboard's button, in the person's language
     template: bool = False  # WhatsApp: send the approved template instead of session text
 
 

@@ -67,7 +67,7 @@ ALLOWED_UPDATES = ("message", "callback_query")
 PART_RETRIES = 3  # attempts at a continuation part of a split message that Telegram rate-limits
 PART_RETRY_MAX_WAIT = 30.0  # seconds; a longer flood-control pause goes back to the outbox
 CHAT_STATES = 10_000  # per-chat limiters kept, least recently used dropped first
-CONTACT_BUTTON = "📱 Share my phone number"  # Outbound carries no language, so one label for all
+CONTACT_BUTTON = "📱 Share my phone number"  # for messages queued before labels were translated
 
 # The bot's menu; descriptions are catalog entries so each language gets its own.
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -333,7 +333,7 @@ def reply_markup(message: Outbound) -> ReplyMarkup:
     a plain message removes a contact keyboard left open by an earlier one.
     """
     if message.request_contact:
-        button = KeyboardButton(CONTACT_BUTTON, request_contact=True)
+        button = KeyboardButton(message.contact_label or CONTACT_BUTTON, request_contact=True)
         return ReplyKeyboardMarkup([[button]], one_time_keyboard=True, resize_keyboard=True)
     if message.buttons:
         buttons = [InlineKeyboardButton(b.label, callback_data=b.data) for b in message.buttons]

@@ -1317,8 +1317,8 @@ def test_telegram_registration_ends_with_an_offer_to_link_a_phone(language: str,
     t = on_telegram(start, "START", language, "1", "1", "0", "0", "0", "0", "0", contact, *answers, hint=language)
     assert t.state.step is Step.IDLE and t.state.registered
     assert texts_of(t) == [say(language, texts.PROFILE_DONE), say(language, texts.LINK_OFFER)]
-    assert [reply.request_contact for reply in t.replies] == [False, True]
-    assert t.replies[1].buttons == ()
+    assert [reply.request_contact for reply in t.replies] == ["", say(language, texts.CONTACT_BUTTON)]
+    assert t.replies[1].request_contact.startswith("📱") and t.replies[1].buttons == ()
     # then sharing the number links it
     linked = send(t.state, "", channel="telegram", address=CHAT, contact_phone=PHONE)
     assert linked.effects == (LinkPhone(PHONE),)

@@ -547,3 +547,19 @@ async def test_cli_set_webhook_refuses_bad_configuration(
     assert line.startswith("beacon: error:") and message in line
     assert "WRONG" not in out + err
     assert bot_api.calls_to("setWebhook") == []
+
+
+async def test_the_share_my_phone_number_button_speaks_the_persons_language(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True)
+    chat = Chat(beacon, 582917099)
+    await chat.say("/start")
+    await chat.say("ar")  # the language menu takes the ISO code
+    await chat.say("1")  # consent
+    await chat.say("tripoli")
+    for _ in range(6):  # skip the optional questions
+        await chat.say("0")
+    offer = chat.received[-1]
+    assert offer["text"] == gettext_for("ar", texts.LINK_OFFER)
+    [[button]] = offer["reply_markup"]["keyboard"]
+    assert button == {"text": gettext_for("ar", texts.CONTACT_BUTTON), "request_contact": True}
+    assert button["text"] != CONTACT_BUTTON
