@@ -216,16 +216,9 @@ async def overview(request: web.Request) -> web.StreamResponse:
 
 # -- compose, preview, send ------------------------------------------------------------------------------
 
-async def audience_options(request: web.Request) -> dict[str, Any]:
-    """What the audience picker offers: areas as a tree, and the languages and nationalities registered."""
-    beacon = _beacon(request)
-    r = schema.registrants.c
-    live = (r.consented.is_(True), r.opted_out.is_(False))
-    async with beacon.db.read() as conn:
-        languages = dict((await conn.execute(select(r.language, func.count()).where(*live).group_by(r.language))).all())
-        nationalities = (await conn.execute(select(r.nationality, func.count()).where(
-            *live, r.nationality.is_not(None)).group_by(r.nationality))).all()
-    gazetteer, lang = beacon.gazetteer, language_of(request)
+def area_tree(request: web.Request) -> list[tuple[str, str, int]]:
+    """The gazetteer as (id, name in the reader's language, depth), each area followed by those below it."""
+    gazetteer, lang = _beacon(request).gazetteer, language_of(request)
     tree: list[tuple[str, str, int]] = []
 
     def walk(parent: str | None, depth: int) -> None:
@@ -235,10 +228,23 @@ async def audience_options(request: web.Request) -> dict[str, Any]:
             walk(area.id, depth + 1)
 
     walk(None, 0)
+    return tree
+
+
+async def audience_options(request: web.Request) -> dict[str, Any]:
+    """What the audience picker offers: areas as a tree, and the languages and nationalities registered."""
+    beacon = _beacon(request)
+    r = schema.registrants.c
+    live = (r.consented.is_(True), r.opted_out.is_(False))
+    async with beacon.db.read() as conn:
+        languages = dict((await conn.execute(select(r.language, func.count()).where(*live).group_by(r.language))).all())
+        nationalities = (await conn.execute(select(r.nationality, func.count()).where(
+            *live, r.nationality.is_not(None)).group_by(r.nationality))).all()
+    lang = language_of(request)
     registered = sorted(((code, languages.get(code, 0)) for code in LANGUAGES), key=lambda x: (-x[1], x[0]))
     kinds = sorted({kind for channel in beacon.channels.values() for kind in channel.kinds})
     return {
-        "areas": tree,
+        "areas": area_tree(request),
         "text_languages": [{"code": code, "name": LANGUAGES[code], "registered": count, "rtl": code in RTL_LANGUAGES,
                             "check_in": broadcasts.message_for({code: ""}, code, code, True)}
                            for code, count in registered],
@@ -474,8 +480,7 @@ async def case_list(request: web.Request) -> web.StreamResponse:
     items = [{"id": row.id, "area": area_label(request, row.area_id) if row.area_id else "",
               "category": row.category, "status": row.status, "assignee": row.assignee,
               "created_at": iso(row.created_at), "broadcast_id": row.broadcast_id} for row in rows]
-    options = await audience_options(request)
-    return render(request, "cases.html", {"items": items, "areas": options["areas"], "categories": CATEGORIES,
+    return render(request, "cases.html", {"items": items, "areas": area_tree(request), "categories": CATEGORIES,
                                           "statuses": cases.STATUSES, "filters": {
                                               "status": status or "", "area": area or "", "category": category or "",
                                               "mine": mine}, "me": me})
