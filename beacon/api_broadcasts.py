@@ -1,41 +1,132 @@
-"""Responder API: broadcasts, their tallies, need-help cases and the audit log."""
+"""Responder API: broadcast drafts and previews, broadcasts and their tallies, need-help cases, the audit log."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections import Counter as Tally
+from datetime import datetime
+from typing import Any
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
 
-from beacon.api import CALLER, BroadcastIn, api_error, check_areas, parse, requires
+from beacon.config import Settings
+from beacon.context import BEACON, Beacon
+from beacon.http import CALLER, api_error, parse, path_id, requires
 from bot import texts
+from bot.i18n import LANGUAGES
 from campaigns import broadcasts, cases
+from domain.segments import segments
+from domain.vocabulary import CaseStatus, ChannelKind, Role
 from registry import audit, schema
 from registry.times import iso
 
-
-def _beacon(request: web.Request):  # type: ignore[no-untyped-def]
-    from beacon.app import BEACON
-
-    return request.app[BEACON]
+# Estimated price of one SMS segment in USD; a planning figure, not a bill.
+SMS_SEGMENT_PRICE = 0.0079
 
 
 def _caller(request: web.Request) -> str:
     return request[CALLER].name
 
 
-def _int(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise api_error(404, "not_found", f"no such {name}") from None
+class Audience(BaseModel):
+    """Who a broadcast reaches; empty lists mean everyone."""
+
+    model_config = ConfigDict(extra="forbid")
+    areas: list[str] = []
+    languages: list[str] = []
+    nationalities: list[str] = []
+    channels: list[str] = []
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in LANGUAGES]
+        if unknown:
+            raise ValueError(f"unsupported language(s): {', '.join(unknown)}")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in ChannelKind.__members__.values()]
+        if unknown:
+            raise ValueError(f"unknown channel(s): {', '.join(unknown)}")
+        return value
 
 
-@requires("responder")
+class BroadcastIn(BaseModel):
+    """A broadcast as a responder writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: dict[str, str] = Field(min_length=1)
+    audience: Audience = Audience()
+    check_in: bool = False
+    send_at: datetime | None = None
+    remind_after_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = [k for k in value if k not in LANGUAGES]
+        if unknown:
+            raise ValueError(f"unsupported language(s): {', '.join(unknown)}")
+        empty = [k for k, v in value.items() if not v.strip()]
+        if empty:
+            raise ValueError(f"empty text for: {', '.join(empty)}")
+        return value
+
+
+def check_areas(request: web.Request, body: BroadcastIn) -> None:
+    """422 when the audience names an area the gazetteer does not have."""
+    unknown = [a for a in body.audience.areas if a not in request.app[BEACON].gazetteer.areas]
+    if unknown:
+        raise api_error(422, "validation_error", "invalid field(s): audience.areas",
+                     [{"field": "audience.areas", "message": f"unknown area(s): {', '.join(unknown)}"}])
+
+
+async def preview_of(beacon: Beacon, body: BroadcastIn) -> dict[str, Any]:
+    """Recipients by language and channel, SMS segments and cost, languages without a text."""
+    settings: Settings = beacon.settings
+    audience = broadcasts.Audience.from_json(body.audience.model_dump())
+    async with beacon.db.read() as conn:
+        chosen = broadcasts.pick((await conn.execute(broadcasts.audience_query(beacon.gazetteer, audience))).all())
+    members = [(row.language or settings.default_language, row.last_channel) for row in chosen.values()]
+    by_language = Tally(lang for lang, _ in members)
+    by_channel = Tally(channel for _, channel in members)
+    languages = []
+    for language, count in sorted(by_language.items()):
+        text = broadcasts.message_for(body.text, language, settings.default_language, body.check_in)
+        seg = segments(text)
+        sms = sum(1 for lang, ch in members if lang == language and ch == "sms")
+        languages.append({
+            "language": language, "recipients": count, "has_text": language in body.text,
+            "encoding": seg.encoding, "characters": seg.characters, "segments": seg.segments,
+            "estimated_cost_usd": round(sms * seg.segments * SMS_SEGMENT_PRICE, 4),
+        })
+    missing = sorted(lang for lang in by_language if lang not in body.text)
+    return {
+        "recipients": len(members),
+        "by_language": languages,
+        "by_channel": dict(sorted(by_channel.items())),
+        "missing_languages": missing,
+        "fallback_language": settings.default_language,
+        "estimated_cost_usd": round(sum(x["estimated_cost_usd"] for x in languages), 4),  # type: ignore[misc]
+    }
+
+
+@requires(Role.RESPONDER)
+async def preview(request: web.Request) -> web.Response:
+    """Recipients by language and channel, SMS segments and cost, languages without a text."""
+    body: BroadcastIn = await parse(request, BroadcastIn)
+    check_areas(request, body)
+    return web.json_response(await preview_of(request.app[BEACON], body))
+
+
+@requires(Role.RESPONDER)
 async def create_broadcast(request: web.Request) -> web.Response:
     """Store a broadcast; it is fanned out now or at ``send_at``."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     body: BroadcastIn = await parse(request, BroadcastIn)
     check_areas(request, body)
     broadcast_id = await broadcasts.create(
@@ -48,45 +139,45 @@ async def create_broadcast(request: web.Request) -> web.Response:
     return web.json_response(found, status=201)
 
 
-@requires("responder")
+@requires(Role.RESPONDER)
 async def get_broadcast(request: web.Request) -> web.Response:
     """A broadcast with its tallies."""
-    async with _beacon(request).db.read() as conn:
-        found = await broadcasts.summary(conn, _int(request, "id"))
+    async with request.app[BEACON].db.read() as conn:
+        found = await broadcasts.summary(conn, path_id(request, "broadcast"))
     if found is None:
         raise api_error(404, "not_found", "no such broadcast")
     return web.json_response(found)
 
 
-@requires("responder")
+@requires(Role.RESPONDER)
 async def list_broadcasts(request: web.Request) -> web.Response:
     """The latest broadcasts with their tallies."""
     b = schema.broadcasts.c
-    async with _beacon(request).db.read() as conn:
+    async with request.app[BEACON].db.read() as conn:
         ids = (await conn.execute(select(b.id).order_by(b.id.desc()).limit(50))).scalars().all()
         items = [await broadcasts.summary(conn, int(i)) for i in ids]
     return web.json_response({"items": items})
 
 
-@requires("responder")
+@requires(Role.RESPONDER)
 async def cancel_broadcast(request: web.Request) -> web.Response:
     """Stop what has not left yet."""
-    beacon = _beacon(request)
-    broadcast_id = _int(request, "id")
+    beacon = request.app[BEACON]
+    broadcast_id = path_id(request, "broadcast")
     if await broadcasts.cancel(beacon.db, broadcast_id, _caller(request)) is None:
         raise api_error(404, "not_found", "no such broadcast")
     async with beacon.db.read() as conn:
         return web.json_response(await broadcasts.summary(conn, broadcast_id))
 
 
-@requires("responder")
+@requires(Role.RESPONDER)
 async def list_cases(request: web.Request) -> web.Response:
     """Need-help cases, filtered by status, area (with the areas below it) and category; audited."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     status = request.query.get("status") or None
-    if status and status not in cases.STATUSES:
+    if status and status not in CaseStatus.__members__.values():
         raise api_error(422, "validation_error", "invalid field(s): status",
-                        [{"field": "status", "message": f"must be one of {', '.join(cases.STATUSES)}"}])
+                        [{"field": "status", "message": f"must be one of {', '.join(CaseStatus)}"}])
     area = request.query.get("area") or None
     if area and area not in beacon.gazetteer.areas:
         raise api_error(422, "validation_error", "invalid field(s): area",
@@ -104,15 +195,15 @@ class CaseChange(BaseModel):
     """A responder's change to a case."""
 
     model_config = ConfigDict(extra="forbid")
-    status: Literal["open", "in_progress", "closed"] | None = None
+    status: CaseStatus | None = None
     assignee: str | None = Field(default=None, max_length=64)
     note: str | None = Field(default=None, max_length=2000)
 
 
-NOTIFY = {"in_progress": texts.CASE_PICKED_UP, "closed": texts.CASE_CLOSED}
+NOTIFY = {CaseStatus.IN_PROGRESS: texts.CASE_PICKED_UP, CaseStatus.CLOSED: texts.CASE_CLOSED}
 
 
-async def apply_case_change(beacon: Any, case_id: int, by: str, body: CaseChange) -> dict[str, Any]:
+async def apply_case_change(beacon: Beacon, case_id: int, by: str, body: CaseChange) -> dict[str, Any]:
     """Assign, annotate or move a case, audited; the registrant is told when it is picked up or closed.
 
     Raises :class:`campaigns.cases.CaseError` for an unknown case or a change that is not allowed."""
@@ -128,12 +219,12 @@ async def apply_case_change(beacon: Any, case_id: int, by: str, body: CaseChange
     return view
 
 
-@requires("responder")
+@requires(Role.RESPONDER)
 async def change_case(request: web.Request) -> web.Response:
     """Assign, annotate or move a case; the registrant is told when it is picked up or closed."""
     body: CaseChange = await parse(request, CaseChange)
     try:
-        view = await apply_case_change(_beacon(request), _int(request, "id"), _caller(request), body)
+        view = await apply_case_change(request.app[BEACON], path_id(request, "case"), _caller(request), body)
     except cases.CaseError as exc:
         status = 404 if "no such" in str(exc) else 409
         raise api_error(status, "not_found" if status == 404 else "conflict", str(exc)) from None
@@ -154,7 +245,7 @@ class AuditQuery(BaseModel):
     limit: int = Field(default=200, ge=1, le=1000)
 
 
-@requires("auditor")
+@requires(Role.AUDITOR)
 async def list_audit(request: web.Request) -> web.Response:
     """Audit entries, newest first; filters: actor, action, subject, after/before (seq), since/until (time)."""
     try:
@@ -163,7 +254,7 @@ async def list_audit(request: web.Request) -> web.Response:
         detail = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
         raise api_error(422, "validation_error", f"invalid field(s): {', '.join(d['field'] for d in detail)}",
                         detail) from None
-    async with _beacon(request).db.read() as conn:
+    async with request.app[BEACON].db.read() as conn:
         rows = await audit.entries(conn, **query.model_dump())
     items: list[dict[str, Any]] = [
         {"seq": r.seq, "at": iso(r.at), "actor": r.actor, "action": r.action, "subject": r.subject,
@@ -173,6 +264,7 @@ async def list_audit(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Mount these routes."""
+    app.router.add_post("/api/v1/broadcasts/preview", preview)
     app.router.add_post("/api/v1/broadcasts", create_broadcast)
     app.router.add_get("/api/v1/broadcasts", list_broadcasts)
     app.router.add_get("/api/v1/broadcasts/{id}", get_broadcast)

@@ -14,21 +14,17 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from beacon.api import CALLER, api_error, parse, requires
+from beacon.context import BEACON
+from beacon.http import CALLER, api_error, parse, requires
 from campaigns import reports
+from domain.vocabulary import Role
 from registry import aggregates, audit
 from registry.aggregates import QueryError
 
-READERS = ("analyst",)  # admin always
+READERS = (Role.ANALYST,)  # admin always
 Format = Literal["csv", "geojson", "json"]
 Interval = Literal["hourly", "daily", "weekly"]
 MAX_LIMIT = 500
-
-
-def _beacon(request: web.Request):  # type: ignore[no-untyped-def]
-    from beacon.app import BEACON
-
-    return request.app[BEACON]
 
 
 def _invalid(field: str, message: str) -> web.HTTPException:
@@ -121,7 +117,7 @@ class RunIn(BaseModel):
 
 async def _query(request: web.Request, format: str, by: list[str], level: int | None,
                  broadcast: int | None) -> aggregates.StatsQuery:
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     try:
         return await reports.check_query(beacon.db, beacon.gazetteer, format, by, level or 0, broadcast)
     except QueryError as exc:
@@ -129,7 +125,7 @@ async def _query(request: web.Request, format: str, by: list[str], level: int | 
 
 
 async def _schedule_json(request: web.Request, schedule_id: int) -> dict[str, Any]:
-    async with _beacon(request).db.read() as conn:
+    async with request.app[BEACON].db.read() as conn:
         row = await reports.get_schedule(conn, schedule_id)
         if row is None:
             raise _not_found("schedule")
@@ -143,7 +139,7 @@ async def create_schedule(request: web.Request) -> web.Response:
     body: ScheduleIn = await parse(request, ScheduleIn)
     query = await _query(request, body.format, body.by, body.level, body.broadcast)
     every = body.every_hours or reports.INTERVALS[body.interval or "daily"]
-    schedule_id = await reports.create_schedule(_beacon(request).db, name=body.name, format=body.format,
+    schedule_id = await reports.create_schedule(request.app[BEACON].db, name=body.name, format=body.format,
                                                 query=query, every_hours=every, actor=request[CALLER].name,
                                                 start_at=body.start_at)
     return web.json_response(await _schedule_json(request, schedule_id), status=201)
@@ -152,7 +148,7 @@ async def create_schedule(request: web.Request) -> web.Response:
 @requires(*READERS)
 async def list_schedules(request: web.Request) -> web.Response:
     """The schedules that are not deleted, newest first, each with its latest run."""
-    async with _beacon(request).db.read() as conn:
+    async with request.app[BEACON].db.read() as conn:
         rows = await reports.list_schedules(conn)
         last = await reports.last_runs(conn, [int(r.id) for r in rows])
     return web.json_response({"items": [reports.schedule_view(r, last.get(int(r.id))) for r in rows]})
@@ -172,7 +168,7 @@ async def change_schedule(request: web.Request) -> web.Response:
     if not body.model_fields_set:
         raise _invalid("body", "give at least one of: " + ", ".join(ScheduleChange.model_fields))
     every = body.every_hours or (reports.INTERVALS[body.interval] if body.interval else None)
-    changed = await reports.change_schedule(_beacon(request).db, schedule_id, actor=request[CALLER].name,
+    changed = await reports.change_schedule(request.app[BEACON].db, schedule_id, actor=request[CALLER].name,
                                             name=body.name, paused=body.paused, every_hours=every,
                                             next_run_at=body.next_run_at)
     if not changed:
@@ -183,7 +179,7 @@ async def change_schedule(request: web.Request) -> web.Response:
 @requires()
 async def delete_schedule(request: web.Request) -> web.Response:
     """Stop a schedule for good; its runs stay until they age out (admin)."""
-    if not await reports.delete_schedule(_beacon(request).db, _id(request, "schedule"), actor=request[CALLER].name):
+    if not await reports.delete_schedule(request.app[BEACON].db, _id(request, "schedule"), actor=request[CALLER].name):
         raise _not_found("schedule")
     return web.Response(status=204)
 
@@ -191,7 +187,7 @@ async def delete_schedule(request: web.Request) -> web.Response:
 @requires()
 async def create_run(request: web.Request) -> web.Response:
     """Produce a report now: a schedule's, or an ad-hoc query's (admin)."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     body: RunIn = await parse(request, RunIn)
     schedule_id = None
     if body.schedule is not None:
@@ -244,7 +240,7 @@ async def list_runs(request: web.Request) -> web.Response:
         raise _invalid("status", f"status must be one of {', '.join(reports.STATUSES)}")
     limit = _int_param(request, "limit", 1, MAX_LIMIT) or 50
     before = _int_param(request, "before")
-    async with _beacon(request).db.read() as conn:
+    async with request.app[BEACON].db.read() as conn:
         if schedule_id is not None and await reports.get_schedule(conn, schedule_id, deleted=True) is None:
             raise _not_found("schedule")
         rows = await reports.list_runs(conn, schedule_id=schedule_id, ad_hoc=ad_hoc, status=status, before=before,
@@ -255,7 +251,7 @@ async def list_runs(request: web.Request) -> web.Response:
 @requires(*READERS)
 async def get_run(request: web.Request) -> web.Response:
     """One run's metadata."""
-    async with _beacon(request).db.read() as conn:
+    async with request.app[BEACON].db.read() as conn:
         run = await reports.get_run(conn, _id(request, "run"))
     if run is None:
         raise _not_found("run")
@@ -265,7 +261,7 @@ async def get_run(request: web.Request) -> web.Response:
 @requires(*READERS)
 async def run_content(request: web.Request) -> web.Response:
     """The produced file, as the live export would have served it; audited."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     run_id = _id(request, "run")
     async with beacon.db.read() as conn:
         run = await reports.run_content(conn, run_id)

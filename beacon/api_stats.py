@@ -23,16 +23,18 @@ from aiohttp import web
 from babel import Locale
 from sqlalchemy import select
 
-from beacon.api import CALLER, api_error, requires
-from bot.areas import Gazetteer
+from beacon.context import BEACON
+from beacon.http import CALLER, api_error, requires
 from bot.countries import country_name
+from domain.areas import Gazetteer
+from domain.vocabulary import Role
 from registry import aggregates, audit, disclosure, schema
 from registry.aggregates import UNKNOWN, QueryError, StatsQuery
 from registry.db import Database
 from registry.disclosure import ALL, Table
 from registry.times import aware
 
-READERS = ("analyst", "responder")  # admin always
+READERS = (Role.ANALYST, Role.RESPONDER)  # admin always
 HXL = {
     "nationality": "#group+nationality",
     "gender": "#group+gender",
@@ -46,12 +48,6 @@ REPORT_DIMENSIONS = ("nationality", "gender", "age_band", "language")
 ENGLISH = Locale.parse("en")
 TITLES = {"area": "Area", "nationality": "Nationality", "gender": "Gender", "age_band": "Age band",
           "language": "Language", "channel": "Channel", "status": "Check-in"}
-
-
-def _beacon(request: web.Request):  # type: ignore[no-untyped-def]
-    from beacon.app import BEACON
-
-    return request.app[BEACON]
 
 
 @dataclass(frozen=True)
@@ -115,7 +111,7 @@ async def build(db: Database, gazetteer: Gazetteer, query: StatsQuery, min_cell:
 
 async def compute(request: web.Request, query: StatsQuery) -> Published:
     """:func:`build` for a request; 422 naming the field for a query that cannot be answered."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     try:
         return await build(beacon.db, beacon.gazetteer, query, beacon.settings.min_cell)
     except QueryError as exc:
@@ -125,14 +121,14 @@ async def compute(request: web.Request, query: StatsQuery) -> Published:
 def parse(request: web.Request, default_by: Sequence[str] = ("area",)) -> StatsQuery:
     try:
         return aggregates.parse_query(request.query.get("by"), request.query.get("level"),
-                                      request.query.get("broadcast"), _beacon(request).gazetteer, default_by)
+                                      request.query.get("broadcast"), request.app[BEACON].gazetteer, default_by)
     except QueryError as exc:
         raise _invalid(exc) from None
 
 
 async def record(request: web.Request, detail: dict[str, Any]) -> None:
     """The audit entry for a read: who, which endpoint, which query."""
-    async with _beacon(request).db.write() as conn:
+    async with request.app[BEACON].db.write() as conn:
         await audit.append(conn, request[CALLER].name, "stats.read", None, {"path": request.path, **detail})
 
 
@@ -177,7 +173,7 @@ async def stats(request: web.Request) -> web.Response:
     query = parse(request)
     published = await compute(request, query)
     await record(request, query.describe())
-    return web.json_response(as_json(published, _beacon(request).settings.min_cell))
+    return web.json_response(as_json(published, request.app[BEACON].settings.min_cell))
 
 
 # -- CSV ----------------------------------------------------------------------------------------------
@@ -268,7 +264,7 @@ async def stats_csv(request: web.Request) -> web.Response:
     query = parse(request)
     published = await compute(request, query)
     await record(request, query.describe())
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     text = csv_text(published, beacon.gazetteer, beacon.settings.min_cell)
     name = "beacon-stats-" + "-".join(query.by) + ".csv"
     return web.Response(text=text, content_type="text/csv", charset="utf-8",
@@ -333,7 +329,7 @@ async def stats_geojson(request: web.Request) -> web.Response:
         raise _invalid(QueryError("by", "a GeoJSON export needs area among the dimensions"))
     published = await compute(request, query)
     await record(request, query.describe())
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     return web.json_response(geojson(published, beacon.gazetteer, beacon.settings.min_cell),
                              content_type="application/geo+json")
 
@@ -482,7 +478,7 @@ def _label(gazetteer: Gazetteer, name: str, value: str) -> str:
 
 async def _latest_check_in(request: web.Request) -> int | None:
     b = schema.broadcasts.c
-    async with _beacon(request).db.read() as conn:
+    async with request.app[BEACON].db.read() as conn:
         return (await conn.execute(select(b.id).where(b.check_in.is_(True), b.status.in_(("sending", "sent")))
                                    .order_by(b.id.desc()).limit(1))).scalar()
 
@@ -573,7 +569,7 @@ def report_html(*, gazetteer: Gazetteer, min_cell: int, level: int, generated_at
 @requires(*READERS)
 async def situation_report(request: web.Request) -> web.Response:
     """A printable HTML page: a map of areas and bar charts, suppressed like the tables."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     area_query = parse(request, ("area",))
     level = area_query.level
     broadcast = area_query.broadcast

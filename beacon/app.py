@@ -3,104 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from beacon import api, console
 from beacon.config import Settings
-from beacon.service import SWEEP_SECONDS, Service
-from bot.areas import Gazetteer
-from bot.state import BotConfig
+from beacon.context import BEACON, Beacon, open_beacon
+from beacon.service import SWEEP_SECONDS
 from campaigns import reports, upkeep
-from campaigns.scheduler import Runner
-from campaigns.sender import Sender
-from channels.base import Channel, WebhookRejected
-from channels.simulator import SimulatorChannel
-from registry.crypto import MasterKeys
-from registry.db import Database
-from registry.keys import CHECK_SECONDS, KeyHolder, load_keyring
+from channels.base import WebhookRejected
+from registry.keys import CHECK_SECONDS
 
 log = structlog.get_logger("beacon.app")
 REJECTED = Counter("beacon_webhook_rejected_total", "Webhook calls refused", ["provider", "status"])
 STATIC = Path(__file__).parent / "static"
-
-
-@dataclass
-class Beacon:
-    """Everything a running process holds."""
-
-    settings: Settings
-    db: Database
-    keys: KeyHolder
-    gazetteer: Gazetteer
-    channels: dict[str, Channel]  # by provider
-    sender: Sender
-    service: Service
-    runner: Runner
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-def master_keys(settings: Settings) -> MasterKeys:
-    """The master keys from BEACON_KEYS, or the development key file."""
-    if settings.keys:
-        return MasterKeys.parse(settings.keys)
-    log.warning("keys.development_file", path=str(settings.keys_file))
-    return MasterKeys.development(settings.keys_file)
-
-
-def make_channels(settings: Settings) -> dict[str, Channel]:
-    """The channels this configuration enables, by provider name."""
-    channels: dict[str, Channel] = {"simulator": SimulatorChannel()}
-    if settings.twilio:
-        from channels.twilio import TwilioChannel
-
-        channels["twilio"] = TwilioChannel(settings.twilio, settings.public_url, rate_limits=settings.rate_limits)
-    if settings.telegram:
-        from channels.telegram import TelegramChannel
-
-        channels["telegram"] = TelegramChannel(settings.telegram, rate_limits=settings.rate_limits)
-    return channels
-
-
-@contextlib.asynccontextmanager
-async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
-    """Connect, migrate, load keys and channels; close everything on exit."""
-    db = Database(settings.database_url)
-    try:
-        await db.migrate()
-        master = master_keys(settings)
-        keys = KeyHolder(await load_keyring(db, master), master)
-        gazetteer = Gazetteer.load(settings.areas_file)
-        channels = make_channels(settings)
-        by_kind = {kind: channel for channel in channels.values() for kind in channel.kinds}
-        sender = Sender(db, keys, by_kind, lease=timedelta(seconds=settings.outbox_lease_seconds))
-        bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
-                        retention_months=settings.retention_months, default_language=settings.default_language)
-        family_channel = "sms" if "twilio" in channels else "simulator"
-        service = Service(db, keys, bot, channels, sender, family_channel=family_channel)
-        runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
-                        family_channel=family_channel, max_reminders=settings.max_reminders)
-        beacon = Beacon(settings, db, keys, gazetteer, channels, sender, service, runner)
-        for channel in channels.values():
-            await channel.start()
-        try:
-            yield beacon
-        finally:
-            beacon.stop.set()
-            await beacon.service.close()
-            for channel in channels.values():
-                await channel.close()
-    finally:
-        await db.close()
-
-
-BEACON = web.AppKey("beacon", Beacon)
 
 
 async def follow_keys(beacon: Beacon) -> None:
@@ -182,10 +102,8 @@ def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
     app.router.add_post("/simulator/messages", simulator_message)
     for path in ("/webhooks/twilio/messages", "/webhooks/twilio/status", "/webhooks/telegram"):
         app.router.add_post(path, webhook)
-    from beacon import api, console
-
-    api.setup(app, settings)
-    console.setup(app, settings)
+    api.setup(app)
+    console.setup(app)
     return app
 
 
@@ -206,7 +124,7 @@ async def metrics(request: web.Request) -> web.Response:
 async def webhook(request: web.Request) -> web.Response:
     """Any provider webhook: verify and parse, store, answer; process afterwards."""
     beacon = request.app[BEACON]
-    channel = next((c for c in beacon.channels.values() if request.path in c.webhook_paths), None)
+    channel = next((p for p in beacon.providers.values() if request.path in p.webhook_paths), None)
     if channel is None:
         raise web.HTTPNotFound(text="channel not configured")
     try:
@@ -240,7 +158,7 @@ async def simulator_message(request: web.Request) -> web.Response:
     """``{"from", "text"}`` -> ``{"replies": [...]}``: the bot's answers to this message, in order."""
     _development_only(request)
     beacon = request.app[BEACON]
-    channel = beacon.channels["simulator"]
+    channel = beacon.providers["simulator"]
     try:
         received = await channel.receive(request)
     except WebhookRejected as exc:

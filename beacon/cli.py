@@ -5,13 +5,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import getpass
+import json
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
+from aiohttp import web
+
 from beacon import config
+from beacon.app import create_app, follow_keys, upkeep_jobs
+from beacon.context import master_keys, open_beacon
+from beacon.errors import describe
 from beacon.logs import configure
+from bot.countries import normalise_phone
+from bot.i18n import LANGUAGES
+from campaigns import reports, upkeep
+from channels import telegram as tg
+from domain.areas import Gazetteer
+from domain.vocabulary import Role
+from registry import audit, subject, tokens, users
+from registry import keys as keyring
+from registry.db import Database
+from registry.keys import KeyHolder, load_keyring
+from registry.users import UserError
 
 
 def _fail(message: str) -> int:
@@ -21,10 +39,6 @@ def _fail(message: str) -> int:
 
 def serve(settings: config.Settings, args: argparse.Namespace) -> int:
     """Run the web server (and, unless --no-worker, the sender) until interrupted."""
-    from aiohttp import web
-
-    from beacon.app import create_app
-
     app = create_app(settings, worker=not args.no_worker)
 
     async def freeze(_app: web.Application) -> None:
@@ -40,8 +54,6 @@ def serve(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def worker(settings: config.Settings, args: argparse.Namespace) -> int:
     """Run only the sender."""
-    from beacon.app import follow_keys, open_beacon, upkeep_jobs
-
     async def run() -> None:
         async with open_beacon(settings) as beacon:
             # SIGTERM (the process manager's stop) ends the loops cleanly, as it does for `serve`.
@@ -66,10 +78,8 @@ def worker(settings: config.Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _database(settings: config.Settings, action: Callable[..., Awaitable[int]]) -> int:
+def _database(settings: config.Settings, action: Callable[[Database, config.Settings], Awaitable[int]]) -> int:
     """Run ``action(db, settings)`` on a migrated database."""
-    from registry.db import Database
-
     async def run() -> int:
         db = Database(settings.database_url)
         try:
@@ -81,9 +91,7 @@ def _database(settings: config.Settings, action: Callable[..., Awaitable[int]]) 
     return asyncio.run(run())
 
 
-async def _keyholder(db, settings):  # type: ignore[no-untyped-def]
-    from beacon.app import master_keys
-    from registry.keys import KeyHolder, load_keyring
+async def _keyholder(db: Database, settings: config.Settings) -> KeyHolder:
 
     master = master_keys(settings)
     return KeyHolder(await load_keyring(db, master), master)
@@ -91,7 +99,7 @@ async def _keyholder(db, settings):  # type: ignore[no-untyped-def]
 
 def migrate(settings: config.Settings, args: argparse.Namespace) -> int:
     """Bring the schema up to date."""
-    async def done(db, settings) -> int:  # type: ignore[no-untyped-def]
+    async def done(db: Database, settings: config.Settings) -> int:
         print("database is up to date")
         return 0
 
@@ -100,9 +108,7 @@ def migrate(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def token(settings: config.Settings, args: argparse.Namespace) -> int:
     """Create or revoke an API token."""
-    from registry import tokens
-
-    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+    async def run(db: Database, settings: config.Settings) -> int:
         if args.token_command == "create":
             secret = await tokens.create(db, args.role, args.name)
             print(f"token for {args.name} ({args.role}); it is shown only once:")
@@ -119,21 +125,16 @@ def _new_password(username: str) -> str:
     """A password from standard input (one line), or asked for twice at a terminal."""
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\n")
-    import getpass
 
     first = getpass.getpass(f"password for {username}: ")
     if getpass.getpass("again: ") != first:
-        from registry.users import UserError
-
         raise UserError("the two passwords differ")
     return first
 
 
 def user(settings: config.Settings, args: argparse.Namespace) -> int:
     """Console accounts: create, set a password, disable."""
-    from registry import users
-
-    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+    async def run(db: Database, settings: config.Settings) -> int:
         if args.user_command == "create":
             await users.create_user(db, args.name, args.role, _new_password(args.name))
             print(f"user {args.name} ({args.role}) created; sign in at {settings.public_url}/console")
@@ -150,10 +151,7 @@ def user(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def keys(settings: config.Settings, args: argparse.Namespace) -> int:
     """Rotate the data key, or re-encrypt everything under the active one."""
-    from registry import audit
-    from registry import keys as keyring
-
-    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+    async def run(db: Database, settings: config.Settings) -> int:
         holder = await _keyholder(db, settings)
         if args.keys_command == "rotate":
             key_id = await keyring.rotate(db, holder.master)
@@ -175,9 +173,7 @@ def keys(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def audit_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
     """Check the audit log's hash chain."""
-    from registry import audit
-
-    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+    async def run(db: Database, settings: config.Settings) -> int:
         async with db.read() as conn:
             verdict = await audit.verify(conn)
         if verdict.ok:
@@ -191,9 +187,6 @@ def audit_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def telegram(settings: config.Settings, args: argparse.Namespace) -> int:
     """Register or remove the Telegram webhook."""
-    from bot.i18n import LANGUAGES
-    from channels import telegram as tg
-
     if settings.telegram is None:
         return _fail("set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first")
 
@@ -226,9 +219,7 @@ class _Parser(argparse.ArgumentParser):
 
 def retention_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
     """Apply the retention policy now."""
-    from campaigns import upkeep
-
-    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+    async def run(db: Database, settings: config.Settings) -> int:
         holder = await _keyholder(db, settings)
         report = await upkeep.run_retention(db, holder, settings.retention_policy(), settings.default_language)
         print(" ".join(f"{key}={value}" for key, value in report.counts().items()))
@@ -239,10 +230,7 @@ def retention_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def reports_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
     """Produce the runs of due report schedules now (the scheduler also checks every minute)."""
-    from bot.areas import Gazetteer
-    from campaigns import reports
-
-    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+    async def run(db: Database, settings: config.Settings) -> int:
         produced = await reports.run_due(db, Gazetteer.load(settings.areas_file), settings.min_cell)
         print(f"produced {len(produced)} report run(s)" + (f": {', '.join(map(str, produced))}" if produced else ""))
         return 0
@@ -252,16 +240,11 @@ def reports_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
 
 def export_subject(settings: config.Settings, args: argparse.Namespace) -> int:
     """Print everything held about one person as JSON (an access request made outside the bot); audited."""
-    import json
-
-    from bot.countries import normalise_phone
-    from registry import audit, subject
-
     phone = normalise_phone(args.phone, None) if args.phone else None
     if args.phone and phone is None:
         return _fail("--phone must be a valid number with country code, e.g. +2348012345678")
 
-    async def run(db, settings) -> int:  # type: ignore[no-untyped-def]
+    async def run(db: Database, settings: config.Settings) -> int:
         holder = await _keyholder(db, settings)
         kind, address = ("phone", phone) if phone else ("telegram", str(args.telegram))
         async with db.write() as conn:
@@ -291,14 +274,14 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("token", help="API tokens")
     tsub = t.add_subparsers(dest="token_command", required=True)
     create = tsub.add_parser("create", help="print a new token once")
-    create.add_argument("--role", required=True, choices=("admin", "responder", "analyst", "auditor"))
+    create.add_argument("--role", required=True, choices=tuple(Role))
     create.add_argument("--name", required=True)
     tsub.add_parser("revoke", help="revoke a token").add_argument("name")
     t.set_defaults(run=token)
     u = sub.add_parser("user", help="console accounts (password read from stdin, or asked for)")
     usub = u.add_subparsers(dest="user_command", required=True)
     ucreate = usub.add_parser("create", help="add a user who signs in to /console")
-    ucreate.add_argument("--role", required=True, choices=("admin", "responder", "analyst", "auditor"))
+    ucreate.add_argument("--role", required=True, choices=tuple(Role))
     ucreate.add_argument("--name", required=True)
     usub.add_parser("password", help="set a new password").add_argument("name")
     usub.add_parser("disable", help="stop a user from signing in").add_argument("name")
@@ -344,7 +327,6 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:  # noqa: BLE001 - every failure ends in one line, never a traceback
-        from beacon.errors import describe
 
         code = _fail(describe(exc))
     sys.exit(code)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from domain.areas import Gazetteer, GazetteerError
+from registry.crypto import KeyringError, MasterKeys
 from registry.retention import Policy
 
 
@@ -116,8 +118,6 @@ def _url(name: str, value: str) -> str:
 
 def _check_areas(areas: str) -> None:
     """Every command refuses an areas file it could not serve with, not only ``serve``."""
-    from bot.areas import Gazetteer, GazetteerError
-
     path = Path(areas)
     if not path.is_file():
         raise ConfigError(f"BEACON_AREAS_FILE is not a readable file: {areas}")
@@ -129,8 +129,6 @@ def _check_areas(areas: str) -> None:
 
 def _check_keys(keys: str) -> None:
     """A malformed BEACON_KEYS fails every command at start, not the first one that opens the data."""
-    from registry.crypto import KeyringError, MasterKeys
-
     try:
         MasterKeys.parse(keys)
     except KeyringError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from beacon.config import ConfigError
-from bot.areas import GazetteerError
+from domain.areas import GazetteerError
 from registry.crypto import KeyringError
 from registry.tokens import TokenError
 from registry.users import UserError

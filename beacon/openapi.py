@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from beacon import api_reports, api_stats
-from beacon.api import BroadcastIn
+from beacon.api_broadcasts import BroadcastIn
 
 _ERROR = {
     "type": "object",

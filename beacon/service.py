@@ -26,7 +26,7 @@ from bot.state import BotConfig, Message, Reply
 from campaigns import family, outbox
 from campaigns.outbox import Draft
 from campaigns.sender import Sender
-from channels.base import Channel, Inbound, StatusUpdate
+from channels.base import Inbound, Provider, StatusUpdate
 from registry import audit, schema, store
 from registry.crypto import KeyringError
 from registry.db import Database
@@ -52,13 +52,13 @@ PROCESS_CONCURRENCY = 8  # messages processed at once on PostgreSQL (SQLite has 
 class Service:
     """Wires the registry, the conversation and the outbox together."""
 
-    def __init__(self, db: Database, keys: KeyHolder, bot: BotConfig, channels: dict[str, Channel],
+    def __init__(self, db: Database, keys: KeyHolder, bot: BotConfig, providers: dict[str, Provider],
                  sender: Sender, *, family_channel: str = "simulator") -> None:
         self.db = db
         self.family_channel = family_channel  # where messages to family contacts go
         self.keys = keys
         self.bot = bot
-        self.channels = channels  # by provider name
+        self.providers = providers
         self.sender = sender
         self._tasks: set[asyncio.Task[object]] = set()
         self._status_tasks: set[asyncio.Task[None]] = set()
@@ -116,7 +116,7 @@ class Service:
     async def _store(self, batch: list[tuple[str, Inbound, asyncio.Future[store.Stored | None]]]
                      ) -> list[store.Stored | None]:
         async with self.db.write() as conn:
-            return await store.store_inbound_many(conn, self.keys.ring, [(p, m) for p, m, _ in batch])
+            return await store.store_inbound(conn, self.keys.ring, [(p, m) for p, m, _ in batch])
 
     def inbound_rate(self) -> float:
         """Inbound messages per second lately (an exponentially decaying average over RATE_WINDOW)."""
@@ -159,7 +159,7 @@ class Service:
                     await self.process(stored.inbound_id)
         except Exception:  # noqa: BLE001 - the row stays unprocessed: the sweep (recover) retries it
             log.exception("process.failed", inbound_id=stored.inbound_id)
-        channel = self.channels.get(provider)
+        channel = self.providers.get(provider)
         if channel is not None:
             try:
                 await channel.acknowledge(message)
@@ -288,7 +288,7 @@ class Service:
                 status = row.status
             await conn.execute(update(schema.outbox).where(o.id == row.id).values(
                 status=status, error_code=update_.error_code or row.error_code, updated_at=datetime.now(UTC)))
-            channel = self.channels.get(provider)
+            channel = self.providers.get(provider)
             failed_now = status in FAILED and row.status not in FAILED  # a repeated callback falls back once
             if failed_now and channel is not None and row.body_ct:
                 original = outbox.to_outbound(self.keys.ring, dict(row._mapping))

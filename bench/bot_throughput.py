@@ -45,8 +45,8 @@ from beacon import config  # noqa: E402
 from beacon.app import create_app  # noqa: E402
 from beacon.logs import configure  # noqa: E402
 from bot import machine  # noqa: E402
-from bot.areas import Gazetteer  # noqa: E402
 from bot.state import BotConfig, Message, State  # noqa: E402
+from domain.areas import Gazetteer  # noqa: E402
 
 CONTACT = "+2348087654321"
 # One whole registration, then a look at what is held: every message moves the conversation on.

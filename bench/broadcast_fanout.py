@@ -39,7 +39,8 @@ from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from beacon import config  # noqa: E402
-from beacon.app import BEACON, create_app  # noqa: E402
+from beacon.app import create_app  # noqa: E402
+from beacon.context import BEACON  # noqa: E402
 from campaigns import outbox  # noqa: E402
 from campaigns.outbox import Draft  # noqa: E402
 from campaigns.sender import Sender  # noqa: E402

@@ -71,7 +71,7 @@ async def main(args: argparse.Namespace) -> None:
     from sqlalchemy import func, select
 
     from beacon import config
-    from beacon.app import open_beacon
+    from beacon.context import open_beacon
     from beacon.logs import configure
     from campaigns import outbox
     from campaigns.outbox import Draft

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import func, select, text  # noqa: E402
 
 from beacon.api_stats import build  # noqa: E402
-from bot.areas import Gazetteer  # noqa: E402
+from domain.areas import Gazetteer  # noqa: E402
 from registry import schema  # noqa: E402
 from registry.aggregates import StatsQuery, count  # noqa: E402
 from registry.db import Database  # noqa: E402

@@ -181,7 +181,7 @@ async def settled(app: web.Application) -> tuple[int, float]:
     """Wait until the bot has processed every stored message and every reply has left: (stored, seconds)."""
     from sqlalchemy import func, select
 
-    from beacon.app import BEACON
+    from beacon.context import BEACON
     from registry import schema
 
     started = time.perf_counter()

@@ -9,7 +9,7 @@ from babel import Locale
 from babel.languages import get_official_languages
 
 from bot.i18n import LANGUAGES
-from bot.keywords import normalise
+from domain.text import normalise
 
 
 @cache

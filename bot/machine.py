@@ -15,7 +15,7 @@ from dataclasses import replace
 from bot import texts
 from bot.countries import country_name, find_country, normalise_phone, phone_region, suggest_language
 from bot.i18n import LANGUAGES, gettext_for, render
-from bot.keywords import Intent, classify, keyword_table, normalise
+from bot.keywords import Intent, classify, keyword_table
 from bot.state import (
     BotConfig,
     Confirm,
@@ -36,7 +36,8 @@ from bot.state import (
     Step,
     Transition,
 )
-from channels.segments import segments
+from domain.segments import segments
+from domain.text import normalise
 
 Handler = Callable[[BotConfig, State, Message, Intent], Transition]
 

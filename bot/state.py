@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from bot.areas import Gazetteer
+from domain.areas import Gazetteer
 
 
 class Step(StrEnum):

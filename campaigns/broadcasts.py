@@ -18,11 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot import texts
-from bot.areas import Gazetteer
 from bot.i18n import gettext_for
 from bot.machine import check_in_buttons
 from campaigns import outbox
 from campaigns.outbox import Draft
+from domain.areas import Gazetteer
 from registry import audit, schema
 from registry.crypto import KeyRing
 from registry.db import Database

@@ -24,7 +24,6 @@ from registry.db import Database
 from registry.keys import identity_aad, outbox_aad
 
 LEASE = timedelta(seconds=60)
-FINAL = ("delivered", "read", "failed", "undelivered", "cancelled")
 
 
 @dataclass(frozen=True, slots=True)

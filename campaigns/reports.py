@@ -33,7 +33,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from beacon import api_stats
-from bot.areas import Gazetteer
+from domain.areas import Gazetteer
 from registry import aggregates, audit, schema
 from registry.aggregates import QueryError, StatsQuery
 from registry.db import Database

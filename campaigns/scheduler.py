@@ -16,13 +16,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select, update
 
 from bot import texts
-from bot.areas import Gazetteer
 from bot.i18n import gettext_for
 from bot.machine import check_in_buttons
 from campaigns import broadcasts, outbox
 from campaigns.family import family_drafts
 from campaigns.outbox import Draft
 from campaigns.sender import Sender
+from domain.areas import Gazetteer
 from registry import schema
 from registry.db import Database
 from registry.keys import KeyHolder, identity_aad

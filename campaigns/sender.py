@@ -23,7 +23,7 @@ from prometheus_client import Counter
 from sqlalchemy import bindparam, update
 
 from campaigns import outbox
-from channels.base import Channel, SendError, Sent
+from channels.base import Provider, SendError, Sent
 from registry import schema
 from registry.db import Database
 from registry.keys import KeyHolder
@@ -67,12 +67,12 @@ class Outcome:
 class Sender:
     """Drains the outbox through the channels: many sends in flight, outcomes written in small batches."""
 
-    def __init__(self, db: Database, keys: KeyHolder, channels: dict[str, Channel], *, batch: int = 500,
+    def __init__(self, db: Database, keys: KeyHolder, providers: dict[str, Provider], *, batch: int = 500,
                  concurrency: int = 200, capacity: int = 2000, flush_every: float = 0.02,
                  lease: timedelta = outbox.LEASE) -> None:
         self.db = db
         self.keys = keys
-        self.channels = channels  # by channel kind
+        self.providers = providers  # by the channel each carries
         self.batch = batch  # rows per claim
         self.capacity = capacity  # rows held by this process at once (sending, rate-limited or unrecorded)
         self.flush_every = flush_every
@@ -129,7 +129,7 @@ class Sender:
     async def drain_once(self) -> int:
         """Claim one batch, send it, record the outcomes; returns how many were claimed."""
         rows = await outbox.claim(self.db, self.batch, self.lease)
-        self._held.update(int(r["id"]) for r in rows)  # type: ignore[call-overload]
+        self._held.update(int(r["id"]) for r in rows)
         await asyncio.gather(*(self._start(row) for row in rows))
         await self._flush()
         return len(rows)
@@ -149,7 +149,7 @@ class Sender:
             self._next_retry = None
         rows = await outbox.claim(self.db, min(self.batch, room), self.lease)
         for row in rows:
-            row_id = int(row["id"])  # type: ignore[call-overload]
+            row_id = int(row["id"])
             if row_id in self._held:  # our own lease ran out under a stalled loop; the send is still ours
                 continue
             self._held.add(row_id)
@@ -160,7 +160,7 @@ class Sender:
 
     def _start(self, row: dict[str, object]) -> asyncio.Task[Outcome]:
         """Start sending one row, after the messages already under way to the same person."""
-        key = (str(row["channel"]), int(row["identity_id"])) if row["identity_id"] else None  # type: ignore[call-overload]
+        key = (str(row["channel"]), int(row["identity_id"])) if row["identity_id"] else None
         task = asyncio.create_task(self._send_and_keep(row, self._chains.get(key) if key else None))
         if key is not None:
             self._chains[key] = task
@@ -177,7 +177,7 @@ class Sender:
         if earlier is not None and earlier.status == "queued":
             # An earlier message to this person waits for a retry: this one waits with it, so
             # a person never reads the second question before the first.
-            outcome = Outcome(int(row["id"]), "queued", next_attempt_at=earlier.next_attempt_at,  # type: ignore[call-overload]
+            outcome = Outcome(int(row["id"]), "queued", next_attempt_at=earlier.next_attempt_at,
                               identity_id=row["identity_id"], registrant_id=row["registrant_id"],  # type: ignore[arg-type]
                               waited=True)
         else:
@@ -239,10 +239,10 @@ class Sender:
                                    .values(lease_until=now + self.lease))
 
     async def _send(self, row: dict[str, object]) -> Outcome:
-        row_id = int(row["id"])  # type: ignore[call-overload]
+        row_id = int(row["id"])
         erased = row["registrant_id"] is None
         base = {"identity_id": row["identity_id"], "registrant_id": row["registrant_id"], "erased": erased}
-        channel = self.channels.get(str(row["channel"]))
+        channel = self.providers.get(str(row["channel"]))
         if channel is None:
             SENT.labels(str(row["channel"]), "no_channel").inc()
             return Outcome(row_id, "failed", error_code="no_channel", **base)  # type: ignore[arg-type]
@@ -252,7 +252,7 @@ class Sender:
             async with self._slots:
                 sent: Sent = await channel.send(message)
         except SendError as exc:
-            attempts = int(row["attempts"]) + 1  # type: ignore[call-overload]
+            attempts = int(row["attempts"]) + 1
             if exc.permanent or datetime.now(UTC) - aware(row["created_at"]) > GIVE_UP_AFTER:  # type: ignore[arg-type]
                 SENT.labels(kind, "failed").inc()
                 log.warning("sender.failed", outbox_id=row_id, code=exc.code, attempts=attempts)
@@ -263,7 +263,7 @@ class Sender:
             return Outcome(row_id, "queued", error_code=exc.code, next_attempt_at=at, **base)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - an unexpected failure is retried, never lost
             log.warning("sender.error", outbox_id=row_id, error=type(exc).__name__)
-            at = datetime.now(UTC) + timedelta(seconds=backoff(int(row["attempts"]) + 1))  # type: ignore[call-overload]
+            at = datetime.now(UTC) + timedelta(seconds=backoff(int(row["attempts"]) + 1))
             return Outcome(row_id, "queued", error_code="internal", next_attempt_at=at, **base)  # type: ignore[arg-type]
         SENT.labels(kind, "sent").inc()
         status = "sent" if sent.status in ACCEPTED else sent.status

@@ -14,21 +14,14 @@ from typing import Protocol
 
 from aiohttp import web
 
-# Channel kinds: where an identity lives. Twilio serves two kinds.
-SMS = "sms"
-WHATSAPP = "whatsapp"
-TELEGRAM = "telegram"
-SIMULATOR = "simulator"
-
-# Delivery states a status callback can report, in the order they happen.
-DELIVERY_STATES = ("queued", "sent", "delivered", "read", "undelivered", "failed")
+from domain.vocabulary import ChannelKind, ProviderName
 
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
     """One message from a person, as parsed from a provider webhook."""
 
-    channel: str  # kind: sms | whatsapp | telegram | simulator
+    channel: ChannelKind
     address: str  # E.164 phone number, or the Telegram chat id in decimal
     text: str
     provider_id: str  # MessageSid, "update:<update_id>", ... unique per channel provider
@@ -67,7 +60,7 @@ class StatusUpdate:
     """A delivery report for a message we sent."""
 
     provider_id: str
-    status: str  # one of DELIVERY_STATES
+    status: str  # a Delivery state, or the provider's own word when it has no equivalent
     error_code: str | None = None
 
 
@@ -124,11 +117,11 @@ class SendError(Exception):
         self.opted_out = opted_out
 
 
-class Channel(Protocol):
+class Provider(Protocol):
     """The interface every provider module implements."""
 
-    name: str  # provider: twilio | telegram | simulator
-    kinds: frozenset[str]  # the channel kinds it serves
+    name: ProviderName
+    channels: frozenset[ChannelKind]  # the channels it carries
     webhook_paths: tuple[str, ...]  # the URL paths it answers
 
     async def start(self) -> None:

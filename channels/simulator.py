@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 import phonenumbers
 from aiohttp import web
 
-from channels.base import SIMULATOR, Inbound, Outbound, Received, Sent, StatusUpdate, WebhookRejected
+from channels.base import Inbound, Outbound, Received, Sent, StatusUpdate, WebhookRejected
+from domain.vocabulary import ChannelKind, ProviderName
 
 MAX_BODY = 16 * 1024
 KEEP = 50  # messages kept per number
@@ -37,8 +38,8 @@ def parse_phone(raw: object) -> str:
 class SimulatorChannel:
     """A channel whose provider is this process."""
 
-    name = "simulator"
-    kinds = frozenset({SIMULATOR})
+    name = ProviderName.SIMULATOR
+    channels = frozenset({ChannelKind.SIMULATOR})
     webhook_paths = ("/simulator/messages",)
 
     def __init__(self) -> None:
@@ -64,7 +65,7 @@ class SimulatorChannel:
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):
             raise WebhookRejected(400, "'text' must be a string")
         address = parse_phone(data.get("from"))
-        message = Inbound(channel=SIMULATOR, address=address, text=data["text"][:2000],
+        message = Inbound(channel=ChannelKind.SIMULATOR, address=address, text=data["text"][:2000],
                           provider_id=uuid.uuid4().hex, received_at=datetime.now(UTC))
         return Received(messages=[message])
 

@@ -55,7 +55,8 @@ from telegram.warnings import PTBDeprecationWarning
 from beacon.config import ConfigError, TelegramSettings
 from bot.i18n import LANGUAGES, gettext_for
 from bot.texts import N_
-from channels.base import TELEGRAM, Inbound, Outbound, Received, SendError, Sent, StatusUpdate, WebhookRejected
+from channels.base import Inbound, Outbound, Received, SendError, Sent, StatusUpdate, WebhookRejected
+from domain.vocabulary import ChannelKind, ProviderName
 
 log = structlog.get_logger(__name__)
 
@@ -96,8 +97,8 @@ class _ChatState:
 class TelegramChannel:
     """The Telegram Bot API as a Beacon channel."""
 
-    name = "telegram"
-    kinds = frozenset({TELEGRAM})
+    name = ProviderName.TELEGRAM
+    channels = frozenset({ChannelKind.TELEGRAM})
     webhook_paths: tuple[str, ...] = (WEBHOOK_PATH,)
 
     def __init__(self, settings: TelegramSettings, *, rate_limits: bool = True) -> None:
@@ -236,7 +237,7 @@ def _inbound(
     payload: str | None = None,
 ) -> Inbound:
     return Inbound(
-        channel=TELEGRAM,
+        channel=ChannelKind.TELEGRAM,
         address=str(chat_id),
         text=text,
         provider_id=f"update:{update_id}",

@@ -34,8 +34,6 @@ from twilio.rest import Client
 
 from beacon.config import TwilioSettings
 from channels.base import (
-    SMS,
-    WHATSAPP,
     Inbound,
     Outbound,
     Received,
@@ -44,6 +42,7 @@ from channels.base import (
     StatusUpdate,
     WebhookRejected,
 )
+from domain.vocabulary import ChannelKind, ProviderName
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ _QUEUED = frozenset({"accepted", "queued", "sending"})
 
 
 def map_status(status: str) -> str:
-    """Twilio's MessageStatus as one of ``base.DELIVERY_STATES``; unknown values pass through."""
+    """Twilio's MessageStatus as one of ``Delivery``; unknown values pass through."""
     return "queued" if status in _QUEUED else status
 
 
@@ -175,8 +174,8 @@ def _default_rate(sender: str) -> float:
 class TwilioChannel:
     """SMS and WhatsApp through one Twilio account."""
 
-    name = "twilio"
-    kinds = frozenset({SMS, WHATSAPP})
+    name = ProviderName.TWILIO
+    channels = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP})
     webhook_paths = (MESSAGES_PATH, STATUS_PATH)
     send_timeout = 15.0  # seconds for one REST call; the SDK's aiohttp client sets none
 
@@ -236,7 +235,7 @@ class TwilioChannel:
             raise WebhookRejected(400, "From missing")
         whatsapp = sender.startswith(WHATSAPP_PREFIX)
         inbound = Inbound(
-            channel=WHATSAPP if whatsapp else SMS,
+            channel=ChannelKind.WHATSAPP if whatsapp else ChannelKind.SMS,
             address=sender.removeprefix(WHATSAPP_PREFIX),
             text=params.get("Body", ""),
             provider_id=sid,
@@ -294,24 +293,24 @@ class TwilioChannel:
 
     def fallback_for(self, update: StatusUpdate, original: Outbound) -> Outbound | None:
         """After WhatsApp 63016 (session closed): the approved template, else the same text by SMS."""
-        if original.channel != WHATSAPP or update.error_code != SESSION_EXPIRED:
+        if original.channel != ChannelKind.WHATSAPP or update.error_code != SESSION_EXPIRED:
             return None
         if self._settings.whatsapp_template_sid and not original.template:
             return replace(original, template=True)
         if self._settings.messaging_service_sid or self._settings.sms_from:
-            return replace(original, channel=SMS, template=False)
+            return replace(original, channel=ChannelKind.SMS, template=False)
         return None
 
     def _create_params(self, message: Outbound) -> tuple[str, dict[str, Any]]:
         """The sender the rate limit applies to, and the keyword arguments for ``create_async``."""
         settings = self._settings
         params: dict[str, Any] = {"status_callback": self._status_callback}
-        if message.channel == WHATSAPP:
+        if message.channel == ChannelKind.WHATSAPP:
             if not settings.whatsapp_from:
                 raise SendError("no_sender", "no WhatsApp sender configured", permanent=True)
             sender = settings.whatsapp_from
             params.update(to=WHATSAPP_PREFIX + message.address, from_=sender)
-        elif message.channel == SMS:
+        elif message.channel == ChannelKind.SMS:
             params["to"] = message.address
             if settings.messaging_service_sid:
                 sender = settings.messaging_service_sid
@@ -323,7 +322,7 @@ class TwilioChannel:
                 raise SendError("no_sender", "no SMS sender configured", permanent=True)
         else:
             raise SendError("channel", f"Twilio does not serve {message.channel}", permanent=True)
-        if message.channel == WHATSAPP and message.template and settings.whatsapp_template_sid:
+        if message.channel == ChannelKind.WHATSAPP and message.template and settings.whatsapp_template_sid:
             params["content_sid"] = settings.whatsapp_template_sid
             params["content_variables"] = json.dumps({"1": message.text}, ensure_ascii=False)
         else:

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.areas import Gazetteer
+from domain.areas import Gazetteer
 from registry import schema
 from registry.db import Database
 from registry.times import aware

@@ -202,12 +202,3 @@ def _sqlite_writer_pragmas(dbapi_connection, record) -> None:  # type: ignore[no
     if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
         cursor.execute("PRAGMA busy_timeout=0")
     cursor.close()
-
-
-def insert_ignore(db: Database, table, **values):  # type: ignore[no-untyped-def]
-    """INSERT ... ON CONFLICT DO NOTHING in the database's own dialect."""
-    if db.sqlite:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    return dialect_insert(table).values(**values).on_conflict_do_nothing()

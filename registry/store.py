@@ -17,7 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.state import Profile, State, Step
-from channels.base import TELEGRAM, Inbound
+from channels.base import Inbound
+from domain.vocabulary import ChannelKind
 from registry import schema
 from registry.crypto import KeyRing
 from registry.keys import identity_aad, inbound_aad, secret_aad
@@ -34,7 +35,7 @@ CHECK_IN_OPEN = timedelta(days=7)
 
 def identity_kind(channel: str) -> str:
     """Phone channels (SMS, WhatsApp, the simulator) share one identity per number."""
-    return "telegram" if channel == TELEGRAM else "phone"
+    return "telegram" if channel == ChannelKind.TELEGRAM else "phone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +57,6 @@ def _now() -> datetime:
 _r, _i, _s, _in, _c = (schema.registrants, schema.identities, schema.profile_secrets, schema.inbound,
                        schema.consents)
 _FIND_IDENTITY = select(_i).where(_i.c.bidx == bindparam("_bidx"))
-_INSERT_INBOUND = {
-    "sqlite": sqlite_insert(_in).on_conflict_do_nothing().returning(_in.c.id),
-    "postgresql": postgresql_insert(_in).on_conflict_do_nothing().returning(_in.c.id),
-}
 _NEW_REGISTRANT = insert(_r).returning(_r.c.id)
 _NEW_IDENTITY = insert(_i).returning(_i.c.id)
 _UPDATE_IDENTITY = update(_i).where(_i.c.id == bindparam("_id"))
@@ -110,43 +107,10 @@ def _inbound_row(keys: KeyRing, provider: str, message: Inbound, identity: Any) 
     }
 
 
-async def store_inbound(conn: AsyncConnection, keys: KeyRing, provider: str, message: Inbound,
-                        insert_ignore=None) -> Stored | None:  # type: ignore[no-untyped-def]
-    """Store a message once (dedupe on provider + id); find or create its registrant and identity.
-
-    (``insert_ignore`` is no longer needed: the statement is built once per dialect; kept for callers.)
-    """
-    identity = await find_identity(conn, keys, message.channel, message.address)
-    inbound_id = (await conn.execute(_INSERT_INBOUND[conn.dialect.name],
-                                     _inbound_row(keys, provider, message, identity))).scalar()
-    if inbound_id is None:  # seen before: the provider retried
-        return None
-    now = _now()
-    if identity is None:
-        registrant_id = (await conn.execute(_NEW_REGISTRANT, {
-            "step": Step.NEW.value, "context": {}, "consented": False, "opted_out": False, "created_at": now,
-            "last_seen_at": now})).scalar_one()
-        bidx = keys.blind_index(identity_kind(message.channel), message.address)
-        identity_id = (await conn.execute(_NEW_IDENTITY, {
-            "registrant_id": registrant_id, "kind": identity_kind(message.channel), "bidx": bidx,
-            "address_ct": keys.encrypt(message.address, identity_aad({"bidx": bidx})),
-            "last_channel": message.channel, "preferred_channel": message.channel, "reachable": True,
-            "created_at": now, "last_used_at": now})).scalar_one()
-        await conn.execute(_UPDATE_INBOUND, {"_id": inbound_id, "registrant_id": registrant_id,
-                                             "identity_id": identity_id})
-    else:
-        registrant_id, identity_id = identity.registrant_id, identity.id
-        values: dict[str, object] = {"last_channel": message.channel, "last_used_at": now, "reachable": True}
-        if not identity.address_ct:  # an opt-out marker writing again: we may hold the address again
-            values["address_ct"] = keys.encrypt(message.address, identity_aad({"bidx": identity.bidx}))
-        await conn.execute(_UPDATE_IDENTITY, {"_id": identity_id, **values})
-        await conn.execute(_UPDATE_REGISTRANT, {"_id": registrant_id, "last_seen_at": now})
-    return Stored(inbound_id, registrant_id, identity_id)
-
-
-async def store_inbound_many(conn: AsyncConnection, keys: KeyRing,
-                             messages: list[tuple[str, Inbound]]) -> list[Stored | None]:
-    """:func:`store_inbound` for many ``(provider, message)`` pairs at once, in the caller's transaction.
+async def store_inbound(conn: AsyncConnection, keys: KeyRing,
+                        messages: list[tuple[str, Inbound]]) -> list[Stored | None]:
+    """Store ``(provider, message)`` pairs once each (dedupe on provider + id), in the caller's transaction;
+    find or create each sender's registrant and identity.
 
     The same rows and answers as storing them one by one in order (a message seen before, earlier
     in the list included, gives None), in a handful of statements whatever the number of messages:
@@ -173,7 +137,7 @@ async def store_inbound_many(conn: AsyncConnection, keys: KeyRing,
         if inbound_id is None or firsts[provider, message.provider_id] != n:
             continue  # seen before: the provider retried
         identity = known.get(bidx)
-        if identity is None:  # a new person: their registrant and identity, as store_inbound makes them
+        if identity is None:  # a new person: their registrant and identity
             registrant_id = (await conn.execute(_NEW_REGISTRANT, {
                 "step": Step.NEW.value, "context": {}, "consented": False, "opted_out": False, "created_at": now,
                 "last_seen_at": now})).scalar_one()

@@ -18,7 +18,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from beacon import config
-from beacon.app import BEACON, Beacon, create_app
+from beacon.app import create_app
+from beacon.context import BEACON, Beacon
 from tests.doubles.telegram_api import TelegramDouble
 from tests.doubles.twilio_api import TwilioDouble, sign
 

@@ -13,9 +13,7 @@ from functools import cache
 import pytest
 
 from bot import texts
-from bot.areas import Gazetteer
 from bot.i18n import LANGUAGES, gettext_for, render
-from bot.keywords import normalise
 from bot.machine import check_in_buttons, status_reply, step
 from bot.state import (
     BotConfig,
@@ -37,7 +35,9 @@ from bot.state import (
     Step,
     Transition,
 )
-from channels.segments import segments
+from domain.areas import Gazetteer
+from domain.segments import segments
+from domain.text import normalise
 
 CONFIG = BotConfig(gazetteer=Gazetteer.load(), operator="Red Crescent Tripoli Team")
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

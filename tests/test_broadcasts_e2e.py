@@ -50,7 +50,7 @@ async def test_three_language_broadcast_reaches_everyone_once(start_beacon: Star
     broadcast = await created.json()
     counts = await wait_counts(beacon, headers, broadcast["id"], recipients=3, sent=3)
     assert counts["no_reply"] == 3 and counts["failed"] == 0
-    simulator = beacon.beacon.channels["simulator"]
+    simulator = beacon.beacon.providers["simulator"]
     assert any("Alerte inondation" in m for m in simulator.sent["+2348010000002"])  # type: ignore[attr-defined]
     assert any("تحذير من فيضان" in m for m in simulator.sent["+2348010000003"])  # type: ignore[attr-defined]
     assert not any("Flood" in m for m in simulator.sent["+2348010000009"])  # type: ignore[attr-defined]
@@ -103,7 +103,7 @@ async def test_check_ins_cases_and_tallies(start_beacon: StartBeacon) -> None:
     assert len(listed["items"]) == 1
     case = listed["items"][0]
     assert case["category"] == "shelter" and case["details"] == "Roof collapsed, two children"
-    simulator = beacon.beacon.channels["simulator"]
+    simulator = beacon.beacon.providers["simulator"]
     before = len(simulator.sent[ar])  # type: ignore[attr-defined]
     patched = await beacon.client.patch(f"/api/v1/cases/{case['id']}", headers=headers,
                                         json={"status": "in_progress", "assignee": "resp", "note": "team sent"})
@@ -124,7 +124,7 @@ async def test_family_status_and_share_codes(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon()
     phone, relative = "+2348010000011", "+2348010000012"
     await beacon.converse(phone, "JOIN", "1", "1", "tripoli", "Amina", "0", "0", "0", "0", relative, "1", "1")
-    simulator = beacon.beacon.channels["simulator"]
+    simulator = beacon.beacon.providers["simulator"]
     await beacon.simulate(phone, "SAFE")
     for _ in range(100):
         if simulator.sent.get(relative):  # type: ignore[attr-defined]
@@ -160,7 +160,7 @@ async def test_reminders_go_to_the_other_channel_once_per_round(start_beacon: St
                            .values(last_sent_at=datetime.now(UTC) - timedelta(minutes=31)))
     assert await runner.send_reminders() == 1
     assert await runner.send_reminders() == 0  # the clock restarted with the reminder
-    simulator = beacon.beacon.channels["simulator"]
+    simulator = beacon.beacon.providers["simulator"]
     for _ in range(100):
         if "Reminder" in simulator.sent[phone][-1]:  # type: ignore[attr-defined]
             break
@@ -188,7 +188,7 @@ async def test_scheduled_broadcast_survives_a_restart(start_beacon: StartBeacon)
     again = await start_beacon(BEACON_DATABASE_URL=beacon.settings.database_url, BEACON_KEYS=beacon.settings.keys)
     counts = await wait_counts(again, headers, broadcast["id"], recipients=1, sent=1)
     assert counts["failed"] == 0
-    simulator = again.beacon.channels["simulator"]
+    simulator = again.beacon.providers["simulator"]
     assert any("Curfew tonight" in m for m in simulator.sent[phone])  # type: ignore[attr-defined]
 
 

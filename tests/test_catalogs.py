@@ -10,11 +10,11 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
 from bot import texts
-from bot.areas import Gazetteer
 from bot.i18n import LANGUAGES, LOCALES, gettext_for
-from bot.keywords import normalise
-from channels.segments import segments
 from channels.telegram import COMMANDS as telegram_commands
+from domain.areas import Gazetteer
+from domain.segments import segments
+from domain.text import normalise
 
 OPERATOR = "Red Crescent Tripoli Team"
 assert len(OPERATOR) == 25

@@ -25,7 +25,7 @@ import structlog
 from channels.base import Inbound
 from registry import keys, store, tokens
 from registry.crypto import MasterKeys
-from registry.db import Database, insert_ignore
+from registry.db import Database
 from tests.conftest import dev_keys
 
 BEACON = Path(sys.executable).parent / "beacon"  # the console script installed next to this interpreter
@@ -121,7 +121,7 @@ async def seed(env: dict[str, str]) -> None:
         async with db.write() as conn:
             message = Inbound(channel="sms", address="+2348012345678", text="JOIN", provider_id="SM1",
                               received_at=datetime.now(UTC))
-            await store.store_inbound(conn, ring, "twilio", message, lambda t, **v: insert_ignore(db, t, **v))
+            await store.store_inbound(conn, ring, [("twilio", message)])
     finally:
         await db.close()
 

@@ -10,7 +10,8 @@ import pytest
 
 from bot import texts
 from bot.i18n import LANGUAGES, gettext_for
-from bot.keywords import Intent, any_language_table, classify, keyword_table, normalise
+from bot.keywords import Intent, any_language_table, classify, keyword_table
+from domain.text import normalise
 
 # The everyday word for "help" in every language: it is the first HELP keyword, and never a NEED one.
 EVERYDAY_HELP = {

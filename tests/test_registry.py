@@ -18,12 +18,12 @@ import pytest
 from sqlalchemy import LargeBinary, func, inspect, select, text
 
 from beacon import config
-from beacon.app import open_beacon
+from beacon.context import open_beacon
 from bot.state import Profile, State, Step
 from channels.base import Inbound
 from registry import audit, keys, schema, store, tokens
 from registry.crypto import KeyRing, KeyringError, MasterKeys
-from registry.db import Database, insert_ignore
+from registry.db import Database
 from tests.conftest import StartBeacon, dev_keys, environment
 
 PHONE = "+2348012345678"
@@ -50,7 +50,7 @@ def inbound(address: str, text: str = "JOIN", channel: str = "sms", provider_id:
 
 async def receive(db: Database, ring: KeyRing, message: Inbound, provider: str = "twilio") -> store.Stored | None:
     async with db.write() as conn:
-        return await store.store_inbound(conn, ring, provider, message, lambda t, **v: insert_ignore(db, t, **v))
+        return (await store.store_inbound(conn, ring, [(provider, message)]))[0]
 
 
 async def count(db: Database, table: str, *where: object) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.segments import SegmentCount, segments
+from domain.segments import SegmentCount, segments
 
 EMOJI = "\U0001f600"  # one code point, a UTF-16 surrogate pair
 ARABIC = "مرحبا"  # 5 letters, none in GSM-7

@@ -382,7 +382,7 @@ async def test_status_callbacks_update_the_row_and_never_go_back(start_beacon: S
 
 async def test_status_callback_that_beats_the_sender_is_applied(start_beacon: StartBeacon) -> None:
     run = await start_beacon(twilio=True)
-    channel = run.beacon.channels["twilio"]
+    channel = run.beacon.providers["twilio"]
     real_send = channel.send
     accepted, release = asyncio.Event(), asyncio.Event()
 

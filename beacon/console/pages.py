@@ -13,13 +13,13 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from beacon import api_reports, api_stats
-from beacon.api import BroadcastIn, preview_of
-from beacon.api_broadcasts import CaseChange, apply_case_change
-from beacon.console import (
+from beacon.api_broadcasts import BroadcastIn, CaseChange, apply_case_change, preview_of
+from beacon.console.i18n import CONSOLE_LANGUAGES
+from beacon.console.throttle import Throttle
+from beacon.console.web import (
     COOKIE,
     LOGIN_COOKIE,
     SESSION,
-    _beacon,
     client_address,
     forbidden,
     language_of,
@@ -28,12 +28,13 @@ from beacon.console import (
     set_cookie,
     translate,
 )
-from beacon.console.i18n import CONSOLE_LANGUAGES
-from beacon.console.throttle import Throttle
+from beacon.context import BEACON
+from beacon.http import record_id
 from bot.countries import country_name
 from bot.i18n import LANGUAGES, RTL_LANGUAGES
 from bot.texts import N_
 from campaigns import broadcasts, cases, reports
+from domain.vocabulary import Need
 from registry import aggregates, audit, schema, users
 from registry.aggregates import StatsQuery
 from registry.disclosure import ALL, Entry, Table
@@ -41,7 +42,6 @@ from registry.subject import export
 from registry.times import iso
 
 THROTTLE = web.AppKey("console_throttle", Throttle)
-CATEGORIES = ("medical", "shelter", "food", "water", "documents", "evacuation", "other")
 STATS_DIMENSIONS = ("area", "nationality", "gender", "age_band", "language", "channel", "status")
 
 
@@ -60,15 +60,13 @@ def _page(page: str) -> Any:
     return wrap
 
 
-MAX_ID = 2**63 - 1
-
 
 def _id(request: web.Request) -> int:
     """The record id in the path; 404 for anything that cannot be one."""
-    raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= MAX_ID:
+    found = record_id(request.match_info["id"])
+    if found is None:
         raise web.HTTPNotFound()
-    return int(raw)
+    return found
 
 
 def _safe_next(target: str | None) -> str:
@@ -91,7 +89,7 @@ async def login_page(request: web.Request, *, error: str | None = None, status: 
     token = secrets.token_urlsafe(24)
     response = render(request, "login.html", {"login_csrf": token, "error": error, "notice": notice,
                                               "next": _safe_next(request.query.get("next"))}, status=status)
-    set_cookie(response, _beacon(request).settings, LOGIN_COOKIE, token, max_age=3600)
+    set_cookie(response, request.app[BEACON].settings, LOGIN_COOKIE, token, max_age=3600)
     return response
 
 
@@ -108,7 +106,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 async def login(request: web.Request) -> web.StreamResponse:
     """POST /console/login: a username and password, or an API token."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     form = await request.post()
     given = form.get("csrf")
     expected = request.cookies.get(LOGIN_COOKIE)
@@ -150,7 +148,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """POST /console/logout."""
-    await users.close_session(_beacon(request).db, request[SESSION].id_hash)
+    await users.close_session(request.app[BEACON].db, request[SESSION].id_hash)
     response = web.HTTPSeeOther("/console/login?signed_out=1")
     response.del_cookie(COOKIE, path="/console")
     raise response
@@ -161,7 +159,7 @@ async def choose_language(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     language = str(form.get("lang") or "")
     if language in CONSOLE_LANGUAGES:
-        await users.set_language(_beacon(request).db, request[SESSION], language)
+        await users.set_language(request.app[BEACON].db, request[SESSION], language)
     raise web.HTTPSeeOther(_safe_next(str(form.get("back") or "")))
 
 
@@ -169,7 +167,7 @@ async def choose_language(request: web.Request) -> web.StreamResponse:
 
 async def area_table(request: web.Request, exact: bool) -> Table:
     """Registered people by top-level area: exact for responders, suppressed for everyone else."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     query = StatsQuery(("area",), 0)
     if not exact:
         return (await api_stats.build(beacon.db, beacon.gazetteer, query, beacon.settings.min_cell)).table
@@ -179,7 +177,7 @@ async def area_table(request: web.Request, exact: bool) -> Table:
 
 
 def area_label(request: web.Request, area_id: str) -> str:
-    area = _beacon(request).gazetteer.areas.get(area_id)
+    area = request.app[BEACON].gazetteer.areas.get(area_id)
     if area is None:
         return translate(request, "Not given") if area_id == aggregates.UNKNOWN else area_id
     return area.name(language_of(request))
@@ -188,7 +186,7 @@ def area_label(request: web.Request, area_id: str) -> str:
 @_page("overview")
 async def overview(request: web.Request) -> web.StreamResponse:
     """Registered people by area on a map, and the latest broadcasts with their tallies."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     role = request[SESSION].role
     exact = may_see(role, "broadcasts")
     table = await area_table(request, exact)
@@ -218,7 +216,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
 
 def area_tree(request: web.Request) -> list[tuple[str, str, int]]:
     """The gazetteer as (id, name in the reader's language, depth), each area followed by those below it."""
-    gazetteer, lang = _beacon(request).gazetteer, language_of(request)
+    gazetteer, lang = request.app[BEACON].gazetteer, language_of(request)
     tree: list[tuple[str, str, int]] = []
 
     def walk(parent: str | None, depth: int) -> None:
@@ -233,7 +231,7 @@ def area_tree(request: web.Request) -> list[tuple[str, str, int]]:
 
 async def audience_options(request: web.Request) -> dict[str, Any]:
     """What the audience picker offers: areas as a tree, and the languages and nationalities registered."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     r = schema.registrants.c
     live = (r.consented.is_(True), r.opted_out.is_(False))
     async with beacon.db.read() as conn:
@@ -242,7 +240,7 @@ async def audience_options(request: web.Request) -> dict[str, Any]:
             *live, r.nationality.is_not(None)).group_by(r.nationality))).all()
     lang = language_of(request)
     registered = sorted(((code, languages.get(code, 0)) for code in LANGUAGES), key=lambda x: (-x[1], x[0]))
-    kinds = sorted({kind for channel in beacon.channels.values() for kind in channel.kinds})
+    kinds = sorted({kind for provider in beacon.providers.values() for kind in provider.channels})
     return {
         "areas": area_tree(request),
         "text_languages": [{"code": code, "name": LANGUAGES[code], "registered": count, "rtl": code in RTL_LANGUAGES,
@@ -332,7 +330,7 @@ def validate(request: web.Request, raw: dict[str, Any]) -> tuple[BroadcastIn | N
             field = ".".join(str(p) for p in error["loc"][:2]) or "body"
             errors.append((field, FIELD_MESSAGES.get(field, error["msg"])))
         return None, errors
-    unknown = [a for a in body.audience.areas if a not in _beacon(request).gazetteer.areas]
+    unknown = [a for a in body.audience.areas if a not in request.app[BEACON].gazetteer.areas]
     return (None, [("audience.areas", FIELD_MESSAGES["audience.areas"])]) if unknown else (body, [])
 
 
@@ -361,7 +359,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
     body, invalid = validate(request, raw)
     if body is None or errors:
         return await compose_page(request, raw, errors + invalid)
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     found = await preview_of(beacon, body)
     raw["draft"] = secrets.token_urlsafe(16)  # sending this preview twice makes one broadcast
     default = beacon.settings.default_language
@@ -399,7 +397,7 @@ async def send(request: web.Request) -> web.StreamResponse:
     body, errors = validate(request, raw or {})
     if body is None:
         return await compose_page(request, raw, errors)
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     broadcast_id = await broadcasts.create(
         beacon.db, texts_by_language=body.text, audience=broadcasts.Audience.from_json(body.audience.model_dump()),
         check_in=body.check_in, send_at=body.send_at, remind_after_minutes=body.remind_after_minutes,
@@ -414,14 +412,14 @@ async def send(request: web.Request) -> web.StreamResponse:
 async def broadcast_list(request: web.Request) -> web.StreamResponse:
     """The latest broadcasts."""
     b = schema.broadcasts.c
-    async with _beacon(request).db.read() as conn:
+    async with request.app[BEACON].db.read() as conn:
         ids = (await conn.execute(select(b.id).order_by(b.id.desc()).limit(50))).scalars().all()
         items = [found for i in ids if (found := await broadcasts.summary(conn, int(i)))]
     return render(request, "broadcasts.html", {"items": items})
 
 
 async def _summary(request: web.Request) -> dict[str, Any]:
-    async with _beacon(request).db.read() as conn:
+    async with request.app[BEACON].db.read() as conn:
         found = await broadcasts.summary(conn, _id(request))
     if found is None:
         raise web.HTTPNotFound()
@@ -453,7 +451,7 @@ async def broadcast_cancel(request: web.Request) -> web.StreamResponse:
     """POST: stop what has not left yet."""
     broadcast_id = _id(request)
     before = await _summary(request)
-    withdrawn = await broadcasts.cancel(_beacon(request).db, broadcast_id, request[SESSION].actor)
+    withdrawn = await broadcasts.cancel(request.app[BEACON].db, broadcast_id, request[SESSION].actor)
     if withdrawn is None:
         raise web.HTTPNotFound()
     stopped = before["status"] in ("scheduled", "sending") or withdrawn
@@ -465,11 +463,11 @@ async def broadcast_cancel(request: web.Request) -> web.StreamResponse:
 @_page("cases")
 async def case_list(request: web.Request) -> web.StreamResponse:
     """The need-help queue with filters; no personal details here."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     asked = request.query.get("status", "open")
     status = asked if asked in cases.STATUSES else None  # "all", or anything unknown, lists every status
     area = request.query.get("area") if request.query.get("area") in beacon.gazetteer.areas else None
-    category = request.query.get("category") if request.query.get("category") in CATEGORIES else None
+    category = request.query.get("category") if request.query.get("category") in Need.__members__.values() else None
     mine = request.query.get("mine") == "1"
     async with beacon.db.read() as conn:
         rows = await cases.find(conn, status=status, category=category,
@@ -480,7 +478,7 @@ async def case_list(request: web.Request) -> web.StreamResponse:
     items = [{"id": row.id, "area": area_label(request, row.area_id) if row.area_id else "",
               "category": row.category, "status": row.status, "assignee": row.assignee,
               "created_at": iso(row.created_at), "broadcast_id": row.broadcast_id} for row in rows]
-    return render(request, "cases.html", {"items": items, "areas": area_tree(request), "categories": CATEGORIES,
+    return render(request, "cases.html", {"items": items, "areas": area_tree(request), "categories": tuple(Need),
                                           "statuses": cases.STATUSES, "filters": {
                                               "status": status or "", "area": area or "", "category": category or "",
                                               "mine": mine}, "me": me})
@@ -489,7 +487,7 @@ async def case_list(request: web.Request) -> web.StreamResponse:
 @_page("cases")
 async def case_page(request: web.Request) -> web.StreamResponse:
     """One case with the registrant's details; every view is written to the audit log."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     case_id = _id(request)
     session = request[SESSION]
     async with beacon.db.write() as conn:
@@ -532,7 +530,7 @@ async def case_action(request: web.Request) -> web.StreamResponse:
     note = str(form.get("note") or "").strip() or None
     if action not in CASE_ACTIONS and not (action == "note" and note):
         raise web.HTTPSeeOther(f"/console/cases/{case_id}")
-    beacon, actor = _beacon(request), request[SESSION].actor
+    beacon, actor = request.app[BEACON], request[SESSION].actor
     try:
         if note and action != "note":  # the note is kept whatever happens to the rest of the change
             await apply_case_change(beacon, case_id, actor, CaseChange(note=note[:2000]))
@@ -552,7 +550,7 @@ async def case_action(request: web.Request) -> web.StreamResponse:
 @_page("aggregates")
 async def aggregates_page(request: web.Request) -> web.StreamResponse:
     """A suppressed table of the chosen breakdown, with the exports."""
-    beacon = _beacon(request)
+    beacon = request.app[BEACON]
     dims = [d for d in request.query.getall("by", []) if d in STATS_DIMENSIONS] or ["area"]
     broadcast = request.query.get("broadcast") or ""
     if "status" in dims and not broadcast.isdigit():
@@ -607,7 +605,7 @@ def label(request: web.Request, name: str, value: str) -> str:
 @_page("audit")
 async def audit_page(request: web.Request) -> web.StreamResponse:
     """Audit entries with filters, and a check of the whole chain on request."""
-    db = _beacon(request).db
+    db = request.app[BEACON].db
     filters = {name: request.query.get(name, "").strip() for name in ("actor", "action", "subject")}
     async with db.read() as conn:
         rows = await audit.entries(conn, **{k: v or None for k, v in filters.items()}, limit=200)

@@ -29,7 +29,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from channels.segments import segments
+from domain.segments import segments
 
 API_VERSION = "2010-04-01"
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.keywords import normalise
+from domain.text import normalise
 
 SAMPLE = Path(__file__).parent / "data" / "areas.json"
 

@@ -1,0 +1,101 @@
+"""The running process: one :class:`Beacon` holds every part, and :data:`BEACON` finds it on the app.
+
+A leaf of the web layer: handlers, the CLI and the app all import it, and it imports none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import structlog
+from aiohttp import web
+
+from beacon.config import Settings
+from beacon.service import Service
+from bot.state import BotConfig
+from campaigns.scheduler import Runner
+from campaigns.sender import Sender
+from channels.base import Provider
+from channels.simulator import SimulatorChannel
+from channels.telegram import TelegramChannel
+from channels.twilio import TwilioChannel
+from domain.areas import Gazetteer
+from domain.vocabulary import ProviderName
+from registry.crypto import MasterKeys
+from registry.db import Database
+from registry.keys import KeyHolder, load_keyring
+
+log = structlog.get_logger("beacon.context")
+
+
+@dataclass
+class Beacon:
+    """Everything a running process holds."""
+
+    settings: Settings
+    db: Database
+    keys: KeyHolder
+    gazetteer: Gazetteer
+    providers: dict[str, Provider]  # by ProviderName
+    sender: Sender
+    service: Service
+    runner: Runner
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def master_keys(settings: Settings) -> MasterKeys:
+    """The master keys from BEACON_KEYS, or the development key file."""
+    if settings.keys:
+        return MasterKeys.parse(settings.keys)
+    log.warning("keys.development_file", path=str(settings.keys_file))
+    return MasterKeys.development(settings.keys_file)
+
+
+def make_providers(settings: Settings) -> dict[str, Provider]:
+    """The providers this configuration enables."""
+    providers: dict[str, Provider] = {ProviderName.SIMULATOR: SimulatorChannel()}
+    if settings.twilio:
+        providers[ProviderName.TWILIO] = TwilioChannel(settings.twilio, settings.public_url,
+                                                       rate_limits=settings.rate_limits)
+    if settings.telegram:
+        providers[ProviderName.TELEGRAM] = TelegramChannel(settings.telegram, rate_limits=settings.rate_limits)
+    return providers
+
+
+@contextlib.asynccontextmanager
+async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
+    """Connect, migrate, load keys and providers; close everything on exit."""
+    db = Database(settings.database_url)
+    try:
+        await db.migrate()
+        master = master_keys(settings)
+        keys = KeyHolder(await load_keyring(db, master), master)
+        gazetteer = Gazetteer.load(settings.areas_file)
+        providers = make_providers(settings)
+        by_channel = {kind: provider for provider in providers.values() for kind in provider.channels}
+        sender = Sender(db, keys, by_channel, lease=timedelta(seconds=settings.outbox_lease_seconds))
+        bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
+                        retention_months=settings.retention_months, default_language=settings.default_language)
+        family_channel = "sms" if ProviderName.TWILIO in providers else "simulator"
+        service = Service(db, keys, bot, providers, sender, family_channel=family_channel)
+        runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
+                        family_channel=family_channel, max_reminders=settings.max_reminders)
+        beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner)
+        for provider in providers.values():
+            await provider.start()
+        try:
+            yield beacon
+        finally:
+            beacon.stop.set()
+            await beacon.service.close()
+            for provider in providers.values():
+                await provider.close()
+    finally:
+        await db.close()
+
+
+BEACON = web.AppKey("beacon", Beacon)
