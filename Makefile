@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-test lint catalogs bench clean
+.PHONY: run test test-fast install install-test lint types catalogs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,14 @@ run: install
 	$(BIN)/beacon serve
 
 lint: install-test
-	$(BIN)/ruff check bot channels registry campaigns beacon tests bench
+	$(BIN)/ruff check domain bot channels registry campaigns beacon tests bench
+	$(BIN)/lint-imports
 
-test: install-test
-	$(BIN)/ruff check bot channels registry campaigns beacon tests bench
+types: install-test
+	$(BIN)/mypy --strict domain bot channels registry campaigns
+	$(BIN)/mypy beacon
+
+test: lint types
 	$(BIN)/python -m pytest -q; code=$$?; if [ $$code -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$code
 
 catalogs: install-test

@@ -200,7 +200,7 @@ class CaseChange(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-NOTIFY = {CaseStatus.IN_PROGRESS: texts.CASE_PICKED_UP, CaseStatus.CLOSED: texts.CASE_CLOSED}
+NOTIFY: dict[str, str] = {CaseStatus.IN_PROGRESS: texts.CASE_PICKED_UP, CaseStatus.CLOSED: texts.CASE_CLOSED}
 
 
 async def apply_case_change(beacon: Beacon, case_id: int, by: str, body: CaseChange) -> dict[str, Any]:

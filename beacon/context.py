@@ -76,7 +76,7 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
         keys = KeyHolder(await load_keyring(db, master), master)
         gazetteer = Gazetteer.load(settings.areas_file)
         providers = make_providers(settings)
-        by_channel = {kind: provider for provider in providers.values() for kind in provider.channels}
+        by_channel: dict[str, Provider] = {kind: p for p in providers.values() for kind in p.channels}
         sender = Sender(db, keys, by_channel, lease=timedelta(seconds=settings.outbox_lease_seconds))
         bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
                         retention_months=settings.retention_months, default_language=settings.default_language)

@@ -61,7 +61,7 @@ class Service:
         self.providers = providers
         self.sender = sender
         self._tasks: set[asyncio.Task[object]] = set()
-        self._status_tasks: set[asyncio.Task[None]] = set()
+        self._status_tasks: set[asyncio.Task[object]] = set()
         self._arrivals: list[tuple[str, Inbound, asyncio.Future[store.Stored | None]]] = []
         self._storer: asyncio.Task[None] | None = None
         self._arrival_rate = 0.0  # inbound messages a second, as of _rate_at (see inbound_rate)

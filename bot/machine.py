@@ -454,7 +454,7 @@ def _optional(parse: Callable[[BotConfig, State, Message, Intent], object], inva
         value = parse(config, state, message, intent)
         if value is None:
             return Transition(state, (_say(config, state.language, invalid),))
-        answered = replace(state, profile=replace(state.profile, **{field: value}))
+        answered = replace(state, profile=replace(state.profile, **{field: value}))  # type: ignore[arg-type]
         if field == "family_contact":
             return ask(config, answered, Step.SHARE_FAMILY, editing=state.editing)
         return _after_answer(config, answered, message)

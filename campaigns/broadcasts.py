@@ -101,7 +101,7 @@ async def create(db: Database, *, texts_by_language: dict[str, str], audience: A
             broadcast_id = (await conn.execute(schema.broadcasts.insert().values(
                 texts=texts_by_language, audience=audience.to_json(), check_in=check_in, send_at=send_at or now,
                 remind_after_minutes=remind_after_minutes, status="scheduled", cursor=0, created_by=created_by,
-                created_at=now, draft_key=draft_key))).inserted_primary_key[0]
+                created_at=now, draft_key=draft_key).returning(b.id))).scalar_one()
             await audit.append(conn, created_by, "broadcast.created", str(broadcast_id),
                                {"languages": sorted(texts_by_language), "check_in": check_in})
     except IntegrityError:

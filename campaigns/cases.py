@@ -42,7 +42,7 @@ async def open_case(conn: AsyncConnection, registrant_id: int, broadcast_id: int
     now = datetime.now(UTC)
     case_id = (await conn.execute(schema.cases.insert().values(
         registrant_id=registrant_id, broadcast_id=broadcast_id, area_id=area_id, status="open",
-        created_at=now, updated_at=now))).inserted_primary_key[0]
+        created_at=now, updated_at=now).returning(c.id))).scalar_one()
     return int(case_id)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -84,7 +85,7 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
     return or_(and_(o.status == "queued", o.next_attempt_at <= now), and_(o.status == "claimed", o.lease_until < now))
 
 
-async def claim(db: Database, limit: int, lease: timedelta = LEASE) -> list[dict[str, object]]:
+async def claim(db: Database, limit: int, lease: timedelta = LEASE) -> list[dict[str, Any]]:
     """Take up to ``limit`` due messages for this process, leased for ``lease``."""
     now = datetime.now(UTC)
     o = schema.outbox.c
@@ -101,17 +102,17 @@ async def claim(db: Database, limit: int, lease: timedelta = LEASE) -> list[dict
     return rows
 
 
-def to_outbound(keys: KeyRing, row: dict[str, object]) -> Outbound:
+def to_outbound(keys: KeyRing, row: dict[str, Any]) -> Outbound:
     """Open a claimed row into the message a channel sends."""
     ref = {"ref": row["ref"]}
     options = row["options"] or {}
     assert isinstance(options, dict)
     contact = options.get("request_contact")  # the button's label (rows queued before labels: True)
     return Outbound(
-        outbox_id=int(row["id"]),  # type: ignore[call-overload]
+        outbox_id=int(row["id"]),
         channel=str(row["channel"]),
-        address=keys.decrypt(row["address_ct"], outbox_aad("address")(ref)),  # type: ignore[arg-type]
-        text=keys.decrypt(row["body_ct"], outbox_aad("body")(ref)),  # type: ignore[arg-type]
+        address=keys.decrypt(row["address_ct"], outbox_aad("address")(ref)),
+        text=keys.decrypt(row["body_ct"], outbox_aad("body")(ref)),
         buttons=tuple(Button(label, data) for label, data in options.get("buttons", ())),
         request_contact=bool(contact),
         contact_label=contact if isinstance(contact, str) else "",

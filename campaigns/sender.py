@@ -17,6 +17,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from prometheus_client import Counter
@@ -158,7 +159,7 @@ class Sender:
             task.add_done_callback(self._tasks.discard)
         return len(rows)
 
-    def _start(self, row: dict[str, object]) -> asyncio.Task[Outcome]:
+    def _start(self, row: dict[str, Any]) -> asyncio.Task[Outcome]:
         """Start sending one row, after the messages already under way to the same person."""
         key = (str(row["channel"]), int(row["identity_id"])) if row["identity_id"] else None
         task = asyncio.create_task(self._send_and_keep(row, self._chains.get(key) if key else None))
@@ -172,13 +173,13 @@ class Sender:
             task.add_done_callback(release)
         return task
 
-    async def _send_and_keep(self, row: dict[str, object], before: asyncio.Task[Outcome] | None) -> Outcome:
+    async def _send_and_keep(self, row: dict[str, Any], before: asyncio.Task[Outcome] | None) -> Outcome:
         earlier = await asyncio.shield(before) if before is not None else None
         if earlier is not None and earlier.status == "queued":
             # An earlier message to this person waits for a retry: this one waits with it, so
             # a person never reads the second question before the first.
             outcome = Outcome(int(row["id"]), "queued", next_attempt_at=earlier.next_attempt_at,
-                              identity_id=row["identity_id"], registrant_id=row["registrant_id"],  # type: ignore[arg-type]
+                              identity_id=row["identity_id"], registrant_id=row["registrant_id"],
                               waited=True)
         else:
             outcome = await self._send(row)
@@ -238,14 +239,14 @@ class Sender:
                                                               o.status == "claimed")
                                    .values(lease_until=now + self.lease))
 
-    async def _send(self, row: dict[str, object]) -> Outcome:
+    async def _send(self, row: dict[str, Any]) -> Outcome:
         row_id = int(row["id"])
         erased = row["registrant_id"] is None
         base = {"identity_id": row["identity_id"], "registrant_id": row["registrant_id"], "erased": erased}
         channel = self.providers.get(str(row["channel"]))
         if channel is None:
             SENT.labels(str(row["channel"]), "no_channel").inc()
-            return Outcome(row_id, "failed", error_code="no_channel", **base)  # type: ignore[arg-type]
+            return Outcome(row_id, "failed", error_code="no_channel", **base)
         kind = str(row["channel"])
         try:
             message = outbox.to_outbound(self.keys.ring, row)
@@ -253,21 +254,21 @@ class Sender:
                 sent: Sent = await channel.send(message)
         except SendError as exc:
             attempts = int(row["attempts"]) + 1
-            if exc.permanent or datetime.now(UTC) - aware(row["created_at"]) > GIVE_UP_AFTER:  # type: ignore[arg-type]
+            if exc.permanent or datetime.now(UTC) - aware(row["created_at"]) > GIVE_UP_AFTER:
                 SENT.labels(kind, "failed").inc()
                 log.warning("sender.failed", outbox_id=row_id, code=exc.code, attempts=attempts)
                 return Outcome(row_id, "failed", error_code=exc.code, unreachable=exc.unreachable,
-                               opted_out=exc.opted_out, **base)  # type: ignore[arg-type]
+                               opted_out=exc.opted_out, **base)
             SENT.labels(kind, "retry").inc()
             at = datetime.now(UTC) + timedelta(seconds=backoff(attempts, exc.retry_after))
-            return Outcome(row_id, "queued", error_code=exc.code, next_attempt_at=at, **base)  # type: ignore[arg-type]
+            return Outcome(row_id, "queued", error_code=exc.code, next_attempt_at=at, **base)
         except Exception as exc:  # noqa: BLE001 - an unexpected failure is retried, never lost
             log.warning("sender.error", outbox_id=row_id, error=type(exc).__name__)
             at = datetime.now(UTC) + timedelta(seconds=backoff(int(row["attempts"]) + 1))
-            return Outcome(row_id, "queued", error_code="internal", next_attempt_at=at, **base)  # type: ignore[arg-type]
+            return Outcome(row_id, "queued", error_code="internal", next_attempt_at=at, **base)
         SENT.labels(kind, "sent").inc()
         status = "sent" if sent.status in ACCEPTED else sent.status
-        return Outcome(row_id, status, provider_id=sent.provider_id, **base)  # type: ignore[arg-type]
+        return Outcome(row_id, status, provider_id=sent.provider_id, **base)
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         now = datetime.now(UTC)

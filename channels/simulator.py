@@ -38,9 +38,9 @@ def parse_phone(raw: object) -> str:
 class SimulatorChannel:
     """A channel whose provider is this process."""
 
-    name = ProviderName.SIMULATOR
-    channels = frozenset({ChannelKind.SIMULATOR})
-    webhook_paths = ("/simulator/messages",)
+    name: ProviderName = ProviderName.SIMULATOR
+    channels: frozenset[ChannelKind] = frozenset({ChannelKind.SIMULATOR})
+    webhook_paths: tuple[str, ...] = ("/simulator/messages",)
 
     def __init__(self) -> None:
         self.sent: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=KEEP))

@@ -97,8 +97,8 @@ class _ChatState:
 class TelegramChannel:
     """The Telegram Bot API as a Beacon channel."""
 
-    name = ProviderName.TELEGRAM
-    channels = frozenset({ChannelKind.TELEGRAM})
+    name: ProviderName = ProviderName.TELEGRAM
+    channels: frozenset[ChannelKind] = frozenset({ChannelKind.TELEGRAM})
     webhook_paths: tuple[str, ...] = (WEBHOOK_PATH,)
 
     def __init__(self, settings: TelegramSettings, *, rate_limits: bool = True) -> None:

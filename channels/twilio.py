@@ -79,7 +79,7 @@ class _Reply:
 _reply: ContextVar[_Reply | None] = ContextVar("twilio_reply", default=None)
 
 
-class _HttpClient(AsyncTwilioHttpClient):
+class _HttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # the SDK is untyped
     """The SDK's aiohttp client (the SDK's documented extension point), with three additions.
 
     It hands the Retry-After header back to the sending task, it sends Basic auth as a
@@ -174,9 +174,9 @@ def _default_rate(sender: str) -> float:
 class TwilioChannel:
     """SMS and WhatsApp through one Twilio account."""
 
-    name = ProviderName.TWILIO
-    channels = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP})
-    webhook_paths = (MESSAGES_PATH, STATUS_PATH)
+    name: ProviderName = ProviderName.TWILIO
+    channels: frozenset[ChannelKind] = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP})
+    webhook_paths: tuple[str, ...] = (MESSAGES_PATH, STATUS_PATH)
     send_timeout = 15.0  # seconds for one REST call; the SDK's aiohttp client sets none
 
     def __init__(self, settings: TwilioSettings, public_url: str, *, rate_limits: bool = True) -> None:
@@ -354,12 +354,12 @@ async def _read_body(request: web.Request) -> bytes:
         if len(body) > MAX_BODY:
             raise WebhookRejected(413, "webhook body too large")
         return body
-    body = bytearray()
+    buffer = bytearray()
     async for chunk in request.content.iter_chunked(16 * 1024):
-        body += chunk
-        if len(body) > MAX_BODY:
+        buffer += chunk
+        if len(buffer) > MAX_BODY:
             raise WebhookRejected(413, "webhook body too large")
-    return bytes(body)
+    return bytes(buffer)
 
 
 def _form(body: bytes) -> MultiDict[str]:

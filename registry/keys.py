@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select, text, tuple_, update
+from sqlalchemy import ColumnElement, bindparam, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry import schema
@@ -30,7 +31,7 @@ async def _create(conn: AsyncConnection, master: MasterKeys, purpose: str, activ
 CHECK_SECONDS = 1.0
 
 
-def _order():  # type: ignore[no-untyped-def]
+def _order() -> tuple[ColumnElement[Any], ...]:
     return (schema.data_keys.c.created_at, schema.data_keys.c.id)
 
 

@@ -74,5 +74,5 @@ async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Re
             schema.status_lookups.c.at < now - timedelta(days=policy.lookup_days)))
         report = Report(len(stale), [int(x) for x in due], inbound.rowcount, outbound.rowcount, cases.rowcount,
                         lookups.rowcount)
-        await audit.append(conn, "system", "retention.run", None, report.counts())
+        await audit.append(conn, "system", "retention.run", None, dict(report.counts()))
     return report

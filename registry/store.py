@@ -120,7 +120,8 @@ async def store_inbound(conn: AsyncConnection, keys: KeyRing,
     if not messages:
         return []
     bidxs = [keys.blind_index(identity_kind(m.channel), m.address) for _, m in messages]
-    known = {row.bidx: row for row in (await conn.execute(_FIND_IDENTITIES, {"_bidxs": sorted(set(bidxs))})).all()}
+    found = (await conn.execute(_FIND_IDENTITIES, {"_bidxs": sorted(set(bidxs))})).all()
+    known: dict[bytes, Any] = {row.bidx: row for row in found}
     firsts: dict[tuple[str, str], int] = {}
     rows = []
     for n, (provider, message) in enumerate(messages):
@@ -131,7 +132,8 @@ async def store_inbound(conn: AsyncConnection, keys: KeyRing,
                 for r in (await conn.execute(_INSERT_INBOUNDS[conn.dialect.name], rows)).all()}
     now = _now()
     results: list[Stored | None] = [None] * len(messages)
-    link, touched = [], {}  # inbound rows of new people; identity id -> (identity row or None, last message)
+    link: list[dict[str, int]] = []  # inbound rows of new people
+    touched: dict[int, tuple[Any, Inbound]] = {}  # identity id -> (identity row, last message)
     for (provider, message), bidx, n in zip(messages, bidxs, range(len(messages)), strict=True):
         inbound_id = inserted.get((provider, message.provider_id))
         if inbound_id is None or firsts[provider, message.provider_id] != n:
@@ -198,7 +200,8 @@ async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int,
         if i.address_ct
     )
     context = row.context or {}
-    check_in, check_in_latest, cases = None, False, ()
+    check_in, check_in_latest = None, False
+    cases: tuple[tuple[str, str], ...] = ()
     if row.consented:
         check_in, check_in_latest = await _open_check_in(conn, registrant_id, previous_message_at)
         cases = tuple((c.category, c.status) for c in (await conn.execute(_LOAD_CASES, {"_id": registrant_id})).all())

@@ -235,7 +235,8 @@ async def audience_options(request: web.Request) -> dict[str, Any]:
     r = schema.registrants.c
     live = (r.consented.is_(True), r.opted_out.is_(False))
     async with beacon.db.read() as conn:
-        languages = dict((await conn.execute(select(r.language, func.count()).where(*live).group_by(r.language))).all())
+        languages: dict[str, int] = dict((await conn.execute(
+            select(r.language, func.count()).where(*live).group_by(r.language))).all())
         nationalities = (await conn.execute(select(r.nationality, func.count()).where(
             *live, r.nationality.is_not(None)).group_by(r.nationality))).all()
     lang = language_of(request)
@@ -608,7 +609,8 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     db = request.app[BEACON].db
     filters = {name: request.query.get(name, "").strip() for name in ("actor", "action", "subject")}
     async with db.read() as conn:
-        rows = await audit.entries(conn, **{k: v or None for k, v in filters.items()}, limit=200)
+        rows = await audit.entries(conn, actor=filters["actor"] or None, action=filters["action"] or None,
+                                   subject=filters["subject"] or None, limit=200)
         verdict = await audit.verify(conn) if request.query.get("verify") else None
     return render(request, "audit.html", {"rows": rows, "verdict": verdict, "filters": filters})
 
