@@ -18,7 +18,7 @@ from bot.i18n import LANGUAGES
 from campaigns import broadcasts, cases
 from domain.segments import segments
 from domain.vocabulary import CaseStatus, ChannelKind, Role
-from registry import audit, schema
+from registry import audit, case_files, schema
 from registry.times import iso
 
 # Estimated price of one SMS segment in USD; a planning figure, not a bill.
@@ -186,7 +186,7 @@ async def list_cases(request: web.Request) -> web.Response:
     async with beacon.db.write() as conn:
         rows = await cases.find(conn, status=status, category=category,
                                 area_ids=beacon.gazetteer.descendants([area]) if area else None)
-        items = [cases.view(beacon.keys.ring, row) for row in rows]
+        items = [case_files.view(beacon.keys.ring, row) for row in rows]
         await audit.append(conn, _caller(request), "cases.read", None, {"cases": [r.id for r in rows]})
     return web.json_response({"items": items})
 
@@ -214,7 +214,7 @@ async def apply_case_change(beacon: Beacon, case_id: int, by: str, body: CaseCha
             await beacon.service.tell(conn, row.registrant_id, NOTIFY[moved])
         await audit.append(conn, by, "case.updated", str(case_id),
                            {"status": moved, "assigned": body.assignee is not None, "note": bool(body.note)})
-        view = cases.view(beacon.keys.ring, row)
+        view = case_files.view(beacon.keys.ring, row)
     beacon.sender.wake()
     return view
 

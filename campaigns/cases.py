@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,9 +9,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry import schema
+from registry.case_files import open_notes, seal_details, seal_notes
 from registry.crypto import KeyRing
-from registry.keys import case_aad
-from registry.times import iso
 
 CATEGORIES = ("medical", "shelter", "food", "water", "documents", "evacuation", "other")
 STATUSES = ("open", "in_progress", "closed")
@@ -26,10 +24,6 @@ TRANSITIONS = {
 
 class CaseError(Exception):
     """A change a case cannot take."""
-
-
-def _aad(case_id: int, field: str) -> str:
-    return case_aad(field)({"id": case_id})
 
 
 async def open_case(conn: AsyncConnection, registrant_id: int, broadcast_id: int | None, area_id: str | None) -> int:
@@ -64,23 +58,8 @@ async def describe_need(conn: AsyncConnection, keys: KeyRing, registrant_id: int
     if category is not None:
         values["category"] = category
     if details is not None:
-        values["details_ct"] = keys.encrypt(details, _aad(case_id, "details"))
+        values["details_ct"] = seal_details(keys, case_id, details)
     await conn.execute(update(schema.cases).where(schema.cases.c.id == case_id).values(**values))
-
-
-def _notes(keys: KeyRing, case_id: int, sealed: bytes | None) -> list[dict[str, str]]:
-    return json.loads(keys.decrypt(sealed, _aad(case_id, "notes"))) if sealed else []
-
-
-def view(keys: KeyRing, row: Any) -> dict[str, Any]:
-    """A case as responders see it (personal details decrypted: audit the read)."""
-    return {
-        "id": row.id, "registrant_id": row.registrant_id, "broadcast_id": row.broadcast_id, "area": row.area_id,
-        "category": row.category, "status": row.status, "assignee": row.assignee,
-        "details": keys.decrypt(row.details_ct, _aad(row.id, "details")) if row.details_ct else None,
-        "notes": _notes(keys, row.id, row.notes_ct),
-        "created_at": iso(row.created_at), "updated_at": iso(row.updated_at),
-    }
 
 
 async def find(conn: AsyncConnection, *, status: str | None = None, area_ids: set[str] | None = None,
@@ -115,8 +94,8 @@ async def change(conn: AsyncConnection, keys: KeyRing, case_id: int, *, by: str,
     if assignee is not None:
         values["assignee"] = assignee or None
     if note:
-        notes = _notes(keys, case_id, row.notes_ct) + [{"at": now.isoformat(), "by": by, "text": note}]
-        values["notes_ct"] = keys.encrypt(json.dumps(notes, ensure_ascii=False), _aad(case_id, "notes"))
+        notes = open_notes(keys, case_id, row.notes_ct) + [{"at": now.isoformat(), "by": by, "text": note}]
+        values["notes_ct"] = seal_notes(keys, case_id, notes)
     await conn.execute(update(schema.cases).where(c.id == case_id).values(**values))
     updated = (await conn.execute(select(schema.cases).where(c.id == case_id))).first()
     return updated, moved

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from campaigns.cases import view
 from registry import schema
+from registry.case_files import view
 from registry.crypto import KeyRing
 from registry.keys import identity_aad, inbound_aad, outbox_aad, secret_aad
 from registry.times import iso

@@ -35,7 +35,7 @@ from bot.i18n import LANGUAGES, RTL_LANGUAGES
 from bot.texts import N_
 from campaigns import broadcasts, cases, reports
 from domain.vocabulary import Need
-from registry import aggregates, audit, schema, users
+from registry import aggregates, audit, case_files, schema, users
 from registry.aggregates import StatsQuery
 from registry.disclosure import ALL, Entry, Table
 from registry.subject import export
@@ -497,7 +497,7 @@ async def case_page(request: web.Request) -> web.StreamResponse:
             raise web.HTTPNotFound()
         held = await export(conn, beacon.keys.ring, row.registrant_id)
         await audit.append(conn, session.actor, "case.viewed", str(case_id), {"registrant": row.registrant_id})
-        view = cases.view(beacon.keys.ring, row)
+        view = case_files.view(beacon.keys.ring, row)
     profile = held.get("registrant", {})
     person = {
         "first_name": profile.get("first_name"),
