@@ -8,17 +8,16 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import select
 
 from beacon.config import Settings
 from beacon.context import BEACON, Beacon
 from beacon.http import CALLER, api_error, parse, path_id, requires
 from bot import texts
 from bot.i18n import LANGUAGES
-from campaigns import broadcasts, cases
+from campaigns import broadcasts, cases, queries
 from domain.segments import segments
 from domain.vocabulary import CaseStatus, ChannelKind, Role
-from registry import audit, case_files, schema
+from registry import audit, case_files
 from registry.times import iso
 
 # Estimated price of one SMS segment in USD; a planning figure, not a bill.
@@ -152,10 +151,8 @@ async def get_broadcast(request: web.Request) -> web.Response:
 @requires(Role.RESPONDER)
 async def list_broadcasts(request: web.Request) -> web.Response:
     """The latest broadcasts with their tallies."""
-    b = schema.broadcasts.c
     async with request.app[BEACON].db.read() as conn:
-        ids = (await conn.execute(select(b.id).order_by(b.id.desc()).limit(50))).scalars().all()
-        items = [await broadcasts.summary(conn, int(i)) for i in ids]
+        items = await queries.latest_broadcasts(conn, 50)
     return web.json_response({"items": items})
 
 

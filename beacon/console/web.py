@@ -14,8 +14,9 @@ from beacon import api_stats
 from beacon.config import Settings
 from beacon.console.i18n import CONSOLE_LANGUAGES, gettext_callables, is_rtl
 from beacon.context import BEACON
-from beacon.http import CALLER, may
-from registry import users
+from beacon.http import CALLER, may, record_id
+from domain.vocabulary import Role
+from registry import aggregates, users
 from registry.tokens import Caller
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -25,13 +26,13 @@ COOKIE = "beacon_session"
 LOGIN_COOKIE = "beacon_login"
 PUBLIC = frozenset({"/console/login"})
 # Pages by role; admin sees everything.
-PAGES: dict[str, tuple[str, ...]] = {
-    "overview": ("responder", "analyst", "auditor"),
-    "compose": ("responder",),
-    "broadcasts": ("responder",),
-    "cases": ("responder",),
+PAGES: dict[str, tuple[Role, ...]] = {
+    "overview": (Role.RESPONDER, Role.ANALYST, Role.AUDITOR),
+    "compose": (Role.RESPONDER,),
+    "broadcasts": (Role.RESPONDER,),
+    "cases": (Role.RESPONDER,),
     "aggregates": api_stats.READERS,  # the API's own rule for the numbers and exports
-    "audit": ("auditor",),
+    "audit": (Role.AUDITOR,),
 }
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -40,6 +41,29 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inlin
 def may_see(role: str, page: str) -> bool:
     """Whether a role may open a console page."""
     return may(role, PAGES[page])
+
+
+def page(name: str) -> Callable[[Handler], Handler]:
+    """Only roles that may open page ``name`` get the handler; others a 403 page."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if not may_see(request[SESSION].role, name):
+                return forbidden(request, translate(request, "Your role does not give access to this page."))
+            return await handler(request)
+
+        guarded.__doc__ = handler.__doc__
+        return guarded
+
+    return wrap
+
+
+def path_record_id(request: web.Request) -> int:
+    """The record id in a console page's path; 404 for anything that cannot be one."""
+    found = record_id(request.match_info["id"])
+    if found is None:
+        raise web.HTTPNotFound()
+    return found
 
 
 def person(actor: str) -> str:
@@ -165,3 +189,26 @@ def render(request: web.Request, template: str, context: dict[str, Any], *, stat
             "session": session, "nav": nav, "languages": CONSOLE_LANGUAGES, "path": request.path,
             "csrf": session.csrf if session else context.get("login_csrf", "")}
     return aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
+
+
+def area_label(request: web.Request, area_id: str) -> str:
+    """An area's name in the reader's language; "Not given" for the unknown area, the id of one not in the gazetteer."""
+    area = request.app[BEACON].gazetteer.areas.get(area_id)
+    if area is None:
+        return translate(request, "Not given") if area_id == aggregates.UNKNOWN else area_id
+    return area.name(language_of(request))
+
+
+def area_tree(request: web.Request) -> list[tuple[str, str, int]]:
+    """The gazetteer as (id, name in the reader's language, depth), each area followed by those below it."""
+    gazetteer, lang = request.app[BEACON].gazetteer, language_of(request)
+    tree: list[tuple[str, str, int]] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        children = sorted((a for a in gazetteer.areas.values() if a.parent == parent), key=lambda a: a.name(lang))
+        for area in children:
+            tree.append((area.id, area.name(lang), depth))
+            walk(area.id, depth + 1)
+
+    walk(None, 0)
+    return tree
