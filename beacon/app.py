@@ -15,7 +15,7 @@ from beacon.config import Settings
 from beacon.context import BEACON, Beacon, open_beacon
 from beacon.service import SWEEP_SECONDS
 from campaigns import reports, upkeep
-from channels.base import WebhookRejected
+from channels.base import Provider, WebhookCall, WebhookRejected
 from registry.keys import CHECK_SECONDS
 
 log = structlog.get_logger("beacon.app")
@@ -121,6 +121,31 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def webhook_call(request: web.Request, provider: Provider) -> WebhookCall:
+    """The call a provider verifies and parses, at the public URL the provider was given (the Host header,
+    a proxy's or an attacker's, plays no part); WebhookRejected past the provider's body limit."""
+    url = request.app[BEACON].settings.public_url.rstrip("/") + request.path_qs
+    return WebhookCall(request.path, url, request.headers, await read_body(request, provider.max_body))
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body: 413 as soon as it passes ``limit`` bytes, 400 when it ends before its Content-Length."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise WebhookRejected(413, "body too large")
+    if length is not None:  # what providers send: a known length, read in one go
+        try:
+            return await request.content.readexactly(length)
+        except asyncio.IncompleteReadError:
+            raise WebhookRejected(400, "body shorter than its Content-Length") from None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(16 * 1024):
+        body += chunk
+        if len(body) > limit:
+            raise WebhookRejected(413, "body too large")
+    return bytes(body)
+
+
 async def webhook(request: web.Request) -> web.Response:
     """Any provider webhook: verify and parse, store, answer; process afterwards."""
     beacon = request.app[BEACON]
@@ -128,7 +153,7 @@ async def webhook(request: web.Request) -> web.Response:
     if channel is None:
         raise web.HTTPNotFound(text="channel not configured")
     try:
-        received = await channel.receive(request)
+        received = await channel.receive(await webhook_call(request, channel))
     except WebhookRejected as exc:
         REJECTED.labels(channel.name, str(exc.status)).inc()
         log.info("webhook.rejected", provider=channel.name, status=exc.status)
@@ -160,7 +185,7 @@ async def simulator_message(request: web.Request) -> web.Response:
     beacon = request.app[BEACON]
     channel = beacon.providers["simulator"]
     try:
-        received = await channel.receive(request)
+        received = await channel.receive(await webhook_call(request, channel))
     except WebhookRejected as exc:
         return web.json_response({"error": exc.reason}, status=exc.status)
     replies = await beacon.service.handle(channel.name, received.messages[0])

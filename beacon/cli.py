@@ -20,7 +20,7 @@ from beacon.context import master_keys, open_beacon
 from beacon.errors import describe
 from beacon.logs import configure
 from bot.countries import normalise_phone
-from bot.i18n import LANGUAGES
+from bot.i18n import LANGUAGES, gettext_for
 from campaigns import reports, upkeep
 from channels import telegram as tg
 from domain.areas import Gazetteer
@@ -194,7 +194,7 @@ def telegram(settings: config.Settings, args: argparse.Namespace) -> int:
         assert settings.telegram is not None
         if args.telegram_command == "set-webhook":
             info = await tg.set_webhook(settings.telegram, settings.public_url)
-            await tg.set_commands(settings.telegram)
+            await tg.set_commands(settings.telegram, LANGUAGES, gettext_for)
             print(f"webhook set to {info.url}")
             print(f"updates: {', '.join(info.allowed_updates or ())}; pending: {info.pending_update_count}")
             if info.url != tg.webhook_url(settings.public_url):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from channels.settings import TelegramSettings, TwilioSettings
 from domain.areas import Gazetteer, GazetteerError
 from registry.crypto import KeyringError, MasterKeys
 from registry.retention import Policy
@@ -16,27 +17,6 @@ from registry.retention import Policy
 
 class ConfigError(Exception):
     """Configuration that Beacon cannot start with; the message is one line for the operator."""
-
-
-@dataclass(frozen=True)
-class TwilioSettings:
-    account_sid: str
-    auth_token: str
-    sms_from: str | None
-    messaging_service_sid: str | None
-    whatsapp_from: str | None
-    api_base_url: str
-    # messages per second per sender; None means the default for the sender type
-    rate_per_second: float | None
-    whatsapp_template_sid: str | None  # approved ContentSid for use outside the 24-hour window
-
-
-@dataclass(frozen=True)
-class TelegramSettings:
-    bot_token: str
-    webhook_secret: str
-    api_base_url: str
-    rate_per_second: float  # overall; Telegram allows about 30
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,8 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
         gazetteer = Gazetteer.load(settings.areas_file)
         providers = make_providers(settings)
         by_channel: dict[str, Provider] = {kind: p for p in providers.values() for kind in p.channels}
-        sender = Sender(db, keys, by_channel, lease=timedelta(seconds=settings.outbox_lease_seconds))
+        sender = Sender(db, keys, by_channel, lease=timedelta(seconds=settings.outbox_lease_seconds),
+                        default_language=settings.default_language)
         bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
                         retention_months=settings.retention_months, default_language=settings.default_language)
         family_channel = "sms" if ProviderName.TWILIO in providers else "simulator"

@@ -217,7 +217,7 @@ class Service:
             replies = [*transition.replies, *outcome.replies]
             await outbox.enqueue(conn, keys, [
                 Draft(outcome.registrant_id, outcome.identity_id, row.channel, address, reply.text,
-                      buttons=reply.buttons, request_contact=reply.request_contact)
+                      buttons=reply.buttons, contact_button=reply.contact_button)
                 for reply in replies
             ] + outcome.drafts)
         STEP_SECONDS.observe(time.perf_counter() - started)
@@ -291,7 +291,7 @@ class Service:
             channel = self.providers.get(provider)
             failed_now = status in FAILED and row.status not in FAILED  # a repeated callback falls back once
             if failed_now and channel is not None and row.body_ct:
-                original = outbox.to_outbound(self.keys.ring, dict(row._mapping))
+                original = outbox.to_outbound(self.keys.ring, dict(row._mapping), self.bot.default_language)
                 replacement = channel.fallback_for(update_, original)
                 if replacement is not None:
                     await outbox.enqueue(conn, self.keys.ring, [Draft(

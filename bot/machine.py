@@ -185,7 +185,7 @@ def _after_answer(config: BotConfig, state: State, message: Message | None = Non
     done = Transition(replace(state, step=Step.IDLE, menu=()), (_say(config, state.language, texts.PROFILE_DONE),))
     if message is not None and message.channel == "telegram" and not _has_phone(state):
         offer = Reply(gettext_for(state.language, texts.LINK_OFFER),
-                      request_contact=gettext_for(state.language, texts.CONTACT_BUTTON))
+                      contact_button=gettext_for(state.language, texts.CONTACT_BUTTON))
         return replace(done, replies=(*done.replies, offer))
     return done
 

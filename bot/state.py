@@ -96,7 +96,7 @@ class Reply:
 
     text: str
     buttons: tuple[tuple[str, str], ...] = ()  # (label, data) quick answers where the channel has buttons
-    request_contact: str = ""  # the label of the channel's "share my phone number" button; empty: none
+    contact_button: str | None = None  # the label of the channel's "share my phone number" button; None: none
 
 
 @dataclass(frozen=True, slots=True)

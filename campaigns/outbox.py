@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.i18n import render
+from bot.i18n import gettext_for, render
+from bot.texts import CONTACT_BUTTON
 from channels.base import Button, Outbound
 from registry import schema
 from registry.crypto import KeyRing
@@ -37,7 +38,7 @@ class Draft:
     address: str
     text: str
     buttons: tuple[tuple[str, str], ...] = ()
-    request_contact: str = ""  # the button's label, in the person's language; empty: no button
+    contact_button: str | None = None  # the "share my phone number" button's label, in the person's language
     template: bool = False
     broadcast_id: int | None = None
 
@@ -48,8 +49,8 @@ def row_values(keys: KeyRing, draft: Draft, now: datetime) -> dict[str, object]:
     options: dict[str, object] = {}
     if draft.buttons:
         options["buttons"] = [list(b) for b in draft.buttons]
-    if draft.request_contact:
-        options["request_contact"] = draft.request_contact
+    if draft.contact_button:
+        options["contact_button"] = draft.contact_button
     if draft.template:
         options["template"] = True
     return {
@@ -89,8 +90,10 @@ async def claim(db: Database, limit: int, lease: timedelta = LEASE) -> list[dict
     """Take up to ``limit`` due messages for this process, leased for ``lease``."""
     now = datetime.now(UTC)
     o = schema.outbox.c
+    r = schema.registrants.c
+    language = select(r.language).where(r.id == o.registrant_id).scalar_subquery().label("language")
     cols = (o.id, o.ref, o.registrant_id, o.identity_id, o.channel, o.address_ct, o.body_ct, o.options, o.attempts,
-            o.created_at)
+            o.created_at, language)
     async with db.write() as conn:
         query = select(*cols).where(_due(now)).order_by(o.next_attempt_at, o.id).limit(limit)
         if not db.sqlite:
@@ -102,20 +105,31 @@ async def claim(db: Database, limit: int, lease: timedelta = LEASE) -> list[dict
     return rows
 
 
-def to_outbound(keys: KeyRing, row: dict[str, Any]) -> Outbound:
-    """Open a claimed row into the message a channel sends."""
+def contact_button(options: dict[str, Any], language: str) -> str | None:
+    """The label of a queued message's "share my phone number" button, None for none.
+
+    Rows queued before the label travelled with the message say ``"request_contact": true`` (or hold
+    the label under that name): the catalog gives their label in ``language``.
+    """
+    label = options.get("contact_button", options.get("request_contact"))
+    if label is True:
+        return gettext_for(language, CONTACT_BUTTON)
+    return label if isinstance(label, str) and label else None
+
+
+def to_outbound(keys: KeyRing, row: dict[str, Any], default_language: str) -> Outbound:
+    """Open a claimed row into the message a channel sends; the person's language, else ``default_language``,
+    for a button label the row lacks."""
     ref = {"ref": row["ref"]}
     options = row["options"] or {}
     assert isinstance(options, dict)
-    contact = options.get("request_contact")  # the button's label (rows queued before labels: True)
     return Outbound(
         outbox_id=int(row["id"]),
         channel=str(row["channel"]),
         address=keys.decrypt(row["address_ct"], outbox_aad("address")(ref)),
         text=keys.decrypt(row["body_ct"], outbox_aad("body")(ref)),
         buttons=tuple(Button(label, data) for label, data in options.get("buttons", ())),
-        request_contact=bool(contact),
-        contact_label=contact if isinstance(contact, str) else "",
+        contact_button=contact_button(options, row.get("language") or default_language),
         template=bool(options.get("template")),
     )
 

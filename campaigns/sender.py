@@ -70,7 +70,7 @@ class Sender:
 
     def __init__(self, db: Database, keys: KeyHolder, providers: dict[str, Provider], *, batch: int = 500,
                  concurrency: int = 200, capacity: int = 2000, flush_every: float = 0.02,
-                 lease: timedelta = outbox.LEASE) -> None:
+                 lease: timedelta = outbox.LEASE, default_language: str = "en") -> None:
         self.db = db
         self.keys = keys
         self.providers = providers  # by the channel each carries
@@ -78,6 +78,7 @@ class Sender:
         self.capacity = capacity  # rows held by this process at once (sending, rate-limited or unrecorded)
         self.flush_every = flush_every
         self.lease = lease
+        self.default_language = default_language  # for the labels of messages queued without one
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._held: set[int] = set()  # claimed by this process and not yet recorded
@@ -249,7 +250,7 @@ class Sender:
             return Outcome(row_id, "failed", error_code="no_channel", **base)
         kind = str(row["channel"])
         try:
-            message = outbox.to_outbound(self.keys.ring, row)
+            message = outbox.to_outbound(self.keys.ring, row, self.default_language)
             async with self._slots:
                 sent: Sent = await channel.send(message)
         except SendError as exc:

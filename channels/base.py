@@ -1,18 +1,20 @@
 """The one shape every channel has.
 
 A channel module (``twilio``, ``telegram``, ``simulator``) turns a provider's
-webhook into :class:`Inbound` messages and :class:`StatusUpdate` records, and
-sends an :class:`Outbound`. Only the service writes to storage; channels return
-data and raise :class:`WebhookRejected` or :class:`SendError`.
+webhook call (a :class:`WebhookCall`, whatever web framework received it) into
+:class:`Inbound` messages and :class:`StatusUpdate` records, and sends an
+:class:`Outbound`. Only the service writes to storage; channels return data and
+raise :class:`WebhookRejected` or :class:`SendError`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from domain.vocabulary import ChannelKind, ProviderName
 
@@ -50,9 +52,21 @@ class Outbound:
     address: str
     text: str
     buttons: tuple[Button, ...] = ()
-    request_contact: bool = False  # Telegram: offer the "share my phone number" keyboard
-    contact_label: str = ""  # that keyboard's button, in the person's language
+    contact_button: str | None = None  # Telegram: the "share my phone number" button's label; None: no such button
     template: bool = False  # WhatsApp: send the approved template instead of session text
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookCall:
+    """One webhook call as the web layer received it, body read in full and within the provider's limit."""
+
+    path: str
+    url: str  # the public URL the provider called, query included: what a signature covers
+    headers: Mapping[str, str]  # looked up without regard to case
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", CIMultiDictProxy(CIMultiDict(self.headers)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +137,7 @@ class Provider(Protocol):
     name: ProviderName
     channels: frozenset[ChannelKind]  # the channels it carries
     webhook_paths: tuple[str, ...]  # the URL paths it answers
+    max_body: int  # bytes; the web layer refuses a longer webhook body with 413
 
     async def start(self) -> None:
         """Open client sessions; called once when the app starts."""
@@ -130,7 +145,7 @@ class Provider(Protocol):
     async def close(self) -> None:
         """Release client sessions."""
 
-    async def receive(self, request: web.Request) -> Received:
+    async def receive(self, call: WebhookCall) -> Received:
         """Verify and parse one webhook call; raise WebhookRejected when it must not be processed."""
 
     async def acknowledge(self, message: Inbound) -> None:

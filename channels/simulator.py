@@ -13,9 +13,8 @@ from collections import defaultdict, deque
 from datetime import UTC, datetime
 
 import phonenumbers
-from aiohttp import web
 
-from channels.base import Inbound, Outbound, Received, Sent, StatusUpdate, WebhookRejected
+from channels.base import Inbound, Outbound, Received, Sent, StatusUpdate, WebhookCall, WebhookRejected
 from domain.vocabulary import ChannelKind, ProviderName
 
 MAX_BODY = 16 * 1024
@@ -41,6 +40,7 @@ class SimulatorChannel:
     name: ProviderName = ProviderName.SIMULATOR
     channels: frozenset[ChannelKind] = frozenset({ChannelKind.SIMULATOR})
     webhook_paths: tuple[str, ...] = ("/simulator/messages",)
+    max_body = MAX_BODY
 
     def __init__(self) -> None:
         self.sent: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=KEEP))
@@ -51,15 +51,10 @@ class SimulatorChannel:
     async def close(self) -> None:
         """Nothing to close."""
 
-    async def receive(self, request: web.Request) -> Received:
+    async def receive(self, call: WebhookCall) -> Received:
         """Parse ``{"from", "text"}``."""
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise WebhookRejected(413, "body too large")
-        raw = await request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            raise WebhookRejected(413, "body too large")
         try:
-            data = json.loads(raw)
+            data = json.loads(call.body)
         except ValueError:
             raise WebhookRejected(400, "body must be JSON: {\"from\": \"+...\", \"text\": \"...\"}") from None
         if not isinstance(data, dict) or not isinstance(data.get("text"), str):

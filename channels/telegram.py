@@ -16,15 +16,13 @@ import logging
 import re
 import warnings
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import structlog
-from aiohttp import web
-from aiolimiter import AsyncLimiter
 from telegram import (
     Bot,
     BotCommand,
@@ -52,10 +50,9 @@ from telegram.error import (
 )
 from telegram.warnings import PTBDeprecationWarning
 
-from beacon.config import ConfigError, TelegramSettings
-from bot.i18n import LANGUAGES, gettext_for
-from bot.texts import N_
-from channels.base import Inbound, Outbound, Received, SendError, Sent, StatusUpdate, WebhookRejected
+from channels.base import Inbound, Outbound, Received, SendError, Sent, StatusUpdate, WebhookCall, WebhookRejected
+from channels.limits import Limiter, Limiters, rate_limiter
+from channels.settings import SettingsError, TelegramSettings
 from domain.vocabulary import ChannelKind, ProviderName
 
 log = structlog.get_logger(__name__)
@@ -68,7 +65,12 @@ ALLOWED_UPDATES = ("message", "callback_query")
 PART_RETRIES = 3  # attempts at a continuation part of a split message that Telegram rate-limits
 PART_RETRY_MAX_WAIT = 30.0  # seconds; a longer flood-control pause goes back to the outbox
 CHAT_STATES = 10_000  # per-chat limiters kept, least recently used dropped first
-CONTACT_BUTTON = "📱 Share my phone number"  # for messages queued before labels were translated
+
+
+def N_(message: str) -> str:
+    """Mark a text for the bot's catalog (``make catalogs`` extracts it); it is translated where it is used."""
+    return message
+
 
 # The bot's menu; descriptions are catalog entries so each language gets its own.
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -84,13 +86,14 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 _COMMAND = re.compile(r"/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]+)?")
 
 ReplyMarkup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
+Translate = Callable[[str, str], str]  # (language, catalog text in English) -> the text in that language
 
 
 @dataclass
 class _ChatState:
     """Per-chat send state: 1 message a second, and one send at a time so split parts stay in order."""
 
-    limiter: AsyncLimiter = field(default_factory=lambda: AsyncLimiter(1, 1))
+    limiter: Limiter
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -100,11 +103,21 @@ class TelegramChannel:
     name: ProviderName = ProviderName.TELEGRAM
     channels: frozenset[ChannelKind] = frozenset({ChannelKind.TELEGRAM})
     webhook_paths: tuple[str, ...] = (WEBHOOK_PATH,)
+    max_body = MAX_BODY
 
-    def __init__(self, settings: TelegramSettings, *, rate_limits: bool = True) -> None:
+    def __init__(
+        self,
+        settings: TelegramSettings,
+        *,
+        rate_limits: bool = True,
+        limiters: Limiters = rate_limiter,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._settings = settings
         self._rate_limits = rate_limits
-        self._overall = AsyncLimiter(settings.rate_per_second, 1)
+        self._make_limiter = limiters
+        self._sleep = sleep  # waits out a flood-control pause between the parts of a split message
+        self._overall = limiters(settings.rate_per_second)
         self._chats: OrderedDict[int, _ChatState] = OrderedDict()
         self._bot: Bot | None = None
 
@@ -118,15 +131,14 @@ class TelegramChannel:
             bot, self._bot = self._bot, None
             await bot.shutdown()
 
-    async def receive(self, request: web.Request) -> Received:
+    async def receive(self, call: WebhookCall) -> Received:
         """Check the secret token, parse one update; unhandled kinds give no messages."""
-        secret = request.headers.get(SECRET_HEADER, "").encode()
+        secret = call.headers.get(SECRET_HEADER, "").encode()
         expected = self._settings.webhook_secret.encode()
         if not expected or not hmac.compare_digest(secret, expected):
             raise WebhookRejected(403, "bad or missing secret token")
-        body = await _read_body(request)
         try:
-            data = json.loads(body)
+            data = json.loads(call.body)
         except ValueError:
             raise WebhookRejected(400, "body is not JSON") from None
         if not isinstance(data, dict) or type(data.get("update_id")) is not int:
@@ -177,7 +189,7 @@ class TelegramChannel:
                         wait = error.retry_after
                         if index == 0 or wait is None or wait > PART_RETRY_MAX_WAIT or attempt >= PART_RETRIES:
                             raise error from exc
-                    await asyncio.sleep(wait)
+                    await self._sleep(wait)
         # outbox.provider_id is stored in clear: the outbox row and Telegram's message id, never the chat id
         return Sent(provider_id=f"{message.outbox_id}:{sent.message_id}", status="sent")
 
@@ -193,7 +205,7 @@ class TelegramChannel:
     def _chat_state(self, chat_id: int) -> _ChatState:
         state = self._chats.get(chat_id)
         if state is None:
-            state = self._chats[chat_id] = _ChatState()
+            state = self._chats[chat_id] = _ChatState(self._make_limiter(1.0))
             if len(self._chats) > CHAT_STATES:
                 self._chats.popitem(last=False)
         else:
@@ -202,19 +214,6 @@ class TelegramChannel:
 
 
 # --- parsing ----------------------------------------------------------------
-
-
-async def _read_body(request: web.Request) -> bytes:
-    """The request body, or WebhookRejected(413) past MAX_BODY."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise WebhookRejected(413, "body too large")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise WebhookRejected(413, "body too large") from None
-    if len(body) > MAX_BODY:
-        raise WebhookRejected(413, "body too large")
-    return body
 
 
 def parse_update(update: Update) -> Inbound | None:
@@ -333,8 +332,8 @@ def reply_markup(message: Outbound) -> ReplyMarkup:
     A contact request wins over inline buttons (a message has one keyboard);
     a plain message removes a contact keyboard left open by an earlier one.
     """
-    if message.request_contact:
-        button = KeyboardButton(message.contact_label or CONTACT_BUTTON, request_contact=True)
+    if message.contact_button:
+        button = KeyboardButton(message.contact_button, request_contact=True)
         return ReplyKeyboardMarkup([[button]], one_time_keyboard=True, resize_keyboard=True)
     if message.buttons:
         buttons = [InlineKeyboardButton(b.label, callback_data=b.data) for b in message.buttons]
@@ -416,17 +415,17 @@ _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def webhook_url(public_url: str) -> str:
-    """Where Telegram posts updates; ConfigError unless it is HTTPS (plain HTTP only for a local Bot API server)."""
+    """Where Telegram posts updates; SettingsError unless it is HTTPS (plain HTTP only for a local Bot API server)."""
     parts = urlsplit(public_url)
     if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
-        raise ConfigError(f"BEACON_PUBLIC_URL must be an https URL for Telegram webhooks, got {public_url!r}")
+        raise SettingsError(f"BEACON_PUBLIC_URL must be an https URL for Telegram webhooks, got {public_url!r}")
     return public_url.rstrip("/") + WEBHOOK_PATH
 
 
 def check_secret(secret: str) -> None:
-    """ConfigError unless Telegram accepts ``secret`` as a webhook secret_token."""
+    """SettingsError unless Telegram accepts ``secret`` as a webhook secret_token."""
     if not _SECRET_TOKEN.fullmatch(secret):
-        raise ConfigError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        raise SettingsError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
 
 
 async def set_webhook(settings: TelegramSettings, public_url: str) -> WebhookInfo:
@@ -449,14 +448,10 @@ async def delete_webhook(settings: TelegramSettings) -> None:
         await bot.delete_webhook(drop_pending_updates=False)
 
 
-def bot_commands(language: str) -> list[BotCommand]:
-    """The command menu in one language (English where a description is untranslated)."""
-    return [BotCommand(command, gettext_for(language, description)) for command, description in COMMANDS]
-
-
-async def set_commands(settings: TelegramSettings) -> None:
-    """Set the command menu once per supported language, plus the English default."""
+async def set_commands(settings: TelegramSettings, languages: Iterable[str], translate: Translate) -> None:
+    """Set the command menu once per language, described through ``translate``, plus the English default."""
     async with _bot_session(settings) as bot:
-        await bot.set_my_commands(bot_commands("en"))
-        for language in LANGUAGES:
-            await bot.set_my_commands(bot_commands(language), language_code=language)
+        await bot.set_my_commands([BotCommand(command, description) for command, description in COMMANDS])
+        for language in languages:
+            menu = [BotCommand(command, translate(language, description)) for command, description in COMMANDS]
+            await bot.set_my_commands(menu, language_code=language)

@@ -23,8 +23,6 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import aiohttp
-from aiohttp import web
-from aiolimiter import AsyncLimiter
 from multidict import MultiDict
 from twilio.base.exceptions import TwilioException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -32,7 +30,6 @@ from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from beacon.config import TwilioSettings
 from channels.base import (
     Inbound,
     Outbound,
@@ -40,8 +37,11 @@ from channels.base import (
     SendError,
     Sent,
     StatusUpdate,
+    WebhookCall,
     WebhookRejected,
 )
+from channels.limits import Limiter, Limiters, rate_limiter
+from channels.settings import TwilioSettings
 from domain.vocabulary import ChannelKind, ProviderName
 
 log = logging.getLogger(__name__)
@@ -177,15 +177,17 @@ class TwilioChannel:
     name: ProviderName = ProviderName.TWILIO
     channels: frozenset[ChannelKind] = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP})
     webhook_paths: tuple[str, ...] = (MESSAGES_PATH, STATUS_PATH)
+    max_body = MAX_BODY
     send_timeout = 15.0  # seconds for one REST call; the SDK's aiohttp client sets none
 
-    def __init__(self, settings: TwilioSettings, public_url: str, *, rate_limits: bool = True) -> None:
+    def __init__(self, settings: TwilioSettings, public_url: str, *, rate_limits: bool = True,
+                 limiters: Limiters = rate_limiter) -> None:
         self._settings = settings
-        self._public_url = public_url.rstrip("/")
-        self._status_callback = self._public_url + STATUS_PATH
+        self._status_callback = public_url.rstrip("/") + STATUS_PATH
         self._rate_limits = rate_limits
+        self._make_limiter = limiters
         self._validator = RequestValidator(settings.auth_token)
-        self._limiters: dict[str, AsyncLimiter] = {}
+        self._limiters: dict[str, Limiter] = {}
         self._http: _HttpClient | None = None
         self._client: Client | None = None
 
@@ -211,24 +213,19 @@ class TwilioChannel:
         self._http = None
         self._client = None
 
-    async def receive(self, request: web.Request) -> Received:
-        """Verify the signature and parse an inbound message or a status callback."""
-        if request.path not in self.webhook_paths:
+    async def receive(self, call: WebhookCall) -> Received:
+        """Verify the signature over ``call.url`` and the form, and parse an inbound message or a status callback."""
+        if call.path not in self.webhook_paths:
             raise WebhookRejected(404, "not a Twilio webhook path")
-        if request.method != "POST":
-            raise WebhookRejected(405, "Twilio webhooks are POSTed")
-        params = _form(await _read_body(request))
-        # The URL Twilio signed is the public one it was configured with; the Host
-        # header (a proxy's, or an attacker's) plays no part.
-        url = self._public_url + request.path_qs
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not signature or not self._signed(url, params, signature):
-            log.warning("twilio webhook signature rejected path=%s", request.path)
+        params = _form(call.body)
+        signature = call.headers.get("X-Twilio-Signature", "")
+        if not signature or not self._signed(call.url, params, signature):
+            log.warning("twilio webhook signature rejected path=%s", call.path)
             raise WebhookRejected(403, "invalid Twilio signature")
         sid = params.get("MessageSid")
         if not sid:
             raise WebhookRejected(400, "MessageSid missing")
-        if request.path == STATUS_PATH:
+        if call.path == STATUS_PATH:
             return Received(statuses=[_status_update(sid, params)])
         sender = params.get("From")
         if not sender:
@@ -329,37 +326,15 @@ class TwilioChannel:
             params["body"] = message.text
         return sender, params
 
-    def _limiter(self, sender: str) -> AsyncLimiter | None:
+    def _limiter(self, sender: str) -> Limiter | None:
         """The sender's limiter, made on first use; None when rate limits are off."""
         if not self._rate_limits:
             return None
         limiter = self._limiters.get(sender)
         if limiter is None:
-            rate = self._settings.rate_per_second or _default_rate(sender)
-            # AsyncLimiter(n, 1) lets a burst of n through, so keep n >= 1 for slow rates.
-            limiter = AsyncLimiter(rate, 1.0) if rate >= 1 else AsyncLimiter(1, 1.0 / rate)
+            limiter = self._make_limiter(self._settings.rate_per_second or _default_rate(sender))
             self._limiters[sender] = limiter
         return limiter
-
-
-async def _read_body(request: web.Request) -> bytes:
-    """The request body, refused with 413 as soon as it passes MAX_BODY."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise WebhookRejected(413, "webhook body too large")
-    if request.content_length is not None:  # what Twilio sends: a known length, read in one go
-        try:
-            body = await request.content.readexactly(request.content_length) if request.content_length else b""
-        except asyncio.IncompleteReadError:
-            raise WebhookRejected(400, "webhook body shorter than its Content-Length") from None
-        if len(body) > MAX_BODY:
-            raise WebhookRejected(413, "webhook body too large")
-        return body
-    buffer = bytearray()
-    async for chunk in request.content.iter_chunked(16 * 1024):
-        buffer += chunk
-        if len(buffer) > MAX_BODY:
-            raise WebhookRejected(413, "webhook body too large")
-    return bytes(buffer)
 
 
 def _form(body: bytes) -> MultiDict[str]:

@@ -304,7 +304,7 @@ def test_full_registration(language: str) -> None:
         expected_profile = replace(expected_profile, share_family=True, family_language=family_language)
     assert t.state.step is Step.IDLE and t.effects == ()
     assert t.state.profile == expected_profile
-    assert not any(reply.request_contact for reply in t.replies)  # an SMS number needs no link offer
+    assert not any(reply.contact_button for reply in t.replies)  # an SMS number needs no link offer
 
     # MYDATA, in the language's own word, shows the area by its name in that language
     t = send(t.state, word(language, "MYDATA"))
@@ -1317,15 +1317,15 @@ def test_telegram_registration_ends_with_an_offer_to_link_a_phone(language: str,
     t = on_telegram(start, "START", language, "1", "1", "0", "0", "0", "0", "0", contact, *answers, hint=language)
     assert t.state.step is Step.IDLE and t.state.registered
     assert texts_of(t) == [say(language, texts.PROFILE_DONE), say(language, texts.LINK_OFFER)]
-    assert [reply.request_contact for reply in t.replies] == ["", say(language, texts.CONTACT_BUTTON)]
-    assert t.replies[1].request_contact.startswith("📱") and t.replies[1].buttons == ()
+    assert [reply.contact_button for reply in t.replies] == [None, say(language, texts.CONTACT_BUTTON)]
+    assert t.replies[1].contact_button.startswith("📱") and t.replies[1].buttons == ()
     # then sharing the number links it
     linked = send(t.state, "", channel="telegram", address=CHAT, contact_phone=PHONE)
     assert linked.effects == (LinkPhone(PHONE),)
     # a person whose phone number we already hold is not asked for it
     held = replace(start, addresses=(("telegram", CHAT), ("whatsapp", PHONE)))
     t = on_telegram(held, "START", language, "1", "1", "0", "0", "0", "0", "0", contact, *answers, hint=language)
-    assert texts_of(t) == [say(language, texts.PROFILE_DONE)] and not t.replies[0].request_contact
+    assert texts_of(t) == [say(language, texts.PROFILE_DONE)] and not t.replies[0].contact_button
     # nor when only editing
     t = on_telegram(on_telegram_registered(language), "UPDATE", "8", contact, *answers)
     assert texts_of(t) == [say(language, texts.SAVED)]

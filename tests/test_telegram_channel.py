@@ -1,33 +1,33 @@
-"""TelegramChannel with the real python-telegram-bot against the local Bot API double."""
+"""TelegramChannel with the real python-telegram-bot against the local Bot API double; webhook calls handed to
+receive() directly; rate limits and flood-control waits through injected limiters and sleep."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 from telegram import Bot
 from telegram.error import InvalidToken
 
-from beacon.config import TelegramSettings
 from bot.i18n import LANGUAGES, gettext_for
-from channels.base import Button, Inbound, Outbound, Received, SendError, WebhookRejected
+from channels.base import Button, Inbound, Outbound, SendError, WebhookCall, WebhookRejected
+from channels.settings import TelegramSettings
 from channels.telegram import (
     COMMANDS,
-    MAX_BODY,
     TelegramChannel,
     delete_webhook,
     set_commands,
     set_webhook,
     split_text,
 )
+from tests.doubles.limits import Gates
 from tests.doubles.telegram_api import TelegramDouble, callback_update, contact_update, message_update
 
 TOKEN = "123456789:TEST-token"
@@ -36,9 +36,6 @@ CHAT = 4242001
 
 # PTB 22 itself warns, while building RetryAfter, that retry_after will become a timedelta.
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
-
-Post = Callable[..., Awaitable[tuple[int, Received | None]]]
-
 
 def settings_for(api: TelegramDouble, token: str = TOKEN) -> TelegramSettings:
     return TelegramSettings(bot_token=token, webhook_secret=SECRET, api_base_url=api.base_url, rate_per_second=30.0)
@@ -52,133 +49,71 @@ async def api() -> AsyncIterator[TelegramDouble]:
     await double.close()
 
 
-async def _started(api: TelegramDouble, rate_limits: bool) -> TelegramChannel:
-    channel = TelegramChannel(settings_for(api), rate_limits=rate_limits)
+class Pauses:
+    """A ``sleep`` for the channel: records each flood-control wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.waited: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waited.append(seconds)
+
+
+@pytest.fixture
+def pauses() -> Pauses:
+    return Pauses()
+
+
+@pytest.fixture
+def gates() -> Gates:
+    return Gates()
+
+
+@pytest.fixture
+async def channel(api: TelegramDouble, pauses: Pauses) -> AsyncIterator[TelegramChannel]:
+    channel = TelegramChannel(settings_for(api), rate_limits=False, sleep=pauses)
     await channel.start()
-    return channel
-
-
-@pytest.fixture
-async def channel(api: TelegramDouble) -> AsyncIterator[TelegramChannel]:
-    channel = await _started(api, rate_limits=False)
     yield channel
     await channel.close()
 
 
 @pytest.fixture
-async def limited(api: TelegramDouble) -> AsyncIterator[TelegramChannel]:
-    channel = await _started(api, rate_limits=True)
+async def limited(api: TelegramDouble, gates: Gates) -> AsyncIterator[TelegramChannel]:
+    channel = TelegramChannel(settings_for(api), limiters=gates)
+    await channel.start()
     yield channel
     await channel.close()
 
 
-@pytest.fixture
-async def post(channel: TelegramChannel) -> AsyncIterator[Post]:
-    """POST a body to a tiny app that hands the request to channel.receive()."""
-    results: list[Received] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        try:
-            received = await channel.receive(request)
-        except WebhookRejected as exc:
-            return web.Response(status=exc.status, text=exc.reason)
-        results.append(received)
-        return web.Response(text=received.ack_body, content_type=received.ack_content_type)
-
-    app = web.Application(client_max_size=4 * MAX_BODY)  # our own limit must do the work
-    app.router.add_post("/webhooks/telegram", handle)
-    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-
-        async def send(body: bytes | dict[str, Any], secret: str | None = SECRET) -> tuple[int, Received | None]:
-            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-            headers = {"Content-Type": "application/json"}
-            if secret is not None:
-                headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-            results.clear()
-            response = await client.post("/webhooks/telegram", data=io.BytesIO(raw), headers=headers)
-            assert await response.text() == "" or response.status != 200  # never a method in the body
-            return response.status, results[0] if results else None
-
-        yield send
+def call(body: bytes | dict[str, Any], secret: str | None = SECRET) -> WebhookCall:
+    """A webhook call as Telegram makes it, with ``secret`` in its header (none when None)."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    return WebhookCall("/webhooks/telegram", "https://beacon.example.org/webhooks/telegram", headers, raw)
 
 
-async def one(post: Post, update: dict[str, Any]) -> Inbound:
-    status, received = await post(update)
-    assert status == 200 and received is not None and len(received.messages) == 1
-    return received.messages[0]
+async def one(channel: TelegramChannel, update: dict[str, Any]) -> Inbound:
+    [message] = (await channel.receive(call(update))).messages
+    return message
 
 
 # --- receive -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("body", "secret", "status"),
-    [
-        (message_update(1, CHAT, "hi"), None, 403),
-        (message_update(1, CHAT, "hi"), "wrong-secret", 403),
-        (message_update(1, CHAT, "hi"), SECRET[:-1], 403),
-        (b"x" * (MAX_BODY + 1), "wrong-secret", 403),
-        (b"{" + b" " * MAX_BODY + b"}", SECRET, 413),
-        (b"{not json", SECRET, 400),
-        (b"\xff\xfe\x00", SECRET, 400),
-        (b"[]", SECRET, 400),
-        ({"message": {"text": "hi"}}, SECRET, 400),
-        ({"update_id": "7"}, SECRET, 400),
-        ({"update_id": 7, "message": {"text": "no chat, no date"}}, SECRET, 400),
-        ({"update_id": 7, "callback_query": {"id": "1"}}, SECRET, 400),
-    ],
-    ids=[
-        "missing-secret", "wrong-secret", "prefix-secret", "oversize-wrong-secret", "oversize",
-        "not-json", "not-utf8", "array", "no-update-id", "string-update-id", "bad-message", "bad-callback",
-    ],
-)
-async def test_rejected_webhooks(post: Post, body: bytes | dict[str, Any], secret: str | None, status: int) -> None:
-    assert (await post(body, secret))[0] == status
+@dataclass(frozen=True)
+class Case:
+    """One webhook call and what receive() makes of it: 200 with at most one message, or a rejection."""
 
-
-OWN_CONTACT = contact_update(30, CHAT, "491701234567", user_id=CHAT)
-PLUS_CONTACT = contact_update(31, CHAT, "+44 7700 900123", user_id=CHAT)
-OTHER_CONTACT = contact_update(32, CHAT, "33612345678", user_id=CHAT + 1)
-NO_USER_CONTACT = contact_update(33, CHAT, "33612345678", user_id=None)
-
-
-@pytest.mark.parametrize(
-    ("update", "expected"),
-    [
-        (message_update(10, CHAT, "/start abc"), {"text": "START", "payload": "abc"}),
-        (message_update(11, CHAT, "/start"), {"text": "START", "payload": None}),
-        (message_update(12, CHAT, "/mydata@beacon_bot"), {"text": "MYDATA", "payload": None}),
-        (message_update(13, CHAT, "/Lang  fr "), {"text": "LANG", "payload": "fr"}),
-        (message_update(14, CHAT, "/help", language_code="fr"), {"text": "HELP", "language_hint": "fr"}),
-        (
-            message_update(15, CHAT, "مرحبا، أحتاج مساعدة /start", language_code="ar"),
-            {"text": "مرحبا، أحتاج مساعدة /start", "language_hint": "ar", "payload": None},
-        ),
-        (message_update(16, CHAT, "yes", language_code=None), {"text": "yes", "language_hint": None}),
-        (callback_update(20, CHAT, "2", message_id=5), {"text": "2", "callback_id": f"{CHAT}20"}),
-        (OWN_CONTACT, {"text": "", "contact_phone": "+491701234567"}),
-        (PLUS_CONTACT, {"text": "", "contact_phone": "+447700900123"}),
-        (OTHER_CONTACT, {"text": "", "contact_phone": None}),
-        (NO_USER_CONTACT, {"text": "", "contact_phone": None}),
-    ],
-    ids=[
-        "start-payload", "start", "command-at-bot", "command-case", "help-fr", "arabic-text", "no-language",
-        "callback", "own-contact", "own-contact-plus", "other-contact", "contact-without-user",
-    ],
-)
-async def test_updates_become_inbound(post: Post, update: dict[str, Any], expected: dict[str, Any]) -> None:
-    inbound = await one(post, update)
-    assert inbound.channel == "telegram"
-    assert inbound.address == str(CHAT)
-    assert inbound.provider_id == f"update:{update['update_id']}"
-    assert inbound.received_at.tzinfo is not None
-    assert {key: getattr(inbound, key) for key in expected} == expected
-    if "callback_id" not in expected:
-        assert inbound.callback_id is None
+    label: str
+    call: WebhookCall
+    status: int = 200
+    message: dict[str, Any] | None = None  # fields of the one Inbound expected; None: acknowledged, no message
 
 
 def _edited(update: dict[str, Any]) -> dict[str, Any]:
-    message = dict(update["message"], edit_date=int(time.time()))
+    message = dict(update["message"], edit_date=update["message"]["date"])
     return {"update_id": update["update_id"], "edited_message": message}
 
 
@@ -191,52 +126,80 @@ STICKER = {
     "is_animated": False,
     "is_video": False,
 }
+CHANNEL_POST = {"message_id": 1, "chat": {"id": -1001234, "type": "channel", "title": "News"}, "date": 1,
+                "text": "/start"}
+GROUP_MESSAGE = {**message_update(43, CHAT, "/start")["message"], "chat": {"id": -4242, "type": "group", "title": "F"}}
+STICKER_MESSAGE = {**message_update(41, CHAT, "x")["message"], "text": None, "sticker": STICKER}
+
+RECEIVE_CASES = [
+    Case("missing secret", call(message_update(1, CHAT, "hi"), None), 403),
+    Case("wrong secret", call(message_update(1, CHAT, "hi"), "wrong-secret"), 403),
+    Case("prefix of the secret", call(message_update(1, CHAT, "hi"), SECRET[:-1]), 403),
+    Case("not JSON", call(b"{not json"), 400),
+    Case("not UTF-8", call(b"\xff\xfe\x00"), 400),
+    Case("array", call(b"[]"), 400),
+    Case("no update_id", call({"message": {"text": "hi"}}), 400),
+    Case("string update_id", call({"update_id": "7"}), 400),
+    Case("bad message", call({"update_id": 7, "message": {"text": "no chat, no date"}}), 400),
+    Case("bad callback", call({"update_id": 7, "callback_query": {"id": "1"}}), 400),
+    Case("start with payload", call(message_update(10, CHAT, "/start abc")),
+         message={"text": "START", "payload": "abc"}),
+    Case("start", call(message_update(11, CHAT, "/start")), message={"text": "START", "payload": None}),
+    Case("command at bot", call(message_update(12, CHAT, "/mydata@beacon_bot")), message={"text": "MYDATA"}),
+    Case("command case", call(message_update(13, CHAT, "/Lang  fr ")), message={"text": "LANG", "payload": "fr"}),
+    Case("help in French", call(message_update(14, CHAT, "/help", language_code="fr")),
+         message={"text": "HELP", "language_hint": "fr"}),
+    Case("Arabic text", call(message_update(15, CHAT, "مرحبا، أحتاج مساعدة /start", language_code="ar")),
+         message={"text": "مرحبا، أحتاج مساعدة /start", "language_hint": "ar", "payload": None}),
+    Case("no language", call(message_update(16, CHAT, "yes", language_code=None)),
+         message={"text": "yes", "language_hint": None, "callback_id": None}),
+    Case("callback", call(callback_update(20, CHAT, "2", message_id=5)),
+         message={"text": "2", "callback_id": f"{CHAT}20"}),
+    Case("own contact", call(contact_update(30, CHAT, "491701234567", user_id=CHAT)),
+         message={"text": "", "contact_phone": "+491701234567", "callback_id": None}),
+    Case("own contact with +", call(contact_update(31, CHAT, "+44 7700 900123", user_id=CHAT)),
+         message={"text": "", "contact_phone": "+447700900123"}),
+    Case("someone else's contact", call(contact_update(32, CHAT, "33612345678", user_id=CHAT + 1)),
+         message={"text": "", "contact_phone": None}),
+    Case("contact without user", call(contact_update(33, CHAT, "33612345678", user_id=None)),
+         message={"text": "", "contact_phone": None}),
+    Case("edited message", call(_edited(message_update(40, CHAT, "/start")))),
+    Case("sticker", call({"update_id": 41, "message": STICKER_MESSAGE})),
+    Case("channel post", call({"update_id": 42, "channel_post": CHANNEL_POST})),
+    Case("group message", call({"update_id": 43, "message": GROUP_MESSAGE})),
+    Case("empty update", call({"update_id": 44})),
+]
 
 
-@pytest.mark.parametrize(
-    "update",
-    [
-        _edited(message_update(40, CHAT, "/start")),
-        {"update_id": 41, "message": {**message_update(41, CHAT, "x")["message"], "text": None, "sticker": STICKER}},
-        {
-            "update_id": 42,
-            "channel_post": {
-                "message_id": 1,
-                "chat": {"id": -1001234, "type": "channel", "title": "News"},
-                "date": int(time.time()),
-                "text": "/start",
-            },
-        },
-        {
-            "update_id": 43,
-            "message": {
-                **message_update(43, CHAT, "/start")["message"],
-                "chat": {"id": -4242, "type": "group", "title": "Family"},
-            },
-        },
-        {"update_id": 44},
-    ],
-    ids=["edited-message", "sticker", "channel-post", "group-message", "empty-update"],
-)
-async def test_unhandled_updates_are_acknowledged_without_messages(post: Post, update: dict[str, Any]) -> None:
-    status, received = await post(update)
-    assert status == 200 and received is not None
-    assert received.messages == [] and received.ack_body == ""
+@pytest.mark.parametrize("case", RECEIVE_CASES, ids=[case.label for case in RECEIVE_CASES])
+async def test_receive(channel: TelegramChannel, case: Case) -> None:
+    before = datetime.now(UTC)
+    try:
+        received = await channel.receive(case.call)
+    except WebhookRejected as exc:
+        assert exc.status == case.status
+        return
+    assert case.status == 200
+    assert received.statuses == [] and received.ack_body == ""  # never a Bot API method in the answer
+    if case.message is None:
+        assert received.messages == []
+        return
+    [message] = received.messages
+    update_id = json.loads(case.call.body)["update_id"]
+    assert (message.channel, message.address, message.provider_id) == ("telegram", str(CHAT), f"update:{update_id}")
+    assert before <= message.received_at <= datetime.now(UTC)
+    assert {key: getattr(message, key) for key in case.message} == case.message
 
 
-async def test_acknowledge_answers_callback_queries_only(
-    post: Post, channel: TelegramChannel, api: TelegramDouble
-) -> None:
-    await channel.acknowledge(await one(post, message_update(50, CHAT, "hello")))
+async def test_acknowledge_answers_callback_queries_only(channel: TelegramChannel, api: TelegramDouble) -> None:
+    await channel.acknowledge(await one(channel, message_update(50, CHAT, "hello")))
     assert api.calls_to("answerCallbackQuery") == []
-    await channel.acknowledge(await one(post, callback_update(51, CHAT, "1", message_id=3)))
+    await channel.acknowledge(await one(channel, callback_update(51, CHAT, "1", message_id=3)))
     assert api.calls_to("answerCallbackQuery") == [{"callback_query_id": f"{CHAT}51"}]
 
 
-async def test_acknowledge_swallows_errors_and_logs_codes_only(
-    post: Post, channel: TelegramChannel, api: TelegramDouble
-) -> None:
-    inbound = await one(post, callback_update(52, CHAT, "1", message_id=3))
+async def test_acknowledge_swallows_errors_and_logs_codes_only(channel: TelegramChannel, api: TelegramDouble) -> None:
+    inbound = await one(channel, callback_update(52, CHAT, "1", message_id=3))
     api.outage(True)
     with capture_logs() as logs:
         await channel.acknowledge(inbound)
@@ -290,12 +253,12 @@ async def test_send_keyboards(
     assert params["reply_markup"] == markup
 
 
-async def test_send_request_contact_keyboard(channel: TelegramChannel, api: TelegramDouble) -> None:
-    await channel.send(outbound("Share your number?", request_contact=True))
+async def test_send_contact_button_keyboard(channel: TelegramChannel, api: TelegramDouble) -> None:
+    await channel.send(outbound("Share your number?", contact_button="📱 Partager mon numéro",
+                                buttons=(Button("Yes", "1"),)))
     markup = api.sent_to(CHAT)[0]["reply_markup"]
-    [[button]] = markup["keyboard"]
-    assert button["request_contact"] is True and button["text"]
-    assert markup["one_time_keyboard"] is True
+    assert markup == {"keyboard": [[{"text": "📱 Partager mon numéro", "request_contact": True}]],
+                      "one_time_keyboard": True, "resize_keyboard": True}  # one keyboard: the contact one wins
 
 
 async def test_long_text_is_split_with_buttons_on_the_last_part(channel: TelegramChannel, api: TelegramDouble) -> None:
@@ -325,31 +288,32 @@ def rate_limit_after_first_part(api: TelegramDouble, retry_after: int) -> None:
 
 
 async def test_rate_limited_continuation_part_is_retried_in_place(
-    channel: TelegramChannel, api: TelegramDouble
+    channel: TelegramChannel, api: TelegramDouble, pauses: Pauses
 ) -> None:
     rate_limit_after_first_part(api, 1)
-    started = time.monotonic()
     sent = await channel.send(outbound("a" * 4096 + "b" * 10, outbox_id=9))
-    assert time.monotonic() - started >= 0.95  # waited for retry_after
+    assert pauses.waited == [1.0]  # waited for retry_after before trying the part again
     assert [p["text"] for p in api.sent_to(CHAT)] == ["a" * 4096, "b" * 10]  # the first part went once
     assert len(api.calls_to("sendMessage")) == 3 and sent.provider_id == "9:2"
 
 
 async def test_long_flood_pause_on_a_continuation_part_goes_back_to_the_outbox(
-    channel: TelegramChannel, api: TelegramDouble
+    channel: TelegramChannel, api: TelegramDouble, pauses: Pauses
 ) -> None:
     rate_limit_after_first_part(api, 600)
     with pytest.raises(SendError) as caught:
-        await asyncio.wait_for(channel.send(outbound("a" * 4096 + "b" * 10)), timeout=2)
+        await channel.send(outbound("a" * 4096 + "b" * 10))
     assert (caught.value.retry_after, caught.value.permanent) == (600.0, False)
+    assert pauses.waited == []
 
 
-async def test_rate_limited_first_part_goes_back_to_the_outbox(channel: TelegramChannel, api: TelegramDouble) -> None:
+async def test_rate_limited_first_part_goes_back_to_the_outbox(
+    channel: TelegramChannel, api: TelegramDouble, pauses: Pauses
+) -> None:
     api.rate_limit_next(1, 1)
-    started = time.monotonic()
     with pytest.raises(SendError) as caught:
         await channel.send(outbound("a" * 5000))
-    assert caught.value.retry_after == 1.0 and time.monotonic() - started < 0.5
+    assert caught.value.retry_after == 1.0 and pauses.waited == []  # the outbox retries it, no wait here
     assert api.sent_to(CHAT) == []
 
 
@@ -402,19 +366,32 @@ async def test_send_errors(
     assert not message.text or message.text not in repr(logs)
 
 
-async def test_per_chat_limiter_spaces_a_burst(limited: TelegramChannel, api: TelegramDouble) -> None:
-    started = time.monotonic()
+async def test_each_chat_has_its_own_limit_under_the_overall_one(
+    limited: TelegramChannel, api: TelegramDouble, gates: Gates
+) -> None:
+    assert gates.rates == [30.0]  # the overall limit, from the settings
+    gates.shut = True
     burst = asyncio.gather(*(limited.send(outbound(f"Alert {n}", outbox_id=n)) for n in range(3)))
-    await api.wait_for(lambda: len(api.sent_to(CHAT)) == 3, timeout=5)
-    assert time.monotonic() - started >= 1.5
-    assert [s.provider_id for s in await burst] == [f"{n}:{n + 1}" for n in range(3)]
-    assert [p["text"] for p in api.sent_to(CHAT)] == ["Alert 0", "Alert 1", "Alert 2"]
-    times = [t for (method, _), t in zip(api.calls, api.call_times, strict=True) if method == "sendMessage"]
-    assert all(later - earlier >= 0.8 for earlier, later in zip(times, times[1:], strict=False))
+    await gates.until(lambda: len(gates.made) == 2 and gates.made[1].waiting == 1)
+    chat_gate = gates.made[1]
+    assert chat_gate.rate == 1.0 and api.sent_to(CHAT) == []  # one message a second per chat
     # other chats are not held up by it
-    started = time.monotonic()
+    gates.shut = False
     await asyncio.gather(*(limited.send(outbound("Alert", chat=CHAT + n)) for n in range(1, 6)))
-    assert time.monotonic() - started < 3.0  # held behind the busy chat, five sends would take about 5 s
+    assert all(api.sent_to(CHAT + n) for n in range(1, 6)) and api.sent_to(CHAT) == []
+    assert gates.rates == [30.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    chat_gate.open()
+    assert [s.provider_id for s in await burst] == [f"{n}:{n + 1}" for n in range(3)]
+    assert [p["text"] for p in api.sent_to(CHAT)] == ["Alert 0", "Alert 1", "Alert 2"]  # in order, one at a time
+    assert chat_gate.passed == 3 and gates.made[0].passed == 8  # every send passed both limits
+
+
+async def test_no_limits_when_rate_limits_are_off(api: TelegramDouble, gates: Gates) -> None:
+    channel = TelegramChannel(settings_for(api), rate_limits=False, limiters=gates)
+    await channel.start()
+    await channel.send(outbound())
+    await channel.close()
+    assert all(gate.passed == 0 for gate in gates.made) and len(api.sent_to(CHAT)) == 1
 
 
 async def test_concurrent_sends_to_different_chats(channel: TelegramChannel, api: TelegramDouble) -> None:
@@ -456,7 +433,7 @@ async def test_set_and_delete_webhook(api: TelegramDouble) -> None:
 
 
 async def test_set_commands_per_language(api: TelegramDouble) -> None:
-    await set_commands(settings_for(api))
+    await set_commands(settings_for(api), LANGUAGES, gettext_for)
     assert set(api.commands) == {None, *LANGUAGES}
     names = [name for name, _ in COMMANDS]
     assert names == ["start", "help", "update", "mydata", "delete", "lang", "stop"]

@@ -15,6 +15,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from sqlalchemy import func, select
 
 from bot import texts
 from bot.i18n import LANGUAGES, gettext_for
-from channels.telegram import COMMANDS, CONTACT_BUTTON
+from campaigns import outbox
+from campaigns.outbox import Draft
+from channels.telegram import COMMANDS
 from registry import schema
 from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN, Running, StartBeacon
 from tests.doubles.telegram_api import TelegramDouble, callback_update, contact_update, message_update
@@ -184,6 +187,15 @@ async def test_wrong_or_missing_secret_is_refused_and_nothing_stored(start_beaco
     assert (await beacon.telegram_update(update)).status == 200
     await settle(beacon)
     assert await count(beacon, schema.inbound) == 1 and beacon.telegram.sent_to(582917001)
+
+
+async def test_oversized_update_is_refused(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(telegram=True)
+    body = b"{" + b" " * (1024 * 1024) + b"}"
+    response = await beacon.client.post("/webhooks/telegram", data=body, headers={
+        "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET})
+    assert response.status == 413
+    assert await count(beacon, schema.inbound) == 0
 
 
 async def test_replayed_update_is_acknowledged_and_processed_once(start_beacon: StartBeacon) -> None:
@@ -385,7 +397,8 @@ async def test_profile_done_offers_a_share_my_phone_number_keyboard(start_beacon
     await chat.register()
     done, offer = chat.received[-2:]
     assert offer["text"] == gettext_for("en", texts.LINK_OFFER)
-    assert offer["reply_markup"] == {"keyboard": [[{"text": CONTACT_BUTTON, "request_contact": True}]],
+    button = {"text": gettext_for("en", texts.CONTACT_BUTTON), "request_contact": True}
+    assert offer["reply_markup"] == {"keyboard": [[button]],
                                      "one_time_keyboard": True, "resize_keyboard": True}
     assert done["text"] == gettext_for("en", texts.PROFILE_DONE)
     assert "keyboard" not in done["reply_markup"] and "inline_keyboard" not in done["reply_markup"]
@@ -562,4 +575,32 @@ async def test_the_share_my_phone_number_button_speaks_the_persons_language(star
     assert offer["text"] == gettext_for("ar", texts.LINK_OFFER)
     [[button]] = offer["reply_markup"]["keyboard"]
     assert button == {"text": gettext_for("ar", texts.CONTACT_BUTTON), "request_contact": True}
-    assert button["text"] != CONTACT_BUTTON
+    assert button["text"] != gettext_for("en", texts.CONTACT_BUTTON)
+
+
+@pytest.mark.parametrize(("erased", "language"), [(False, "ar"), (True, "fr")], ids=["persons-language", "default"])
+async def test_a_contact_request_queued_before_labels_gets_one(
+    start_beacon: StartBeacon, erased: bool, language: str
+) -> None:
+    """Outbox rows from before the label travelled with the message say only ``"request_contact": true``:
+    the label is the person's language's, else the default language's."""
+    beacon = await start_beacon(telegram=True, BEACON_DEFAULT_LANGUAGE="fr")
+    chat = Chat(beacon, 582917100)
+    await chat.register()
+    r = schema.registrants.c
+    [registrant] = [row.id for row in await rows_of(beacon, schema.registrants)]
+    async with beacon.beacon.db.write() as conn:
+        await conn.execute(schema.registrants.update().where(r.id == registrant).values(language="ar"))
+        draft = Draft(None if erased else registrant, None, "telegram", str(chat.id), "Share?")
+        row = outbox.row_values(beacon.beacon.keys.ring, draft, datetime.now(UTC))
+        await conn.execute(schema.outbox.insert().values({**row, "options": {"request_contact": True}}))
+    beacon.beacon.sender.wake()
+    await settle(beacon)
+    [[button]] = chat.received[-1]["reply_markup"]["keyboard"]
+    assert (chat.texts[-1], button) == ("Share?", {"text": gettext_for(language, texts.CONTACT_BUTTON),
+                                                   "request_contact": True})
+
+
+async def rows_of(beacon: Running, table: Any) -> list[Any]:
+    async with beacon.beacon.db.read() as conn:
+        return list((await conn.execute(select(table))).all())

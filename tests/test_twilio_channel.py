@@ -1,23 +1,23 @@
-"""TwilioChannel against the real SDK and a local Twilio API double; webhooks through a real aiohttp app."""
+"""TwilioChannel against the real SDK and a local Twilio API double; webhook calls handed to receive() directly."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiolimiter import AsyncLimiter
 from twilio.request_validator import RequestValidator
 
-from beacon.config import TwilioSettings
-from channels.base import Outbound, Received, SendError, StatusUpdate, WebhookRejected
-from channels.twilio import EMPTY_TWIML, MAX_BODY, TwilioChannel
+from channels.base import Outbound, SendError, StatusUpdate, WebhookCall, WebhookRejected
+from channels.limits import Limiters, rate_limiter
+from channels.settings import TwilioSettings
+from channels.twilio import EMPTY_TWIML, TwilioChannel
+from tests.doubles.limits import Gates
 from tests.doubles.twilio_api import TwilioDouble, sign, signed_form_post
 
 ACCOUNT = "AC" + "1" * 32
@@ -65,9 +65,9 @@ async def make_channel(double: TwilioDouble) -> AsyncIterator[MakeChannel]:
     """Started channels pointed at the double (rate limits off unless asked); closed afterwards."""
     made: list[TwilioChannel] = []
 
-    async def make(*, rate_limits: bool = False, **overrides: Any) -> TwilioChannel:
+    async def make(*, rate_limits: bool = False, limiters: Limiters = rate_limiter, **overrides: Any) -> TwilioChannel:
         overrides.setdefault("api_base_url", double.base_url)
-        channel = TwilioChannel(twilio_settings(**overrides), PUBLIC, rate_limits=rate_limits)
+        channel = TwilioChannel(twilio_settings(**overrides), PUBLIC, rate_limits=rate_limits, limiters=limiters)
         await channel.start()
         made.append(channel)
         return channel
@@ -77,37 +77,14 @@ async def make_channel(double: TwilioDouble) -> AsyncIterator[MakeChannel]:
         await channel.close()
 
 
-@pytest.fixture
-async def webhook() -> AsyncIterator[tuple[TestClient[Any, Any], list[Received]]]:
-    """A tiny app routing the channel's webhook paths to receive(); answers like the service would."""
-    channel = TwilioChannel(twilio_settings("http://127.0.0.1:9"), PUBLIC)
-    received: list[Received] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        try:
-            result = await channel.receive(request)
-        except WebhookRejected as exc:
-            return web.Response(status=exc.status, text=exc.reason)
-        received.append(result)
-        return web.Response(text=result.ack_body, content_type=result.ack_content_type)
-
-    app = web.Application()
-    for path in channel.webhook_paths:
-        app.router.add_post(path, handle)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    yield client, received
-    await client.close()
-
-
-async def post(
-    client: TestClient[Any, Any], path: str, params: dict[str, str], *, url: str | None = None, **kw: Any
-) -> tuple[int, str, str]:
-    """POST a webhook signed for ``url`` (default: the public URL + path); status, content type, body."""
-    headers, body = signed_form_post(kw.pop("token", TOKEN), url or PUBLIC + path, params)
-    headers.update(kw.pop("headers", {}))
-    async with client.post(path, data=kw.pop("data", body), headers=headers) as response:
-        return response.status, response.content_type, await response.text()
+def call(path: str, form: dict[str, str], *, token: str = TOKEN, signed_for: str | None = None,
+         url: str | None = None, body: bytes | None = None, signature: str | None = None) -> WebhookCall:
+    """A webhook call to ``url`` (default: the public URL + path), signed for ``signed_for`` (default: ``url``)."""
+    url = url or PUBLIC + path
+    headers, encoded = signed_form_post(token, signed_for or url, form)
+    if signature is not None:
+        headers["X-Twilio-Signature"] = signature
+    return WebhookCall(path, url, headers, encoded.encode() if body is None else body)
 
 
 def inbound_form(sender: str, **extra: str) -> dict[str, str]:
@@ -125,117 +102,96 @@ def inbound_form(sender: str, **extra: str) -> dict[str, str]:
     return form
 
 
-# -- receive -------------------------------------------------------------------
-
-INBOUND_CASES = [
-    ("sms", inbound_form(PERSON), "sms", None),
-    ("whatsapp", inbound_form("whatsapp:" + PERSON, ProfileName="A", WaId=PERSON[1:]), "whatsapp", None),
-    ("sms opt-out", inbound_form(PERSON, Body="STOP", OptOutType="STOP"), "sms", "STOP"),
-    ("sms help", inbound_form(PERSON, Body="HELP", OptOutType="HELP"), "sms", "HELP"),
-    ("empty OptOutType", inbound_form(PERSON, OptOutType=""), "sms", None),
-]
-
-
-@pytest.mark.parametrize(
-    ("form", "kind", "opt_out"), [c[1:] for c in INBOUND_CASES], ids=[c[0] for c in INBOUND_CASES]
-)
-async def test_receive_inbound(webhook: Any, form: dict[str, str], kind: str, opt_out: str | None) -> None:
-    client, received = webhook
-    status, content_type, body = await post(client, MESSAGES, form)
-    assert (status, content_type, body) == (200, "text/xml", EMPTY_TWIML)
-    [result] = received
-    [message] = result.messages
-    assert result.statuses == []
-    assert message.channel == kind
-    assert message.address == PERSON  # the same person on SMS and WhatsApp has one address
-    assert message.text == form["Body"]
-    assert message.provider_id == MESSAGE_SID
-    assert message.opt_out == opt_out
-    assert timedelta(0) <= datetime.now(UTC) - message.received_at < timedelta(seconds=5)
-
-
-async def test_signature_uses_public_url_not_host(webhook: Any) -> None:
-    client, received = webhook
-    form = inbound_form(PERSON)
-    status, _, _ = await post(client, MESSAGES, form, headers={"Host": "attacker.example"})
-    assert status == 200
-    status, _, _ = await post(client, MESSAGES + "?attempt=2", form, url=PUBLIC + MESSAGES + "?attempt=2")
-    assert status == 200
-    assert len(received) == 2
-
-
-def _oversize() -> dict[str, str]:
-    return inbound_form(PERSON, Body="x" * (MAX_BODY + 1))
-
-
-async def _chunks() -> AsyncIterator[bytes]:
-    for _ in range(5):
-        yield b"Body=" + b"x" * (MAX_BODY // 4) + b"&"
-
-
-REJECT_CASES: list[tuple[str, str, dict[str, str], dict[str, Any], int]] = [
-    ("no signature", MESSAGES, inbound_form(PERSON), {"headers": {"X-Twilio-Signature": ""}}, 403),
-    ("wrong token", MESSAGES, inbound_form(PERSON), {"token": "0" * 32}, 403),
-    ("signed for the Host-derived URL", MESSAGES, inbound_form(PERSON), {"url": "host"}, 403),
-    ("tampered body", MESSAGES, inbound_form(PERSON), {"data": "MessageSid=SMx&From=%2B1555&Body=hi"}, 403),
-    ("garbage signature", STATUS, {"MessageSid": MESSAGE_SID}, {"headers": {"X-Twilio-Signature": "AAAA"}}, 403),
-    ("oversize with length", MESSAGES, _oversize(), {}, 413),
-    ("oversize chunked", MESSAGES, inbound_form(PERSON), {"data": "chunked"}, 413),
-    ("no MessageSid", MESSAGES, {"From": PERSON, "Body": "hi"}, {}, 400),
-    ("no From", MESSAGES, {"MessageSid": MESSAGE_SID, "Body": "hi"}, {}, 400),
-    ("status without MessageStatus", STATUS, {"MessageSid": MESSAGE_SID}, {}, 400),
-    ("status without MessageSid", STATUS, {"MessageStatus": "sent"}, {}, 400),
-]
-
-
-@pytest.mark.parametrize(
-    ("path", "form", "options", "expected"), [c[1:] for c in REJECT_CASES], ids=[c[0] for c in REJECT_CASES]
-)
-async def test_receive_rejects(
-    webhook: Any, path: str, form: dict[str, str], options: dict[str, Any], expected: int
-) -> None:
-    client, received = webhook
-    if options.get("url") == "host":
-        options["url"] = str(client.make_url(path))
-    if options.get("data") == "chunked":
-        options["data"] = _chunks()
-    status, _, _ = await post(client, path, form, **options)
-    assert status == expected
-    assert received == []
-
-
-STATUS_CASES = [
-    ("accepted", "accepted", None, "queued", None),
-    ("queued", "queued", None, "queued", None),
-    ("sending", "sending", None, "queued", None),
-    ("sent", "sent", None, "sent", None),
-    ("delivered", "delivered", None, "delivered", None),
-    ("read", "read", None, "read", None),
-    ("undelivered 30003", "undelivered", "30003", "undelivered", "30003"),
-    ("failed 63016", "failed", "63016", "failed", "63016"),
-    ("empty ErrorCode", "delivered", "", "delivered", None),
-    ("unknown kept", "partially_delivered", None, "partially_delivered", None),
-]
-
-
-@pytest.mark.parametrize(
-    ("twilio_status", "error_code", "status", "code"),
-    [c[1:] for c in STATUS_CASES],
-    ids=[c[0] for c in STATUS_CASES],
-)
-async def test_status_callback(
-    webhook: Any, twilio_status: str, error_code: str | None, status: str, code: str | None
-) -> None:
-    client, received = webhook
-    form = {"MessageSid": MESSAGE_SID, "MessageStatus": twilio_status, "SmsStatus": twilio_status,
-            "AccountSid": ACCOUNT, "From": LONG_CODE, "To": PERSON, "ApiVersion": "2010-04-01"}
+def status_form(status: str, error_code: str | None = None) -> dict[str, str]:
+    form = {"MessageSid": MESSAGE_SID, "MessageStatus": status, "SmsStatus": status, "AccountSid": ACCOUNT,
+            "From": LONG_CODE, "To": PERSON, "ApiVersion": "2010-04-01"}
     if error_code is not None:
         form["ErrorCode"] = error_code
-    http_status, _, body = await post(client, STATUS, form)
-    assert (http_status, body) == (200, "")
-    [result] = received
-    assert result.messages == []
-    assert result.statuses == [StatusUpdate(MESSAGE_SID, status, code)]
+    return form
+
+
+def inbound(kind: str, text: str = "Hilfe, ich brauche Wasser", opt_out: str | None = None) -> dict[str, Any]:
+    """The fields an Inbound from PERSON is expected to have (received_at is checked apart)."""
+    return {"channel": kind, "address": PERSON, "text": text, "provider_id": MESSAGE_SID, "opt_out": opt_out}
+
+
+# -- receive -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One webhook call and what receive() makes of it: 200 with messages and statuses, or a rejection."""
+
+    label: str
+    call: WebhookCall
+    status: int = 200
+    messages: tuple[dict[str, Any], ...] = ()
+    statuses: tuple[StatusUpdate, ...] = ()
+
+
+def status_case(twilio_status: str, error_code: str | None, status: str, code: str | None) -> Case:
+    label = f"status {twilio_status}" + (f" {error_code!r}" if error_code is not None else "")
+    return Case(label, call(STATUS, status_form(twilio_status, error_code)),
+                statuses=(StatusUpdate(MESSAGE_SID, status, code),))
+
+
+RECEIVE_CASES = [
+    Case("sms", call(MESSAGES, inbound_form(PERSON)), messages=(inbound("sms"),)),
+    Case("whatsapp", call(MESSAGES, inbound_form("whatsapp:" + PERSON, ProfileName="A", WaId=PERSON[1:])),
+         messages=(inbound("whatsapp"),)),  # the same person on SMS and WhatsApp has one address
+    Case("sms opt-out", call(MESSAGES, inbound_form(PERSON, Body="STOP", OptOutType="STOP")),
+         messages=(inbound("sms", "STOP", "STOP"),)),
+    Case("sms help", call(MESSAGES, inbound_form(PERSON, Body="HELP", OptOutType="HELP")),
+         messages=(inbound("sms", "HELP", "HELP"),)),
+    Case("empty OptOutType", call(MESSAGES, inbound_form(PERSON, OptOutType="")), messages=(inbound("sms"),)),
+    Case("query string signed with the URL", call(MESSAGES, inbound_form(PERSON), url=PUBLIC + MESSAGES + "?a=2"),
+         messages=(inbound("sms"),)),
+    Case("no signature", call(MESSAGES, inbound_form(PERSON), signature=""), 403),
+    Case("wrong token", call(MESSAGES, inbound_form(PERSON), token="0" * 32), 403),
+    Case("signed for another URL", call(MESSAGES, inbound_form(PERSON), signed_for="http://127.0.0.1" + MESSAGES),
+         403),
+    Case("query string not signed", call(MESSAGES, inbound_form(PERSON), url=PUBLIC + MESSAGES + "?a=2",
+                                         signed_for=PUBLIC + MESSAGES), 403),
+    Case("tampered body", call(MESSAGES, inbound_form(PERSON), body=b"MessageSid=SMx&From=%2B1555&Body=hi"), 403),
+    Case("garbage signature", call(STATUS, {"MessageSid": MESSAGE_SID}, signature="AAAA"), 403),
+    Case("not UTF-8", call(MESSAGES, {}, body=b"Body=\xff"), 400),
+    Case("no MessageSid", call(MESSAGES, {"From": PERSON, "Body": "hi"}), 400),
+    Case("no From", call(MESSAGES, {"MessageSid": MESSAGE_SID, "Body": "hi"}), 400),
+    Case("status without MessageStatus", call(STATUS, {"MessageSid": MESSAGE_SID}), 400),
+    Case("status without MessageSid", call(STATUS, {"MessageStatus": "sent"}), 400),
+    Case("not a Twilio path", call("/webhooks/telegram", inbound_form(PERSON)), 404),
+    status_case("accepted", None, "queued", None),
+    status_case("queued", None, "queued", None),
+    status_case("sending", None, "queued", None),
+    status_case("sent", None, "sent", None),
+    status_case("delivered", None, "delivered", None),
+    status_case("read", None, "read", None),
+    status_case("undelivered", "30003", "undelivered", "30003"),
+    status_case("failed", "63016", "failed", "63016"),
+    status_case("delivered", "", "delivered", None),
+    status_case("partially_delivered", None, "partially_delivered", None),  # an unknown status is kept
+]
+
+
+@pytest.mark.parametrize("case", RECEIVE_CASES, ids=[case.label for case in RECEIVE_CASES])
+async def test_receive(case: Case) -> None:
+    channel = TwilioChannel(twilio_settings("http://127.0.0.1:9"), PUBLIC)
+    before = datetime.now(UTC)
+    try:
+        received = await channel.receive(case.call)
+    except WebhookRejected as exc:
+        assert exc.status == case.status
+        return
+    after = datetime.now(UTC)
+    assert case.status == 200
+    fields = [{name: getattr(message, name) for name in expected}
+              for message, expected in zip(received.messages, case.messages, strict=True)]
+    assert fields == list(case.messages)
+    assert all(before <= message.received_at <= after for message in received.messages)
+    assert received.statuses == list(case.statuses)
+    # an inbound message is answered with empty TwiML, a status callback with an empty body
+    ack = (EMPTY_TWIML, "text/xml") if case.messages else ("", "text/plain")
+    assert (received.ack_body, received.ack_content_type) == ack
 
 
 def test_sign_matches_sdk_validation() -> None:
@@ -384,45 +340,61 @@ async def test_retry_after_belongs_to_the_send_that_got_it(double: TwilioDouble,
     assert len(double.messages) == 5
 
 
-# name, channel overrides, sends, minimum span, maximum span (seconds, loose)
+# name, channel overrides, channel, the sender's rate (messages a second)
 RATE_CASES = [
-    ("long code 1/s", {}, 3, 1.5, 10.0),
-    ("messaging service 100/s", {"messaging_service_sid": SERVICE}, 20, 0.0, 1.0),
-    ("short code 100/s", {"sms_from": "12345"}, 20, 0.0, 1.0),
-    ("configured 4/s", {"rate_per_second": 4.0}, 6, 0.3, 5.0),
+    ("long code 1/s", {}, "sms", 1.0),
+    ("messaging service 100/s", {"messaging_service_sid": SERVICE}, "sms", 100.0),
+    ("short code 100/s", {"sms_from": "12345"}, "sms", 100.0),
+    ("whatsapp sender 80/s", {}, "whatsapp", 80.0),
+    ("configured 4/s", {"rate_per_second": 4.0}, "sms", 4.0),
+    ("configured 4/s on whatsapp", {"rate_per_second": 4.0}, "whatsapp", 4.0),
 ]
 
 
 @pytest.mark.parametrize(
-    ("overrides", "count", "at_least", "at_most"), [c[1:] for c in RATE_CASES], ids=[c[0] for c in RATE_CASES]
+    ("overrides", "kind", "rate"), [c[1:] for c in RATE_CASES], ids=[c[0] for c in RATE_CASES]
 )
-async def test_rate_limit_spacing(
-    double: TwilioDouble, make_channel: MakeChannel, overrides: dict[str, Any], count: int, at_least: float,
-    at_most: float,
+async def test_each_send_passes_its_senders_limit(
+    double: TwilioDouble, make_channel: MakeChannel, overrides: dict[str, Any], kind: str, rate: float
 ) -> None:
-    channel = await make_channel(rate_limits=True, **overrides)
-    await asyncio.gather(*(channel.send(outbound(outbox_id=i)) for i in range(count)))
-    arrivals = sorted(m.arrived for m in double.messages)
-    assert len(arrivals) == count
-    assert at_least <= arrivals[-1] - arrivals[0] <= at_most
+    gates = Gates()
+    channel = await make_channel(rate_limits=True, limiters=gates, **overrides)
+    await asyncio.gather(*(channel.send(outbound(kind, outbox_id=i)) for i in range(3)))
+    assert gates.rates == [rate]  # one limiter for the sender, made on its first send
+    assert gates.made[0].passed == 3 and len(double.messages) == 3
 
 
-async def test_whatsapp_sender_defaults_to_80_per_second(double: TwilioDouble, make_channel: MakeChannel) -> None:
-    channel = await make_channel(rate_limits=True)
-    started = time.monotonic()
-    await asyncio.gather(*(channel.send(outbound("whatsapp", outbox_id=i)) for i in range(120)))
-    arrivals = sorted(m.arrived for m in double.messages)
-    assert len(arrivals) == 120
-    # A burst of 80, then 80 a second: the last 40 need about half a second, not the long code's 40.
-    assert 0.3 <= arrivals[-1] - started <= 2.0
+async def test_a_send_waits_for_its_limit_and_only_its_own(double: TwilioDouble, make_channel: MakeChannel) -> None:
+    gates = Gates()
+    channel = await make_channel(rate_limits=True, limiters=gates)
+    gates.shut = True
+    sms, whatsapp = (asyncio.create_task(channel.send(outbound(kind))) for kind in ("sms", "whatsapp"))
+    await gates.until(lambda: [gate.waiting for gate in gates.made] == [1, 1])
+    assert double.messages == []  # nothing reaches Twilio before its sender's limit lets it
+    sms_gate, whatsapp_gate = gates.made
+    whatsapp_gate.open()
+    await whatsapp
+    assert [m.to for m in double.messages] == ["whatsapp:" + PERSON] and not sms.done()
+    sms_gate.open()
+    await sms
+    assert [m.to for m in double.messages] == ["whatsapp:" + PERSON, PERSON]
 
 
-async def test_senders_have_separate_limits(double: TwilioDouble, make_channel: MakeChannel) -> None:
-    channel = await make_channel(rate_limits=True)
-    started = time.monotonic()
-    await asyncio.gather(channel.send(outbound()), channel.send(outbound("whatsapp")))
-    assert time.monotonic() - started < 0.9
-    assert len(double.messages) == 2
+async def test_no_limits_when_rate_limits_are_off(double: TwilioDouble, make_channel: MakeChannel) -> None:
+    gates = Gates()
+    channel = await make_channel(rate_limits=False, limiters=gates)
+    await channel.send(outbound())
+    assert gates.made == [] and len(double.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("rate", "burst", "period"), [(0.5, 1, 2.0), (1.0, 1, 1.0), (4.0, 4, 1.0), (80.0, 80, 1.0)],
+    ids=["one every 2 s", "1/s", "4/s", "80/s"],
+)
+def test_rate_limiter_lets_a_burst_through_per_period(rate: float, burst: int, period: float) -> None:
+    limiter = rate_limiter(rate)
+    assert isinstance(limiter, AsyncLimiter)
+    assert (limiter.max_rate, limiter.time_period) == (burst, period)
 
 
 async def test_200_concurrent_sends(double: TwilioDouble, make_channel: MakeChannel) -> None:
@@ -470,9 +442,8 @@ def test_fallback_for(
     assert channel.fallback_for(StatusUpdate("SM1", "failed", code), original) == expected
 
 
-async def test_acknowledge_is_a_no_op(webhook: Any, double: TwilioDouble, make_channel: MakeChannel) -> None:
+async def test_acknowledge_is_a_no_op(double: TwilioDouble, make_channel: MakeChannel) -> None:
     channel = await make_channel()
-    client, received = webhook
-    await post(client, MESSAGES, inbound_form(PERSON))
-    await channel.acknowledge(received[0].messages[0])
+    received = await channel.receive(call(MESSAGES, inbound_form(PERSON)))
+    await channel.acknowledge(received.messages[0])
     assert double.requests == 0

@@ -15,11 +15,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.streams import StreamReader
+from aiohttp.test_utils import make_mocked_request
 from sqlalchemy import func, select, update
 
 import campaigns.sender
+from beacon.app import read_body
 from campaigns import outbox
 from campaigns.outbox import Draft
+from channels.base import WebhookRejected
 from channels.twilio import EMPTY_TWIML
 from registry import schema
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM, WHATSAPP_FROM, Running, StartBeacon
@@ -174,11 +179,45 @@ async def test_bad_signature_is_refused_and_nothing_is_stored(start_beacon: Star
     assert run.twilio.requests == 0
 
 
+async def test_the_signature_covers_the_public_url_whatever_the_host(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(twilio=True)
+    path = "/webhooks/twilio/messages?attempt=2"
+    params = {"MessageSid": "SM" + "3" * 32, "AccountSid": ACCOUNT_SID, "From": PHONE, "To": SMS_FROM,
+              "Body": "JOIN"}
+    headers = {"X-Twilio-Signature": sign(AUTH_TOKEN, run.settings.public_url + path, params),
+               "Host": "attacker.example"}
+    response = await run.client.post(path, data=params, headers=headers)
+    assert response.status == 200
+    await settle(run)
+    assert await count(run, schema.inbound) == 1
+
+
+async def chunks() -> Any:
+    for _ in range(5):
+        yield b"Body=" + b"x" * (16 * 1024) + b"&"
+
+
 async def test_oversized_body_is_refused(start_beacon: StartBeacon) -> None:
     run = await start_beacon(twilio=True)
     response = await run.twilio_inbound(PHONE, "x" * (64 * 1024 + 1))
     assert response.status == 413
+    response = await run.client.post("/webhooks/twilio/messages", data=chunks(),  # no Content-Length
+                                     headers={"X-Twilio-Signature": "x"})
+    assert response.status == 413
     assert await count(run, schema.inbound) == 0
+
+
+async def test_a_body_shorter_than_its_length_is_refused() -> None:
+    """aiohttp drops the connection of a client that stops early; a stream that ends short is refused all the same."""
+    loop = asyncio.get_running_loop()
+    payload = StreamReader(BaseProtocol(loop), 2**16, loop=loop)
+    payload.feed_data(b"Body=JOIN")
+    payload.feed_eof()
+    request = make_mocked_request("POST", "/webhooks/twilio/messages", headers={"Content-Length": "100"},
+                                  payload=payload)
+    with pytest.raises(WebhookRejected) as caught:
+        await read_body(request, 64 * 1024)
+    assert caught.value.status == 400
 
 
 async def test_replayed_message_sid_is_processed_once(start_beacon: StartBeacon) -> None:
