@@ -35,7 +35,7 @@ from bot.i18n import LANGUAGES, RTL_LANGUAGES
 from bot.texts import N_
 from campaigns import broadcasts, cases, reports
 from domain.vocabulary import Need
-from registry import aggregates, audit, schema, users
+from registry import aggregates, audit, publication, schema, users
 from registry.aggregates import StatsQuery
 from registry.disclosure import ALL, Entry, Table
 from registry.subject import export
@@ -170,7 +170,8 @@ async def area_table(request: web.Request, exact: bool) -> Table:
     beacon = request.app[BEACON]
     query = StatsQuery(("area",), 0)
     if not exact:
-        return (await api_stats.build(beacon.db, beacon.gazetteer, query, beacon.settings.min_cell)).table
+        return (await publication.build(beacon.db, beacon.gazetteer, beacon.tables, query,
+                                        beacon.settings.min_cell)).table
     counts = await aggregates.count(beacon.db, beacon.gazetteer, query)
     cells = tuple(Entry(key, value, False) for key, value in sorted(counts.cells.items(), key=lambda kv: -kv[1]))
     return Table(("area",), 1, cells, (), Entry((ALL,), sum(counts.cells.values()), False))
@@ -561,7 +562,8 @@ async def aggregates_page(request: web.Request) -> web.StreamResponse:
     try:
         query = aggregates.parse_query(",".join(dims), level, broadcast if "status" in dims else None,
                                        beacon.gazetteer, ("area",))
-        published = await api_stats.build(beacon.db, beacon.gazetteer, query, beacon.settings.min_cell)
+        published = await publication.build(beacon.db, beacon.gazetteer, beacon.tables, query,
+                                            beacon.settings.min_cell)
         problem = None
     except aggregates.QueryError as exc:
         published, problem = None, exc.message
