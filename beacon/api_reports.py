@@ -209,8 +209,8 @@ async def create_run(request: web.Request) -> web.Response:
         assert body.format is not None and body.by is not None
         format = body.format
         query = await _query(request, format, body.by, body.level, body.broadcast)
-    run_id = await reports.run_now(beacon.db, beacon.gazetteer, beacon.settings.min_cell, format=format,
-                                   query=query, actor=request[CALLER].name, schedule_id=schedule_id)
+    run_id = await reports.run_now(beacon.db, beacon.gazetteer, beacon.tables, beacon.settings.min_cell,
+                                   format=format, query=query, actor=request[CALLER].name, schedule_id=schedule_id)
     async with beacon.db.read() as conn:
         run = await reports.get_run(conn, run_id)
     return web.json_response(reports.run_view(run), status=201)

@@ -75,7 +75,7 @@ def upkeep_jobs(beacon: Beacon) -> list[tuple[Callable[[], Awaitable[None]], int
             beacon.sender.wake()
 
     async def reports_due() -> None:  # next_run_at in the database is the clock; this only looks
-        await reports.run_due(beacon.db, beacon.gazetteer, settings.min_cell)
+        await reports.run_due(beacon.db, beacon.gazetteer, beacon.tables, settings.min_cell)
 
     return [(retention, 24 * 3600), (nudges, 3600), (reports_due, reports.CHECK_SECONDS)]
 

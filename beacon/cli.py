@@ -29,6 +29,7 @@ from registry import audit, subject, tokens, users
 from registry import keys as keyring
 from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
+from registry.publication import ProtectedTables
 from registry.users import UserError
 
 
@@ -231,7 +232,7 @@ def retention_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
 def reports_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
     """Produce the runs of due report schedules now (the scheduler also checks every minute)."""
     async def run(db: Database, settings: config.Settings) -> int:
-        produced = await reports.run_due(db, Gazetteer.load(settings.areas_file), settings.min_cell)
+        produced = await reports.run_due(db, Gazetteer.load(settings.areas_file), ProtectedTables(), settings.min_cell)
         print(f"produced {len(produced)} report run(s)" + (f": {', '.join(map(str, produced))}" if produced else ""))
         return 0
 

@@ -28,6 +28,7 @@ from domain.vocabulary import ProviderName
 from registry.crypto import MasterKeys
 from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
+from registry.publication import ProtectedTables
 
 log = structlog.get_logger("beacon.context")
 
@@ -44,6 +45,7 @@ class Beacon:
     sender: Sender
     service: Service
     runner: Runner
+    tables: ProtectedTables  # protected tables by their counts, shared by the API, console and reports
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -85,7 +87,7 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
         service = Service(db, keys, bot, providers, sender, family_channel=family_channel)
         runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
                         family_channel=family_channel, max_reminders=settings.max_reminders)
-        beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner)
+        beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables())
         for provider in providers.values():
             await provider.start()
         try:

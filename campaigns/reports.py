@@ -1,10 +1,10 @@
 """Scheduled stats exports: schedules, their runs, and producing a run.
 
-A run is produced by the code behind the live exports (:mod:`beacon.api_stats`: count, protect, then
-the same CSV, GeoJSON or JSON writer), so a stored file is exactly what ``GET /api/v1/stats.csv``
-(or ``.geojson``, or ``/api/v1/stats``) answered at that moment: the same suppression, the same
-metadata lines and HXL row. A run's content is therefore published aggregate output, never a row
-about a person.
+A run is produced by the code behind the live exports (:func:`registry.publication.build` to count
+and protect, then the same CSV, GeoJSON or JSON writer of :mod:`registry.exports`), so a stored file
+is exactly what ``GET /api/v1/stats.csv`` (or ``.geojson``, or ``/api/v1/stats``) answered at that
+moment: the same suppression, the same metadata lines and HXL row. A run's content is therefore
+published aggregate output, never a row about a person.
 
 Timing is durable: a schedule's ``next_run_at`` is the clock, and the scheduler only decides when to
 look. A check claims a due schedule by inserting its run (``running``, with a lease) and advancing
@@ -32,11 +32,11 @@ import structlog
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from beacon import api_stats
 from domain.areas import Gazetteer
-from registry import aggregates, audit, schema
+from registry import aggregates, audit, exports, publication, schema
 from registry.aggregates import QueryError, StatsQuery
 from registry.db import Database
+from registry.publication import ProtectedTables
 from registry.times import aware, iso
 
 log = structlog.get_logger("beacon.reports")
@@ -94,17 +94,18 @@ class Rendered:
     produced_at: datetime
 
 
-async def render(db: Database, gazetteer: Gazetteer, min_cell: int, format: str, query: StatsQuery) -> Rendered:
+async def render(db: Database, gazetteer: Gazetteer, tables: ProtectedTables, min_cell: int, format: str,
+                 query: StatsQuery) -> Rendered:
     """The export the live endpoint gives for ``query``, built by the same functions (QueryError if it cannot be)."""
     if format == "geojson" and "area" not in query.by:
         raise QueryError("by", "a GeoJSON export needs area among the dimensions")
-    published = await api_stats.build(db, gazetteer, query, min_cell)
+    published = await publication.build(db, gazetteer, tables, query, min_cell)
     if format == "csv":
-        text = api_stats.csv_text(published, gazetteer, min_cell)
+        text = exports.csv_text(published, gazetteer, min_cell)
     elif format == "geojson":  # serialised as web.json_response does
-        text = json.dumps(api_stats.geojson(published, gazetteer, min_cell))
+        text = json.dumps(exports.geojson(published, gazetteer, min_cell))
     elif format == "json":
-        text = json.dumps(api_stats.as_json(published, min_cell))
+        text = json.dumps(exports.as_json(published, min_cell))
     else:
         raise QueryError("format", f"format must be one of {', '.join(FORMATS)}")
     return Rendered(text, FORMATS[format], published.generated_at)
@@ -272,7 +273,8 @@ async def claim_due(db: Database, now: datetime | None = None, batch: int = DUE_
     return claimed
 
 
-async def produce(db: Database, gazetteer: Gazetteer, min_cell: int, run_id: int) -> str | None:
+async def produce(db: Database, gazetteer: Gazetteer, tables: ProtectedTables, min_cell: int,
+                  run_id: int) -> str | None:
     """Produce a claimed run and store the file (or the failure); prune old runs. Audited.
 
     Returns the run's status, or None when it is not running (finished elsewhere meanwhile).
@@ -283,7 +285,7 @@ async def produce(db: Database, gazetteer: Gazetteer, min_cell: int, run_id: int
         return None
     values: dict[str, Any] = {"lease_until": None}
     try:
-        rendered = await render(db, gazetteer, min_cell, run.format, query_from_json(run.query))
+        rendered = await render(db, gazetteer, tables, min_cell, run.format, query_from_json(run.query))
     except QueryError as exc:  # e.g. the gazetteer changed under a stored query
         values.update(status="failed", error=f"{exc.field}: {exc.message}"[:500])
     except Exception as exc:  # noqa: BLE001 - recorded on the run; the next period tries again
@@ -324,29 +326,29 @@ async def prune(conn: AsyncConnection, schedule_id: int | None, now: datetime, k
     return int(removed)
 
 
-async def run_due(db: Database, gazetteer: Gazetteer, min_cell: int, *, now: datetime | None = None,
-                  batch: int = DUE_BATCH) -> list[int]:
+async def run_due(db: Database, gazetteer: Gazetteer, tables: ProtectedTables, min_cell: int, *,
+                  now: datetime | None = None, batch: int = DUE_BATCH) -> list[int]:
     """Produce every due schedule's run, and every interrupted run; returns the run ids produced."""
     produced: list[int] = []
     for _ in range(100):  # bounded: each pass claims different schedules and runs
         claimed = await claim_due(db, now, batch)
         for run_id in claimed:
-            if await produce(db, gazetteer, min_cell, run_id) is not None:
+            if await produce(db, gazetteer, tables, min_cell, run_id) is not None:
                 produced.append(run_id)
         if len(claimed) < batch:
             break
     return produced
 
 
-async def run_now(db: Database, gazetteer: Gazetteer, min_cell: int, *, format: str, query: StatsQuery,
-                  actor: str, schedule_id: int | None = None) -> int:
+async def run_now(db: Database, gazetteer: Gazetteer, tables: ProtectedTables, min_cell: int, *, format: str,
+                  query: StatsQuery, actor: str, schedule_id: int | None = None) -> int:
     """An on-demand run (of a schedule's query, or ad hoc), produced before returning its id."""
     now = datetime.now(UTC)
     async with db.write() as conn:
         run_id = int((await conn.execute(insert(schema.report_runs).values(
             schedule_id=schedule_id, scheduled_for=None, format=format, query=query_json(query), status="running",
             requested_by=actor, started_at=now, lease_until=now + LEASE, attempts=1).returning(_r.id))).scalar_one())
-    await produce(db, gazetteer, min_cell, run_id)
+    await produce(db, gazetteer, tables, min_cell, run_id)
     return run_id
 
 

@@ -29,10 +29,10 @@ possible error is hiding more than strictly necessary.
 2. A hidden cell worth 1 can only go up, so every published total through it needs another hidden
    cell worth 2 or more (any other hidden cell for larger ones): the smallest published cell is
    hidden where one is missing, and a box is looked for again.
-3. Failing that, Gaussian elimination over exact fractions on the equations around the cell gives
-   a basis of their null space; its vectors and their pairwise combinations are tried as
-   certificates (a vector that is zero outside a neighbourhood of the cell and balances every
-   published total touching it balances every published total of the table).
+3. Failing that, Gaussian elimination over exact fractions on the equations around the cell
+   (:mod:`registry.equations`) gives a basis of their null space; its vectors and their pairwise
+   combinations are tried as certificates (a vector that is zero outside a neighbourhood of the
+   cell and balances every published total touching it balances every published total of the table).
 4. A cell still without one (determined by the totals, or pinned by the ``>= 1`` bounds) gets the
    cheapest box that withdraws the totals it would move, counting their values as its cost; the
    box of the cell alone, withdrawing every total through it, always fits.
@@ -53,14 +53,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from fractions import Fraction
 from itertools import combinations, product
-from math import lcm
 from typing import Any
+
+from registry.equations import Equations
 
 MIN_CELL_FLOOR = 3
 ALL = None  # in a total's key: the dimension summed over
-_PAIR_CANDIDATES = 12  # null-space vectors tried pairwise per cell without a box
 _NEIGHBOURHOOD = 160  # hidden cells around a cell taken into its local elimination
 _SEARCH_AFTER_FIRST = 8  # boxes weighed once one fits (weighing all hides ~10 % less, takes twice as long)
 
@@ -93,6 +92,14 @@ class Table:
         return sum(1 for e in self.cells if e.suppressed)
 
 
+@dataclass
+class Work:
+    """How much searching protecting a table took (pass one to :func:`protect` to count)."""
+
+    boxes: int = 0  # boxes weighed as certificates
+    eliminations: int = 0  # cells given to the elimination for want of a box
+
+
 def margin_subsets(n: int) -> list[tuple[int, ...]]:
     """Which dimensions each kind of published total keeps, one-way totals first, the grand total last."""
     kinds: list[tuple[int, ...]] = []
@@ -108,8 +115,9 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[int, str], ...]:
     return tuple((0, "") if v is ALL else (1, str(v)) for v in key)
 
 
-def protect(counts: Mapping[tuple[Any, ...], int], dims: Sequence[str], min_cell: int) -> Table:
-    """Suppress what must be suppressed; the returned table is safe to publish."""
+def protect(counts: Mapping[tuple[Any, ...], int], dims: Sequence[str], min_cell: int,
+            work: Work | None = None) -> Table:
+    """Suppress what must be suppressed; the returned table is safe to publish. ``work`` counts the search."""
     if not isinstance(min_cell, int) or min_cell < MIN_CELL_FLOOR:
         raise DisclosureError(f"min_cell must be an integer of at least {MIN_CELL_FLOOR}")
     dims = tuple(dims)
@@ -124,7 +132,7 @@ def protect(counts: Mapping[tuple[Any, ...], int], dims: Sequence[str], min_cell
             raise DisclosureError(f"cell {key!r} has a count that is not a whole number >= 0")
         if value:
             keys.append(key)
-    state = _solve({k: counts[k] for k in keys}, tuple(range(n)), min_cell, {})
+    state = _solve({k: counts[k] for k in keys}, tuple(range(n)), min_cell, {}, work or Work())
     keys, values = state.keys, state.values
     cells = tuple(Entry(k, None if state.supp[i] else values[i], state.supp[i]) for i, k in enumerate(keys))
     totals: list[Entry] = []
@@ -139,7 +147,7 @@ def protect(counts: Mapping[tuple[Any, ...], int], dims: Sequence[str], min_cell
 
 
 def _solve(counts: dict[tuple[Any, ...], int], dims: tuple[int, ...], min_cell: int,
-           memo: dict[tuple[int, ...], _Suppressor]) -> _Suppressor:
+           memo: dict[tuple[int, ...], _Suppressor], work: Work) -> _Suppressor:
     """Protect a table whose keys follow ``dims`` (indices into the caller's dimensions).
 
     Each one-way (and, with three or more dimensions, each line) table of totals is protected on its
@@ -160,7 +168,7 @@ def _solve(counts: dict[tuple[Any, ...], int], dims: tuple[int, ...], min_cell: 
             for key, value in counts.items():
                 sub_key = tuple([key[i] for i in kept])
                 sub[sub_key] = sub.get(sub_key, 0) + value
-            inner = _solve(sub, tuple(dims[i] for i in kept), min_cell, memo)
+            inner = _solve(sub, tuple(dims[i] for i in kept), min_cell, memo, work)
 
             def widen(short: tuple[Any, ...], kept: tuple[int, ...] = kept) -> tuple[Any, ...]:
                 full: list[Any] = [ALL] * n
@@ -171,7 +179,7 @@ def _solve(counts: dict[tuple[Any, ...], int], dims: tuple[int, ...], min_cell: 
             forced.update(widen(k) for c, k in enumerate(inner.keys) if inner.supp[c])
             forced.update(widen(k) for g, k in enumerate(inner.gkeys) if not inner.pub[g])
     keys = sorted(counts, key=_sort_key)
-    state = _Suppressor(keys, [counts[k] for k in keys], n, min_cell, forced)
+    state = _Suppressor(keys, [counts[k] for k in keys], n, min_cell, work, forced)
     state.run()
     memo[dims] = state
     return state
@@ -180,9 +188,10 @@ def _solve(counts: dict[tuple[Any, ...], int], dims: tuple[int, ...], min_cell: 
 class _Suppressor:
     """The working state: which cells and totals are withheld, and why each hidden cell is safe."""
 
-    def __init__(self, keys: list[tuple[Any, ...]], values: list[int], n: int, min_cell: int,
+    def __init__(self, keys: list[tuple[Any, ...]], values: list[int], n: int, min_cell: int, work: Work,
                  forced: AbstractSet[tuple[Any, ...]] = frozenset()) -> None:
         self.keys = keys
+        self.work = work
         self.values = values
         self.n = n
         self.min_cell = min_cell
@@ -249,7 +258,8 @@ class _Suppressor:
             for c in range(len(self.values)):
                 if not self.supp[c] or self.cert[c] is not None:
                     continue
-                d = _Audit(self.values, self.neighbourhood_equations(c)).certificate(c)
+                self.work.eliminations += 1
+                d = Equations(self.values, self.neighbourhood_equations(c)).certificate(c)
                 if d is None or not d.get(c):
                     if self.cover(c, withdraw=True) is None:  # pragma: no cover - the empty box always fits
                         raise AssertionError("no way to protect a cell")
@@ -260,14 +270,13 @@ class _Suppressor:
             self.protect_totals()
             pending = [c for c in range(len(self.values)) if self.supp[c] and self.cert[c] is None]
 
-    def protect_totals(self) -> bool:
-        """Give every total below ``min_cell`` a certificate too; whether anything had to change.
+    def protect_totals(self) -> None:
+        """Give every total below ``min_cell`` a certificate too.
 
         Such a total is the sum of hidden cells; a box that partners only dimensions the total
         keeps moves it by one, provided the totals of the same kind through the other corners are
         withheld (withdrawn if need be: the cost of a box counts their values).
         """
-        changed = False
         for g in self.small:
             if g in self.gcert:
                 continue
@@ -275,16 +284,13 @@ class _Suppressor:
             moving = next((d for c in self.members[g] if (d := self.cert[c]) is not None
                            and sum(v for k, v in d.items() if k in members) != 0), None)
             if moving is None:
-                hidden, withdrawn = sum(self.supp), self.withdrawn
                 for c in sorted(self.members[g], key=lambda c: (-self.values[c], c)):
                     moving = self.cover(c, withdraw=True, within=self.kinds[self.gkind[g]])
                     if moving is not None:
                         break
-                changed = changed or hidden != sum(self.supp) or withdrawn != self.withdrawn
             if moving is None:  # pragma: no cover - the box with no partner always fits
                 raise AssertionError("no way to protect a small total")
             self.gcert[g] = moving
-        return changed
 
     def neighbourhood_equations(self, c: int) -> list[list[int]]:
         """The published totals touching the hidden cells near ``c``, restricted to those cells.
@@ -352,47 +358,10 @@ class _Suppressor:
         published, in which each corner has another value. ``within`` limits the partnered
         dimensions (to move a total that keeps those). Returns the box as a change to the table.
         """
-        key = self.keys[c]
-        limit = self.partner_limit * (2 if withdraw else 1)
-        options: list[list[tuple[int, Any]]] = []  # per dimension: (cost of the neighbour, partner value)
-        for j in range(self.n):
-            ranked = []
-            for other in self.members[self.cell_groups[c][self.line_kind[j]]]:  # the listed cells along j
-                if other == c:
-                    continue
-                value = self.values[other]
-                if value == 1 and self.values[c] == 1:
-                    continue  # either it or the cell would have to drop to 0
-                v = self.keys[other][j]
-                ranked.append((0 if self.supp[other] else value, value == 1, str(v), v))
-            ranked.sort()
-            options.append([(r[0], r[-1]) for r in ranked[:limit]])
-        best: tuple[int, int, dict[int, int], set[int]] | None = None
-        effort = _SEARCH_AFTER_FIRST
-        space = tuple(range(self.n)) if within is None else within
-        for size in range(len(space), -1, -1) if withdraw else range(len(space) + 1):
-            for dims in combinations(space, size):
-                open_kinds = [t for t, kept in enumerate(self.kinds) if set(dims) <= set(kept)]
-                if not withdraw and any(self.pub[g] and len(self.members[g]) > 1
-                                        for g in (self.cell_groups[c][t] for t in open_kinds)):
-                    continue  # a total through the cell itself would move
-                bound = [best[0] if best else None]
-                for partners in self.partner_choices(options, dims, bound):
-                    found = self.box(key, dims, partners, open_kinds, bound[0], withdraw)
-                    if best is not None:
-                        effort -= 1
-                    if found is not None and (best is None or (found[0], len(found[1])) < best[:2]):
-                        best = (found[0], len(found[1]), found[1], found[2])
-                        bound[0] = best[0]
-                    if best is not None and (best[0] == 0 or effort <= 0):
-                        break
-                if best is not None and (best[0] == 0 or effort <= 0):
-                    break
-            if best is not None and (best[0] == 0 or effort <= 0):
-                break
-        if best is None:
+        found = self.search_box(c, withdraw, within)
+        if found is None:
             return None
-        _, _, d, totals = best
+        d, totals = found
         for g in totals:
             self.pub[g] = False
             self.withdrawn += 1
@@ -408,6 +377,55 @@ class _Suppressor:
             if self.cert[corner] is None:
                 self.cert[corner] = d
         return d
+
+    def search_box(self, c: int, withdraw: bool,
+                   within: tuple[int, ...] | None) -> tuple[dict[int, int], set[int]] | None:
+        """The box :meth:`cover` takes, with the totals it withdraws; None when no box fits.
+
+        Returns on the first acceptable box: one that costs nothing, or the cheapest once
+        :data:`_SEARCH_AFTER_FIRST` more have been weighed after the first that fits.
+        """
+        key = self.keys[c]
+        options = self.neighbours(c, self.partner_limit * (2 if withdraw else 1))
+        best: tuple[int, int, dict[int, int], set[int]] | None = None  # cost, corner count, box, totals
+        effort = _SEARCH_AFTER_FIRST
+        space = tuple(range(self.n)) if within is None else within
+        sizes = range(len(space), -1, -1) if withdraw else range(len(space) + 1)
+        for dims in (dims for size in sizes for dims in combinations(space, size)):
+            open_kinds = [t for t, kept in enumerate(self.kinds) if set(dims) <= set(kept)]
+            if not withdraw and any(self.pub[g] and len(self.members[g]) > 1
+                                    for g in (self.cell_groups[c][t] for t in open_kinds)):
+                continue  # a total through the cell itself would move
+            bound = [best[0] if best else None]
+            for partners in self.partner_choices(options, dims, bound):
+                found = self.box(key, dims, partners, open_kinds, bound[0], withdraw)
+                if best is not None:
+                    effort -= 1
+                if found is not None and (best is None or (found[0], len(found[1])) < best[:2]):
+                    best = (found[0], len(found[1]), found[1], found[2])
+                    bound[0] = best[0]
+                if best is not None and (best[0] == 0 or effort <= 0):
+                    return best[2], best[3]
+        return None if best is None else (best[2], best[3])
+
+    def neighbours(self, c: int, limit: int) -> list[list[tuple[int, Any]]]:
+        """Per dimension, the cheapest ``limit`` partners for ``c``'s box: (cost of the neighbour, value).
+
+        Hidden neighbours cost nothing; a neighbour worth 1 is no partner for a cell worth 1 (either it
+        or the cell would have to drop to 0).
+        """
+        options: list[list[tuple[int, Any]]] = []
+        for j in range(self.n):
+            ranked = []
+            for other in self.members[self.cell_groups[c][self.line_kind[j]]]:  # the listed cells along j
+                value = self.values[other]
+                if other == c or value == 1 and self.values[c] == 1:
+                    continue
+                v = self.keys[other][j]
+                ranked.append((0 if self.supp[other] else value, value == 1, str(v), v))
+            ranked.sort()
+            options.append([(r[0], r[-1]) for r in ranked[:limit]])
+        return options
 
     @staticmethod
     def partner_choices(options: list[list[tuple[int, Any]]], dims: tuple[int, ...],
@@ -434,6 +452,7 @@ class _Suppressor:
     def box(self, key: tuple[Any, ...], dims: tuple[int, ...], partners: tuple[Any, ...], open_kinds: list[int],
             bound: int | None, withdraw: bool) -> tuple[int, dict[int, int], set[int]] | None:
         """The box's corners with their signs, its cost and the totals it needs withdrawn; None if impossible."""
+        self.work.boxes += 1
         corners: dict[int, int] = {}
         totals: set[int] = set()
         cost = 0
@@ -465,124 +484,3 @@ class _Suppressor:
         if all(values[k] >= 2 for k, s in corners.items() if s > 0):
             return cost, {k: -s for k, s in corners.items()}, totals
         return None
-
-
-class _Audit:
-    """Gaussian elimination over exact fractions: the null space of a 0/1 system, and certificates from it."""
-
-    def __init__(self, x: list[int], equations: list[list[int]]) -> None:
-        self.x = x
-        self.equations = equations
-        self.rows: dict[int, dict[int, Fraction | int]] = {}  # pivot cell -> {free cell: coefficient}
-        self.col_rows: dict[int, set[int]] = {}  # free cell -> pivots whose row mentions it
-        self._null: dict[int, dict[int, int]] = {}
-        for cols in equations:
-            self.add(cols)
-
-    def add(self, cols: list[int]) -> None:
-        """Bring one equation (sum of ``cols``) into reduced row echelon form with the others."""
-        row: dict[int, Fraction | int] = {}
-        for c in cols:
-            pivot_row = self.rows.get(c)
-            if pivot_row is None:
-                row[c] = row.get(c, 0) + 1
-                if not row[c]:
-                    del row[c]
-                continue
-            for k, v in pivot_row.items():
-                nv = row.get(k, 0) - v
-                if nv:
-                    row[k] = nv
-                else:
-                    del row[k]
-        if not row:
-            return  # implied by the others
-        # The largest cell becomes the pivot, so the null-space vectors move the small cells.
-        pivot = max(row, key=lambda c: (self.x[c], c))
-        a = row.pop(pivot)
-        if a != 1:
-            row = {k: _tidy(Fraction(v) / a) for k, v in row.items()}
-        for q in self.col_rows.pop(pivot, ()):
-            other = self.rows[q]
-            coef = other.pop(pivot)
-            for k, v in row.items():
-                nv = _tidy(other.get(k, 0) - coef * v)
-                if nv:
-                    other[k] = nv
-                    self.col_rows.setdefault(k, set()).add(q)
-                else:
-                    other.pop(k, None)
-                    self.col_rows[k].discard(q)
-        self.rows[pivot] = row
-        for k in row:
-            self.col_rows.setdefault(k, set()).add(pivot)
-
-    def null_vector(self, free: int) -> dict[int, int]:
-        """The basis vector of the null space for a free cell, scaled to primitive integers."""
-        found = self._null.get(free)
-        if found is None:
-            vec: dict[int, Fraction | int] = {free: 1}
-            for p in self.col_rows.get(free, ()):
-                vec[p] = -self.rows[p][free]
-            found = self._null[free] = _integral(vec)
-        return found
-
-    def feasible(self, d: dict[int, int]) -> dict[int, int] | None:
-        """``d`` or ``-d``, whichever keeps every hidden cell of the true table at 1 or more; checked
-        against the equations too, so a certificate never rests on the elimination alone."""
-        x = self.x
-        if all(x[k] + v >= 1 for k, v in d.items()):
-            found = d
-        elif all(x[k] - v >= 1 for k, v in d.items()):
-            found = {k: -v for k, v in d.items()}
-        else:
-            return None
-        if any(sum(found.get(k, 0) for k in cols) for cols in self.equations):  # pragma: no cover - a bug
-            raise AssertionError("a null-space vector that moves a published total")
-        return found
-
-    def certificate(self, c: int) -> dict[int, int] | None:
-        """A change to the hidden cells, consistent with everything published, that moves cell ``c``."""
-        if c in self.rows:
-            candidates = sorted(self.rows[c])
-        else:
-            candidates = [c]
-        if not candidates:
-            return None  # determined by the published totals
-        for f in candidates:
-            d = self.feasible(self.null_vector(f))
-            if d is not None:
-                return d
-        # Combinations: a candidate with another candidate or with a neighbour in the null space.
-        pool = list(candidates)
-        for f in candidates:
-            for p in self.null_vector(f):
-                for k in self.rows.get(p, ()):
-                    if k not in pool:
-                        pool.append(k)
-        pool = pool[:_PAIR_CANDIDATES]
-        for f, g in combinations(pool, 2):
-            u, v = self.null_vector(f), self.null_vector(g)
-            for su, sv in ((1, 1), (1, -1), (2, 1), (1, 2), (2, -1), (1, -2)):
-                d = dict(u) if su == 1 else {k: su * w for k, w in u.items()}
-                for k, w in v.items():
-                    nv = d.get(k, 0) + sv * w
-                    if nv:
-                        d[k] = nv
-                    else:
-                        d.pop(k, None)
-                if d.get(c) and (found := self.feasible(d)) is not None:
-                    return found
-        return None
-
-
-def _tidy(v: Fraction | int) -> Fraction | int:
-    if isinstance(v, Fraction) and v.denominator == 1:
-        return v.numerator
-    return v
-
-
-def _integral(vec: dict[int, Fraction | int]) -> dict[int, int]:
-    scale = lcm(*(v.denominator for v in vec.values() if isinstance(v, Fraction))) if any(
-        isinstance(v, Fraction) for v in vec.values()) else 1
-    return {k: int(v * scale) for k, v in vec.items()}

@@ -243,7 +243,7 @@ async def test_auditor_and_analyst_see_only_their_pages(browser: Browser, start_
 
     schedule = await reports.create_schedule(run.beacon.db, name="Daily by area", format="csv",
                                              query=StatsQuery(("area",)), every_hours=24, actor="admin")
-    await reports.run_due(run.beacon.db, run.beacon.gazetteer, run.beacon.settings.min_cell)
+    await reports.run_due(run.beacon.db, run.beacon.gazetteer, run.beacon.tables, run.beacon.settings.min_cell)
     context, page, weigher = await open_context(browser)
     await sign_in(page, run, "ravi")
     await expect(page.locator("#total")).to_have_text("withheld")  # 3 people: below the threshold of 10

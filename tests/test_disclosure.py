@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import itertools
 import random
-import time
 from collections import deque
 from typing import Any
 
 import pytest
 
-from registry.disclosure import ALL, DisclosureError, Entry, Table, protect
+from registry.disclosure import ALL, DisclosureError, Entry, Table, Work, protect
 
 Key = tuple[Any, ...]
 UNBOUNDED = 10**9
@@ -365,7 +364,9 @@ def test_zero_cells_are_not_listed() -> None:
     assert [e.key for e in table.cells] == [("b",), ("c",)]
 
 
-def test_thousands_of_cells_are_fast() -> None:
+def test_thousands_of_cells_take_a_bounded_search() -> None:
+    """The box search stops soon after a box fits: it weighs a few boxes per cell, not every box there is
+    (weighing them all is over ten per cell on this table)."""
     rng = random.Random(3)
     areas, nationalities, genders = 25, 40, 4
     counts: dict[Key, int] = {}
@@ -376,8 +377,7 @@ def test_thousands_of_cells_are_fast() -> None:
                 value = max(0, int(rng.gauss(mean, mean / 3)))
                 if value:
                     counts[(f"a{a}", f"n{n}", f"g{g}")] = value
-    started = time.perf_counter()
-    table = protect(counts, ["area", "nationality", "gender"], 10)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, elapsed  # the benchmark holds it to well under 500 ms
+    work = Work()
+    table = protect(counts, ["area", "nationality", "gender"], 10, work)
     assert table.suppressed_cells > 0
+    assert 0 < work.boxes <= 2 * len(counts), work  # bench/stats.py times it (well under 500 ms)

@@ -199,7 +199,7 @@ async def test_pause_resume_rename_delete(start_beacon: StartBeacon) -> None:
     document = await (await beacon.client.get("/api/v1/openapi.json")).json()
     admin = await bearer(beacon, "admin", "root")
     analyst = await bearer(beacon, "analyst", "ana")
-    db, gazetteer = beacon.beacon.db, beacon.beacon.gazetteer
+    db, gazetteer, tables = beacon.beacon.db, beacon.beacon.gazetteer, beacon.beacon.tables
     start = (datetime.now(UTC) - timedelta(minutes=30)).replace(microsecond=0)
     schedule = await call(beacon, "POST", SCHEDULES, admin, {
         "name": "Hourly by language", "format": "csv", "by": ["language"], "every_hours": 1,
@@ -210,7 +210,7 @@ async def test_pause_resume_rename_delete(start_beacon: StartBeacon) -> None:
     paused = await call(beacon, "PATCH", path, admin, {"paused": True}, 200, document)
     assert paused["paused"] is True
     await due_check(beacon)
-    assert await reports.run_due(db, gazetteer, 3, now=datetime.now(UTC) + timedelta(days=2)) == []
+    assert await reports.run_due(db, gazetteer, tables, 3, now=datetime.now(UTC) + timedelta(days=2)) == []
     assert await run_count(db, schedule["id"]) == 0  # paused: nothing produced, however late
     on_demand = await call(beacon, "POST", RUNS, admin, {"schedule": schedule["id"]}, 201)
     assert on_demand["status"] == "done"  # a paused schedule still runs on demand
@@ -223,7 +223,7 @@ async def test_pause_resume_rename_delete(start_beacon: StartBeacon) -> None:
     assert (next_run - start) % timedelta(hours=1) == timedelta(0)
     await due_check(beacon)
     assert await run_count(db, schedule["id"]) == 1
-    produced = await reports.run_due(db, gazetteer, 3, now=next_run + timedelta(minutes=1))
+    produced = await reports.run_due(db, gazetteer, tables, 3, now=next_run + timedelta(minutes=1))
     assert len(produced) == 1
     runs = (await call(beacon, "GET", f"{RUNS}?schedule={schedule['id']}&status=done", analyst))["items"]
     assert [r["trigger"] for r in runs] == ["schedule", "on_demand"] and runs[0]["schedule_name"] == "Languages"
@@ -241,7 +241,7 @@ async def test_pause_resume_rename_delete(start_beacon: StartBeacon) -> None:
     await call(beacon, "PATCH", path, admin, {"paused": True}, 404, document)
     await call(beacon, "POST", RUNS, admin, {"schedule": schedule["id"]}, 404, document)
     assert (await call(beacon, "GET", SCHEDULES, analyst))["items"] == []
-    assert await reports.run_due(db, gazetteer, 3, now=later + timedelta(days=3)) == []
+    assert await reports.run_due(db, gazetteer, tables, 3, now=later + timedelta(days=3)) == []
     kept = await call(beacon, "GET", f"{RUNS}?schedule={schedule['id']}", analyst)
     assert len(kept["items"]) == 2
     assert (await beacon.client.get(kept["items"][0]["content_url"], headers=analyst)).status == 200
@@ -273,12 +273,12 @@ async def test_a_restart_neither_loses_nor_doubles_a_run(start_beacon: StartBeac
     # A new process on the same database: the claim's lease still holds, so it waits ...
     keys = first.settings.keys or ""
     second = await start_beacon(BEACON_MIN_CELL="3", BEACON_DATABASE_URL=database_url, BEACON_KEYS=keys)
-    db, gazetteer = second.beacon.db, second.beacon.gazetteer
+    db, gazetteer, tables = second.beacon.db, second.beacon.gazetteer, second.beacon.tables
     await due_check(second)
     assert (await call(second, "GET", f"{RUNS}/{claimed[0]}", analyst))["status"] == "running"
     # ... and once the lease has run out, the interrupted run is produced: once, for its period.
-    assert await reports.run_due(db, gazetteer, 3, now=datetime.now(UTC) + reports.LEASE + timedelta(minutes=1)) == [
-        claimed[0]]
+    later = datetime.now(UTC) + reports.LEASE + timedelta(minutes=1)
+    assert await reports.run_due(db, gazetteer, tables, 3, now=later) == [claimed[0]]
     runs = (await call(second, "GET", f"{RUNS}?schedule={schedule['id']}", analyst))["items"]
     assert len(runs) == 1 and runs[0]["status"] == "done" and when(runs[0]["scheduled_for"]) == period
     assert (await second.client.get(runs[0]["content_url"], headers=analyst)).status == 200
@@ -289,9 +289,9 @@ async def test_a_restart_neither_loses_nor_doubles_a_run(start_beacon: StartBeac
     other = Database(database_url)
     try:
         tomorrow = period + timedelta(days=1, minutes=1)
-        results = await asyncio.gather(reports.run_due(db, gazetteer, 3, now=tomorrow),
-                                       reports.run_due(other, gazetteer, 3, now=tomorrow),
-                                       reports.run_due(db, gazetteer, 3, now=tomorrow))
+        results = await asyncio.gather(reports.run_due(db, gazetteer, tables, 3, now=tomorrow),
+                                       reports.run_due(other, gazetteer, tables, 3, now=tomorrow),
+                                       reports.run_due(db, gazetteer, tables, 3, now=tomorrow))
     finally:
         await other.close()
     assert sorted(len(r) for r in results) == [0, 0, 1]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from registry import schema, tokens
 from registry.disclosure import ALL, Entry, Table
+from registry.publication import ProtectedTables
 from tests.conftest import Running, StartBeacon
 from tests.test_disclosure import recoverable
 
@@ -239,8 +240,6 @@ async def test_analyst_sees_only_aggregates(start_beacon: StartBeacon) -> None:
 
 
 async def test_protected_tables_are_reused_only_for_identical_counts() -> None:
-    from beacon.api_stats import ProtectedTables
-
     tables = ProtectedTables(size=2)
     counts = {("tripoli",): 40, ("misrata",): 4, ("sabha",): 25}
     first = await tables.protect(counts, ("area",), 10)

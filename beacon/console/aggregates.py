@@ -14,7 +14,7 @@ from bot.countries import country_name
 from bot.i18n import LANGUAGES
 from campaigns import queries, reports
 from domain.vocabulary import CheckInStatus
-from registry import aggregates
+from registry import aggregates, publication
 from registry.times import iso
 
 STATS_DIMENSIONS = ("area", "nationality", "gender", "age_band", "language", "channel", "status")
@@ -35,7 +35,8 @@ async def aggregates_page(request: web.Request) -> web.StreamResponse:
     try:
         query = aggregates.parse_query(",".join(dims), level, broadcast if "status" in dims else None,
                                        beacon.gazetteer, ("area",))
-        published = await api_stats.build(beacon.db, beacon.gazetteer, query, beacon.settings.min_cell)
+        published = await publication.build(beacon.db, beacon.gazetteer, beacon.tables, query,
+                                            beacon.settings.min_cell)
         problem = None
     except aggregates.QueryError as exc:
         published, problem = None, exc.message

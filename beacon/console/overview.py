@@ -11,7 +11,7 @@ from beacon import api_stats
 from beacon.console.web import SESSION, area_label, language_of, may_see, page, render, translate
 from beacon.context import BEACON
 from campaigns import queries
-from registry import aggregates
+from registry import aggregates, publication
 from registry.aggregates import StatsQuery
 from registry.disclosure import ALL, Entry, Table
 
@@ -28,7 +28,8 @@ async def area_table(request: web.Request, exact: bool) -> Table:
     beacon = request.app[BEACON]
     query = StatsQuery(("area",), 0)
     if not exact:
-        return (await api_stats.build(beacon.db, beacon.gazetteer, query, beacon.settings.min_cell)).table
+        return (await publication.build(beacon.db, beacon.gazetteer, beacon.tables, query,
+                                        beacon.settings.min_cell)).table
     counts = await aggregates.count(beacon.db, beacon.gazetteer, query)
     cells = tuple(Entry(key, value, False) for key, value in sorted(counts.cells.items(), key=lambda kv: -kv[1]))
     return Table(("area",), 1, cells, (), Entry((ALL,), sum(counts.cells.values()), False))
