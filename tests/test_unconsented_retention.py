@@ -39,8 +39,8 @@ async def run(beacon: Running) -> retention.Report:
 
 
 async def test_a_one_message_sender_is_erased_after_the_window_and_not_before(
-        start_beacon: StartBeacon, tmp_path: Path) -> None:
-    beacon = await start_beacon(BEACON_UNCONSENTED_DAYS="30")
+        start_beacon: StartBeacon, database_url: str, tmp_path: Path) -> None:
+    beacon = await start_beacon(BEACON_DATABASE_URL=database_url, BEACON_UNCONSENTED_DAYS="30")
     await beacon.converse(REGISTERED, "JOIN", "1", "1", "tripoli", "Amina", "0", "0", "0", "0", "0")
     assert await beacon.simulate(PHONE, "is this the embassy?")
     [registered, stranger] = await people(beacon)
