@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy import text
 
 from beacon.logs import configure
+from registry.crypto import KeyringError
 from tests.conftest import StartBeacon
 
 PHONE = "+2348012345670"
@@ -66,3 +67,20 @@ async def test_a_failure_while_processing_is_logged_with_its_frames_and_no_perso
         assert '"exc_info": true' not in line
         for secret in (PHONE, PHONE[1:], "0" + PHONE[4:], FREE_TEXT, "Zawiya"):
             assert secret not in line, f"{secret!r} in a log line: {line[:300]}"
+
+
+def test_beacons_own_error_messages_stay_and_others_go(
+        restore_logging: None, capfd: pytest.CaptureFixture[str]) -> None:
+    configure("json", "info")
+    try:
+        try:
+            int(FREE_TEXT)  # Python's message quotes the text
+        except ValueError as exc:
+            raise KeyringError("ciphertext does not authenticate") from exc
+    except KeyringError:
+        structlog.get_logger("test").exception("process.failed", inbound_id=7)
+    _, err = capfd.readouterr()
+    [entry] = [e for e in json_lines(err) if e.get("event") == "process.failed"]
+    assert [(s["exc_type"], s["exc_value"]) for s in entry["exception"]] == [
+        ("KeyringError", "ciphertext does not authenticate"), ("ValueError", "")]
+    assert FREE_TEXT not in err
