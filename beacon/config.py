@@ -43,6 +43,7 @@ class Settings:
     confirm_after_days: int = 180
     message_retention_days: int = 90
     case_retention_months: int = 12
+    unconsented_days: int = 30  # a sender who never consented is erased after this long without writing
     trusted_proxies: frozenset[str] = frozenset()  # addresses whose X-Forwarded-For is believed
     twilio: TwilioSettings | None = None
     telegram: TelegramSettings | None = None
@@ -55,7 +56,7 @@ class Settings:
     def retention_policy(self) -> Policy:
         """The retention policy this configuration sets."""
         return Policy(profile_months=self.retention_months, message_days=self.message_retention_days,
-                      case_months=self.case_retention_months)
+                      case_months=self.case_retention_months, unconsented_days=self.unconsented_days)
 
     @property
     def data_dir(self) -> Path:
@@ -207,6 +208,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         confirm_after_days=_int(env, "BEACON_CONFIRM_AFTER_DAYS", 180, minimum=1),
         message_retention_days=_int(env, "BEACON_MESSAGE_RETENTION_DAYS", 90, minimum=1),
         case_retention_months=_int(env, "BEACON_CASE_RETENTION_MONTHS", 12, minimum=1),
+        unconsented_days=_int(env, "BEACON_UNCONSENTED_DAYS", 30, minimum=1),
         trusted_proxies=trusted_proxies,
         rate_limits=env.get("BEACON_RATE_LIMITS", "on").lower() not in ("off", "0", "false", "no"),
         twilio=twilio,

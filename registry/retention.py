@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry import audit, schema, store
 from registry.db import Database
@@ -26,6 +27,7 @@ class Policy:
     message_days: int = 90  # message bodies (inbound and outbox)
     case_months: int = 12  # closed cases
     lookup_days: int = 1  # STATUS look-up records (only kept for the guessing limit)
+    unconsented_days: int = 30  # someone who never consented, after this long without writing
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,12 @@ class Report:
     outbox_bodies: int
     cases: int
     lookups: int
+    unconsented_erased: int
 
     def counts(self) -> dict[str, int]:
         return {"profiles_erased": self.profiles_erased, "warnings": len(self.warnings_due),
                 "inbound_bodies": self.inbound_bodies, "outbox_bodies": self.outbox_bodies,
-                "cases": self.cases, "lookups": self.lookups}
+                "cases": self.cases, "lookups": self.lookups, "unconsented_erased": self.unconsented_erased}
 
 
 async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Report:
@@ -72,7 +75,28 @@ async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Re
             c.status == "closed", c.closed_at < now - policy.case_months * MONTH))
         lookups = await conn.execute(delete(schema.status_lookups).where(
             schema.status_lookups.c.at < now - timedelta(days=policy.lookup_days)))
+        unconsented = await _erase_unconsented(conn, now - timedelta(days=policy.unconsented_days))
         report = Report(len(stale), [int(x) for x in due], inbound.rowcount, outbound.rowcount, cases.rowcount,
-                        lookups.rowcount)
+                        lookups.rowcount, unconsented)
         await audit.append(conn, "system", "retention.run", None, dict(report.counts()))
     return report
+
+
+async def _erase_unconsented(conn: AsyncConnection, idle_before: datetime) -> int:
+    """Erase people who never consented and have not written since ``idle_before``.
+
+    Anyone who texts once (a family member's STATUS look-up too) gets a record holding their sealed
+    address. Someone who opted out keeps only the marker an opt-out needs, the blind index of their
+    address, so that their STOP still holds for that address; everyone else goes entirely.
+    """
+    r, i = schema.registrants.c, schema.identities.c
+    holds_address = exists().where(i.registrant_id == r.id, i.address_ct != b"")
+    idle = (await conn.execute(select(r.id, r.opted_out).where(
+        r.consented.is_(False), func.coalesce(r.last_seen_at, r.created_at) < idle_before,
+        or_(r.opted_out.is_(False), holds_address)))).all()
+    for registrant_id, opted_out in idle:
+        if opted_out:
+            await store.forget(conn, registrant_id)
+        else:
+            await store.erase(conn, registrant_id)
+    return len(idle)

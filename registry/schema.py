@@ -265,6 +265,16 @@ console_sessions = Table(
 )
 Index("ix_console_sessions_expiry", console_sessions.c.expires_at)
 
+# Failed (and in-progress) console sign-ins, shared by every web process; none older than the window.
+signin_failures = Table(
+    "signin_failures",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(80), nullable=False),  # addr:ADDRESS-OR-/64 | user:NAME | token:ADDRESS-OR-/64
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_signin_failures_key", signin_failures.c.key, signin_failures.c.at)
+
 # Lets the aggregates count area x nationality x gender from the index alone.
 Index("ix_registrants_breakdown", registrants.c.area_id, registrants.c.nationality, registrants.c.gender,
       registrants.c.consented)

@@ -1,16 +1,20 @@
 """Console accounts and browser sessions.
 
 Passwords are hashed with scrypt (memory-hard; parameters stored with each hash so they can be
-raised later). A session is a random cookie value of which only a SHA-256 digest is stored, with
-its own CSRF token, an idle timeout and an absolute lifetime.
+raised later), in threads of their own, HASHING_THREADS at a time: a check takes about 0.1 s and
+32 MiB, which on the event loop would stall every request meanwhile. A session is a random cookie
+value of which only a SHA-256 digest is stored, with its own CSRF token, an idle timeout and an
+absolute lifetime.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +33,10 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 MIN_PASSWORD = 12
 IDLE = timedelta(hours=2)
 LIFETIME = timedelta(hours=12)
+HASHING_THREADS = 2
+# The semaphore in front of scrypt: a pool of its own, so queued checks neither hold the event loop
+# nor take the default executor's threads (DNS look-ups) and their memory stays bounded.
+_HASHING = ThreadPoolExecutor(max_workers=HASHING_THREADS, thread_name_prefix="scrypt")
 
 
 class UserError(Exception):
@@ -77,6 +85,16 @@ def check_password(password: str, stored: str) -> bool:
 _DECOY = hash_password(secrets.token_urlsafe(16))
 
 
+async def hashed(password: str) -> str:
+    """:func:`hash_password` in a hashing thread."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, hash_password, password)
+
+
+async def matches(password: str, stored: str) -> bool:
+    """:func:`check_password` in a hashing thread."""
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, check_password, password, stored)
+
+
 def check_new_password(password: str, username: str) -> None:
     """Refuse passwords that are too short or are the username."""
     if len(password) < MIN_PASSWORD:
@@ -92,10 +110,11 @@ async def create_user(db: Database, username: str, role: str, password: str, *, 
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UserError("username must be 1 to 64 letters, digits, '.', '-' or '_'")
     check_new_password(password, username)
+    password_hash = await hashed(password)
     try:
         async with db.write() as conn:
             await conn.execute(schema.console_users.insert().values(
-                username=username, role=role, password_hash=hash_password(password), created_at=datetime.now(UTC)))
+                username=username, role=role, password_hash=password_hash, created_at=datetime.now(UTC)))
             await audit.append(conn, by, "user.created", username, {"role": role})
     except IntegrityError:
         raise UserError(f"a user named {username!r} already exists") from None
@@ -104,10 +123,11 @@ async def create_user(db: Database, username: str, role: str, password: str, *, 
 async def set_password(db: Database, username: str, password: str, *, by: str = "cli") -> None:
     """Replace a user's password and end their sessions."""
     check_new_password(password, username)
+    password_hash = await hashed(password)
     u = schema.console_users.c
     async with db.write() as conn:
         done = await conn.execute(update(schema.console_users).where(u.username == username)
-                                  .values(password_hash=hash_password(password)))
+                                  .values(password_hash=password_hash))
         if done.rowcount == 0:
             raise UserError(f"no user named {username!r}")
         await conn.execute(delete(schema.console_sessions).where(
@@ -135,9 +155,9 @@ async def verify_user(db: Database, username: str, password: str) -> str | None:
         row = (await conn.execute(select(u.role, u.password_hash).where(
             u.username == username, u.disabled_at.is_(None)))).first()
     if row is None:
-        check_password(password, _DECOY)
+        await matches(password, _DECOY)
         return None
-    return str(row.role) if check_password(password, row.password_hash) else None
+    return str(row.role) if await matches(password, row.password_hash) else None
 
 
 async def verify_token(db: Database, token: str) -> tuple[str, str] | None:

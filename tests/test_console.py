@@ -15,7 +15,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select, update
 
-from beacon.console.throttle import WINDOW_SECONDS, Throttle
 from registry import audit, schema, users
 from tests.conftest import Running, StartBeacon, environment
 
@@ -206,20 +205,6 @@ async def test_api_tokens_sign_in_too(start_beacon: StartBeacon) -> None:
     assert (await run.client.get("/console/audit")).status == 200
     page = await (await run.client.get("/console/overview")).text()
     assert "night-auditor" in page
-
-
-def test_throttle_blocks_after_the_limit_and_forgets_after_the_window() -> None:
-    now = [1000.0]
-    throttle = Throttle(clock=lambda: now[0])
-    keys = ["ip:10.0.0.1", "user:amal"]
-    for _ in range(4):
-        throttle.failed(keys)
-    assert throttle.blocked(keys) == 0
-    throttle.failed(keys)
-    assert throttle.blocked(keys) == pytest.approx(WINDOW_SECONDS)
-    assert throttle.blocked(["ip:10.0.0.1", "user:other"]) == 0  # the address has room for 20
-    now[0] += WINDOW_SECONDS + 1
-    assert throttle.blocked(keys) == 0
 
 
 async def test_case_views_are_audited_and_the_queue_shows_no_personal_details(start_beacon: StartBeacon) -> None:

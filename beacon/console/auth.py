@@ -68,25 +68,16 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not token and not (username and password):  # nothing to check: not an attempt
         return await login_page(request, status=400, error=translate(
             request, "Enter your username and password, or an API token."))
-    throttle = request.app[THROTTLE]
-    address = client_address(request)
-    keys = [f"ip:{address}", f"user:{username.lower()}" if not token else f"token:{address}"]
-    wait = throttle.blocked(keys)
-    if wait:
-        minutes = max(1, round(wait / 60))
+    checked = await request.app[THROTTLE].sign_in(beacon.db, client_address(request), username=username,
+                                                  password=password, token=token)
+    if checked.wait:
+        minutes = max(1, round(checked.wait / 60))
         return await login_page(request, status=429, error=translate(
             request, "Too many failed sign-in attempts. Try again in {minutes} minutes.", minutes=minutes))
-    if token:
-        found = await users.verify_token(beacon.db, token)
-        actor, role = (f"token:{found[0]}", found[1]) if found else (None, None)
-    else:
-        role = await users.verify_user(beacon.db, username, password)
-        actor = f"user:{username}" if role else None
+    actor, role = checked.actor, checked.role
     if actor is None or role is None:
-        throttle.failed(keys)
         return await login_page(request, status=401, error=translate(
             request, "The username and password, or the token, are not right."))
-    throttle.succeeded(keys[1:])
     language = str(form.get("lang") or language_of(request))
     cookie, _ = await users.open_session(beacon.db, actor, role, language if language in CONSOLE_LANGUAGES else "en")
     response = web.HTTPSeeOther(_safe_next(str(form.get("next") or "")))

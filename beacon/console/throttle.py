@@ -1,52 +1,52 @@
-"""Sign-in attempts, limited per client address and per username."""
+"""Sign-in attempts: the limits every web process shares (registry.signins), and a cap on how many
+checks this process has under way at once."""
 
 from __future__ import annotations
 
-import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-WINDOW_SECONDS = 15 * 60
-LIMITS = {"ip": 20, "user": 5, "token": 10}  # failures allowed per window, by the key's kind
+from registry import signins, users
+from registry.db import Database
+
+# Password and token checks this process runs or queues at once (scrypt runs HASHING_THREADS at a
+# time); beyond that an attempt is turned away at once rather than left to queue.
+IN_FLIGHT = 32
+BUSY_WAIT = 1.0  # seconds an attempt turned away for that is told to wait
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """A sign-in attempt's answer: refused for ``wait`` seconds, signed in as ``actor``, or wrong."""
+
+    wait: float = 0.0
+    actor: str | None = None  # "user:NAME" or "token:NAME"
+    role: str | None = None
 
 
 class Throttle:
-    """Failed sign-ins in a sliding window; too many block that key until the oldest one ages out.
+    """Checks sign-ins within the limits; one per web process."""
 
-    Kept in the web process's memory: a restart forgets, which only ever lets someone in sooner.
-    """
+    def __init__(self) -> None:
+        self._in_flight = 0
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        found = self._failures.get(key)
-        if found is None:
-            return deque()
-        cutoff = self._clock() - WINDOW_SECONDS
-        while found and found[0] <= cutoff:
-            found.popleft()
-        if not found:
-            del self._failures[key]
-        return found
-
-    def blocked(self, keys: Iterable[str]) -> float:
-        """Seconds until every key may try again (0 when none is blocked)."""
-        wait = 0.0
-        for key in keys:
-            recent = self._recent(key)
-            if len(recent) >= LIMITS[key.partition(":")[0]]:
-                wait = max(wait, recent[0] + WINDOW_SECONDS - self._clock())
-        return wait
-
-    def failed(self, keys: Iterable[str]) -> None:
-        """Count one failed attempt against each key."""
-        now = self._clock()
-        for key in keys:
-            self._failures.setdefault(key, deque()).append(now)
-
-    def succeeded(self, keys: Iterable[str]) -> None:
-        """A right password clears that username's failures (not the address's)."""
-        for key in keys:
-            self._failures.pop(key, None)
+    async def sign_in(self, db: Database, address: str, *, username: str, password: str, token: str) -> SignInResult:
+        """Check a username and password, or an API token, from a client address."""
+        if self._in_flight >= IN_FLIGHT:
+            return SignInResult(wait=BUSY_WAIT)
+        self._in_flight += 1
+        try:
+            attempt = await signins.claim(db, address, signins.token_key(address) if token
+                                          else signins.user_key(username))
+            if attempt.wait:
+                return SignInResult(wait=attempt.wait)
+            if token:
+                found = await users.verify_token(db, token)
+                result = SignInResult(actor=f"token:{found[0]}", role=found[1]) if found else SignInResult()
+            else:
+                role = await users.verify_user(db, username, password)
+                result = SignInResult(actor=f"user:{username}", role=role) if role else SignInResult()
+            if result.actor:
+                await signins.succeeded(db, attempt)
+            return result
+        finally:
+            self._in_flight -= 1
