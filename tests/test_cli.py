@@ -202,6 +202,7 @@ COMMANDS = (
     ("keys", "rotate"),
     ("keys", "reencrypt"),
     ("audit", "verify"),
+    ("audit", "checkpoint"),
     ("retention", "run"),
     ("serve", "--port", "0"),
     ("worker",),
