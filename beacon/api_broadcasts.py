@@ -259,6 +259,14 @@ async def list_audit(request: web.Request) -> web.Response:
     return web.json_response({"items": items})
 
 
+@requires(Role.AUDITOR)
+async def audit_head(request: web.Request) -> web.Response:
+    """The newest entry's seq and hash: a checkpoint to keep outside Beacon and verify against later."""
+    async with request.app[BEACON].db.read() as conn:
+        head = await audit.head(conn)
+    return web.json_response({"seq": head.seq, "hash": head.hash})
+
+
 def setup(app: web.Application) -> None:
     """Mount these routes."""
     app.router.add_post("/api/v1/broadcasts/preview", preview)
@@ -269,3 +277,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/cases", list_cases)
     app.router.add_patch("/api/v1/cases/{id}", change_case)
     app.router.add_get("/api/v1/audit", list_audit)
+    app.router.add_get("/api/v1/audit/head", audit_head)

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import getpass
 import json
+import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -85,6 +86,7 @@ def _database(settings: config.Settings, action: Callable[[Database, config.Sett
         db = Database(settings.database_url)
         try:
             await db.migrate()
+            audit.use(master_keys(settings))  # every command keys its audit entries as serve and worker do
             return await action(db, settings)
         finally:
             await db.close()
@@ -173,17 +175,41 @@ def keys(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def audit_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
-    """Check the audit log's hash chain."""
+    """Check the audit log's chain (against a checkpoint if given), or append and print a checkpoint."""
+    if args.audit_command == "verify" and (args.expect_seq is None) != (args.expect_hash is None):
+        return _fail("--expect-seq and --expect-hash go together")
+
     async def run(db: Database, settings: config.Settings) -> int:
+        if args.audit_command == "checkpoint":
+            async with db.write() as conn:
+                head = await audit.checkpoint(conn, "cli")
+            print(head)
+            return 0
+        expect = audit.Checkpoint(args.expect_seq, args.expect_hash) if args.expect_seq is not None else None
         async with db.read() as conn:
-            verdict = await audit.verify(conn)
+            verdict = await audit.verify(conn, expect)
         if verdict.ok:
-            print(f"audit log intact: {verdict.entries} entries")
+            print(f"audit log intact: {verdict.entries} entries"
+                  + (f"; entry {expect.seq} matches the checkpoint" if expect else ""))
             return 0
         print(f"audit log broken at entry {verdict.broken_at}: {verdict.reason}")
         return 1
 
     return _database(settings, run)
+
+
+def _seq(value: str) -> int:
+    """A checkpoint's seq: a positive whole number."""
+    if not (value.isascii() and value.isdecimal()) or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an entry number (1 or more)")
+    return int(value)
+
+
+def _hash(value: str) -> str:
+    """A checkpoint's hash: 64 hex digits."""
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise argparse.ArgumentTypeError("the hash must be 64 hex digits, as `beacon audit checkpoint` prints it")
+    return value.lower()
 
 
 def telegram(settings: config.Settings, args: argparse.Namespace) -> int:
@@ -294,7 +320,10 @@ def parser() -> argparse.ArgumentParser:
     k.set_defaults(run=keys)
     a = sub.add_parser("audit", help="audit log")
     asub = a.add_subparsers(dest="audit_command", required=True)
-    asub.add_parser("verify", help="check the hash chain")
+    verify = asub.add_parser("verify", help="check the hash chain (and that it still reaches a checkpoint)")
+    verify.add_argument("--expect-seq", type=_seq, help="the seq of a checkpoint kept outside Beacon")
+    verify.add_argument("--expect-hash", type=_hash, help="the hash of that checkpoint")
+    asub.add_parser("checkpoint", help="append a checkpoint entry and print its seq and hash, to keep elsewhere")
     a.set_defaults(run=audit_cmd)
     r = sub.add_parser("retention", help="data retention")
     rsub = r.add_subparsers(dest="retention_command", required=True)

@@ -25,6 +25,7 @@ from channels.telegram import TelegramChannel
 from channels.twilio import TwilioChannel
 from domain.areas import Gazetteer
 from domain.vocabulary import ProviderName
+from registry import audit
 from registry.crypto import MasterKeys
 from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
@@ -75,6 +76,7 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
     try:
         await db.migrate()
         master = master_keys(settings)
+        audit.use(master)
         keys = KeyHolder(await load_keyring(db, master), master)
         gazetteer = Gazetteer.load(settings.areas_file)
         providers = make_providers(settings)

@@ -161,6 +161,14 @@ def document() -> dict[str, Any]:
                      "schema": {"type": "string", "format": "date-time"}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
                 "responses": {"200": _json(_items("AuditEntry"), "entries"), **_errors(401, 403, 422)}}},
+            "/api/v1/audit/head": {"get": {
+                "summary": "The newest entry's seq and hash: a checkpoint to keep outside Beacon and pass to "
+                           "`beacon audit verify --expect-seq --expect-hash` (seq 0 for an empty log)",
+                "responses": {"200": _json({
+                    "type": "object", "required": ["seq", "hash"], "additionalProperties": False,
+                    "properties": {"seq": {"type": "integer", "minimum": 0},
+                                   "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}, "the head"),
+                    **_errors(401, 403)}}},
             **api_stats.openapi_paths(),
             **api_reports.openapi_paths(),
         },

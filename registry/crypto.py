@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _VERSION = 1
 
@@ -79,6 +81,14 @@ class MasterKeys:
         with os.fdopen(fd, "w") as fh:
             json.dump({"keys": [{"id": key_id, "key": material}]}, fh)
         return cls.parse(f"{key_id}:{material}")
+
+    def derive(self, purpose: str) -> dict[str, bytes]:
+        """A 256-bit key for ``purpose`` from each master key (HKDF-SHA256), by master key id.
+
+        Derived keys are never stored, and data-key rotations and re-wraps leave them as they are.
+        """
+        return {key_id: HKDF(hashes.SHA256(), 32, salt=None, info=f"beacon/{purpose}".encode()).derive(key)
+                for key_id, key in self.keys.items()}
 
     def wrap(self, data_key: bytes, data_key_id: str) -> tuple[str, bytes]:
         """Encrypt a data key under the active master key."""

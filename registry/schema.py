@@ -154,6 +154,14 @@ audit_log = Table(
     Column("detail", Text, nullable=False),  # canonical JSON, never personal data
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("key_id", String(32)),  # the master key whose derived key MACs the entry; NULL: plain SHA-256 (pre-0006)
+)
+
+# One row: the first audit entry that must be keyed (entries before it were written before keying began).
+audit_chain = Table(
+    "audit_chain",
+    metadata,
+    Column("keyed_from", Id, primary_key=True, autoincrement=False),
 )
 
 api_tokens = Table(

@@ -20,6 +20,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from beacon import config
 from beacon.app import create_app
 from beacon.context import BEACON, Beacon
+from registry import audit
+from registry.crypto import MasterKeys
 from tests.doubles.telegram_api import TelegramDouble
 from tests.doubles.twilio_api import TwilioDouble, sign
 
@@ -46,6 +48,12 @@ def _guarded_connect(self: socket.socket, address: Any) -> Any:
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail any connection that leaves this machine."""
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+@pytest.fixture(autouse=True)
+def audit_keys() -> None:
+    """Key this test process's audit entries with fresh master keys, as every Beacon process keys its own."""
+    audit.use(MasterKeys.parse(dev_keys()))
 
 
 def dev_keys() -> str:

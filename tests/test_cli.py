@@ -23,7 +23,7 @@ import pytest
 import structlog
 
 from channels.base import Inbound
-from registry import keys, store, tokens
+from registry import audit, keys, store, tokens
 from registry.crypto import MasterKeys
 from registry.db import Database
 from tests.conftest import dev_keys
@@ -51,6 +51,7 @@ def env(tmp_path: Path) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         "BEACON_TEST_CWD": str(tmp_path),  # not read by Beacon: where the commands run (./data would go here)
     })
+    audit.use(MasterKeys.parse(base["BEACON_KEYS"]))  # entries written here are keyed as the commands key theirs
     return base
 
 
@@ -201,6 +202,7 @@ COMMANDS = (
     ("keys", "rotate"),
     ("keys", "reencrypt"),
     ("audit", "verify"),
+    ("audit", "checkpoint"),
     ("retention", "run"),
     ("serve", "--port", "0"),
     ("worker",),

@@ -334,13 +334,13 @@ async def test_audit_chain_detects_edits_deletions_and_reordering(db: Database) 
     )
     assert (swapped.ok, swapped.broken_at) == (False, 2)
 
-    # An edit that recomputes its own hash still breaks the link of the next entry.
+    # An edit that recomputes its own hash without the chain's key breaks at the edited entry itself.
     async with db.read() as conn:
         row = (await conn.execute(select(schema.audit_log).where(schema.audit_log.c.seq == 3))).one()
     at = (row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)).isoformat()
     forged = audit._digest(3, at, row.actor, row.action, row.subject, '{}', row.prev_hash)
     relinked = await _verify_after(db, f"UPDATE audit_log SET detail = '{{}}', hash = '{forged}' WHERE seq = 3")
-    assert (relinked.ok, relinked.broken_at) == (False, 4)
+    assert (relinked.ok, relinked.broken_at) == (False, 3)
 
     async with db.read() as conn:
         assert (await audit.verify(conn)).ok  # every tampering above was rolled back
