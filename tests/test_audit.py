@@ -195,11 +195,11 @@ def upgrade_to(connection: Connection, revision: str) -> None:
 
 
 async def legacy_log(url: str, length: int) -> None:
-    """A database at revision 0005 whose audit log was written by the unkeyed code (plain SHA-256)."""
+    """A database before the keyed chain (revision 0006) whose audit log the unkeyed code wrote (SHA-256)."""
     db = Database(url)
     try:
         async with db.engine.begin() as conn:
-            await conn.run_sync(upgrade_to, "0005")
+            await conn.run_sync(upgrade_to, "0006")
             prev = audit.GENESIS
             start = datetime.now(UTC) - timedelta(days=1)
             for seq in range(1, length + 1):

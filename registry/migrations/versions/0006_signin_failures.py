@@ -1,6 +1,6 @@
 """signin_failures: console sign-in limits shared by every web process
 
-Revision ID: 0006_signin
+Revision ID: 0006
 Revises: 0005
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0006_signin'
+revision = '0006'
 down_revision = '0005'
 branch_labels = None
 depends_on = None

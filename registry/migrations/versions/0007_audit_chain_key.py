@@ -3,8 +3,8 @@
 Entries written before this revision keep their plain SHA-256 hashes and still verify;
 audit_chain.keyed_from marks the first entry that must carry a key.
 
-Revision ID: 0006_audit
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0006_audit'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
