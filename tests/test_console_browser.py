@@ -18,7 +18,8 @@ from registry import users
 from registry.aggregates import StatsQuery
 from tests.browser import artifact, browser  # noqa: F401
 from tests.conftest import Running, StartBeacon
-from tests.test_twilio_e2e import say, settle
+from tests.helpers import settle
+from tests.test_twilio_e2e import say
 
 PASSWORD = "lantern-harbour-42"
 PEOPLE = {"+218910000001": "en", "+218910000002": "fr", "+218910000003": "ar"}  # the menu takes ISO codes

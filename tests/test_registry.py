@@ -459,7 +459,7 @@ async def test_rotate_and_reencrypt_on_a_live_service(start_beacon: StartBeacon,
 
     # The live service followed the rotation without a restart, and everything is sealed under the new key.
     assert running.beacon.keys.ring.active == new_key
-    await running.beacon.service.close()
+    await running.beacon.service.wait_idle()
     fresh = await keys.load_keyring(running.beacon.db, master)
     values = await sealed_values(running.beacon.db)
     assert {s.table for s, _ in values} >= {"identities", "profile_secrets", "inbound", "outbox"}
