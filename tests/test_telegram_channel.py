@@ -311,23 +311,10 @@ async def test_long_text_is_split_with_buttons_on_the_last_part(channel: Telegra
     assert "inline_keyboard" in parts[2]["reply_markup"]
 
 
-def rate_limit_after_first_part(api: TelegramDouble, retry_after: int) -> None:
-    """Make the double answer 429 to the call right after the first delivered sendMessage."""
-    original = api._send_message
-
-    def send_message(params: dict[str, Any]) -> web.Response:
-        response = original(params)
-        if len(api.sent_to(CHAT)) == 0:  # this one is about to be recorded as the first delivery
-            api.rate_limit_next(1, retry_after)
-        return response
-
-    api._send_message = send_message  # type: ignore[method-assign]
-
-
 async def test_rate_limited_continuation_part_is_retried_in_place(
     channel: TelegramChannel, api: TelegramDouble
 ) -> None:
-    rate_limit_after_first_part(api, 1)
+    api.rate_limit_after_next_delivery(1, 1)
     started = time.monotonic()
     sent = await channel.send(outbound("a" * 4096 + "b" * 10, outbox_id=9))
     assert time.monotonic() - started >= 0.95  # waited for retry_after
@@ -338,7 +325,7 @@ async def test_rate_limited_continuation_part_is_retried_in_place(
 async def test_long_flood_pause_on_a_continuation_part_goes_back_to_the_outbox(
     channel: TelegramChannel, api: TelegramDouble
 ) -> None:
-    rate_limit_after_first_part(api, 600)
+    api.rate_limit_after_next_delivery(1, 600)
     with pytest.raises(SendError) as caught:
         await asyncio.wait_for(channel.send(outbound("a" * 4096 + "b" * 10)), timeout=2)
     assert (caught.value.retry_after, caught.value.permanent) == (600.0, False)
