@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from registry import schema, tokens
@@ -81,6 +82,7 @@ async def test_roles(start_beacon: StartBeacon) -> None:
     assert (await beacon.client.get("/api/v1/cases", headers=auditor)).status == 403
 
 
+@pytest.mark.slow
 async def test_check_ins_cases_and_tallies(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon()
     for phone, number in PEOPLE.items():
@@ -173,6 +175,7 @@ async def test_reminders_go_to_the_other_channel_once_per_round(start_beacon: St
     assert await runner.send_reminders() == 0  # answered: no more reminders
 
 
+@pytest.mark.slow
 async def test_scheduled_broadcast_survives_a_restart(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon()
     phone = "+2348010000031"

@@ -88,6 +88,7 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- commands
 
 
+@pytest.mark.slow
 async def test_migrate_and_tokens(env: dict[str, str]) -> None:
     result = await beacon(env, "migrate")
     assert result.code == 0 and "up to date" in result.out, result
@@ -133,6 +134,7 @@ def key_ids(env: dict[str, str]) -> set[str]:
     return {bytes(b[2:2 + b[1]]).decode() for b in blobs if b}
 
 
+@pytest.mark.slow
 async def test_keys_rotate_and_reencrypt(env: dict[str, str]) -> None:
     await seed(env)
     (old,) = key_ids(env)
@@ -167,6 +169,7 @@ async def test_keys_rotate_and_reencrypt(env: dict[str, str]) -> None:
         assert db.execute("SELECT count(*) FROM data_keys").fetchone() == (3,)
 
 
+@pytest.mark.slow
 async def test_audit_verify(env: dict[str, str]) -> None:
     db = Database(env["BEACON_DATABASE_URL"])
     try:
@@ -227,6 +230,7 @@ def bad_configurations(tmp_path: Path) -> dict[str, tuple[dict[str, str], str]]:
     }
 
 
+@pytest.mark.slow
 async def test_the_console_script_fails_in_one_line_on_bad_config(env: dict[str, str], tmp_path: Path) -> None:
     """The real script, for each bad setting (every command is in the next test)."""
     slots = asyncio.Semaphore(4)
@@ -303,6 +307,7 @@ async def wait_healthy(url: str, process: asyncio.subprocess.Process, timeout: f
             await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
 async def test_serve_answers_healthz_and_stops_on_sigterm(env: dict[str, str]) -> None:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
@@ -320,6 +325,7 @@ async def test_serve_answers_healthz_and_stops_on_sigterm(env: dict[str, str]) -
     assert "Traceback" not in err.decode()
 
 
+@pytest.mark.slow
 async def test_worker_stops_on_sigterm(env: dict[str, str]) -> None:
     process = await asyncio.create_subprocess_exec(
         str(BEACON), "worker", env=env, cwd=env["BEACON_TEST_CWD"],

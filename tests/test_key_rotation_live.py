@@ -220,6 +220,7 @@ async def open_everything(env: dict[str, str]) -> tuple[KeyRing, dict[str, int]]
         await db.close()
 
 
+@pytest.mark.slow
 async def test_rotate_and_reencrypt_50000_profiles_while_serving(
         tmp_path: Path, servers: list[Server]) -> None:
     began = time.monotonic()

@@ -416,6 +416,7 @@ async def sealed_values(db: Database) -> list[tuple[keys.Sealed, dict[str, objec
     return found
 
 
+@pytest.mark.slow
 async def test_rotate_and_reencrypt_on_a_live_service(start_beacon: StartBeacon, database_url: str) -> None:
     running = await start_beacon(BEACON_DATABASE_URL=database_url)
     master = MasterKeys.parse(running.settings.keys or "")

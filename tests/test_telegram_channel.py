@@ -311,6 +311,7 @@ async def test_long_text_is_split_with_buttons_on_the_last_part(channel: Telegra
     assert "inline_keyboard" in parts[2]["reply_markup"]
 
 
+@pytest.mark.slow
 async def test_rate_limited_continuation_part_is_retried_in_place(
     channel: TelegramChannel, api: TelegramDouble
 ) -> None:
@@ -389,6 +390,7 @@ async def test_send_errors(
     assert not message.text or message.text not in repr(logs)
 
 
+@pytest.mark.slow
 async def test_per_chat_limiter_spaces_a_burst(limited: TelegramChannel, api: TelegramDouble) -> None:
     started = time.monotonic()
     burst = asyncio.gather(*(limited.send(outbound(f"Alert {n}", outbox_id=n)) for n in range(3)))
@@ -404,6 +406,7 @@ async def test_per_chat_limiter_spaces_a_burst(limited: TelegramChannel, api: Te
     assert time.monotonic() - started < 3.0  # held behind the busy chat, five sends would take about 5 s
 
 
+@pytest.mark.slow
 async def test_concurrent_sends_to_different_chats(channel: TelegramChannel, api: TelegramDouble) -> None:
     chats = [CHAT + n for n in range(100)]
     sent = await asyncio.gather(*(channel.send(outbound(f"Check-in {c}", chat=c, outbox_id=c)) for c in chats))
@@ -424,6 +427,7 @@ async def test_wrong_token_fails_at_start(api: TelegramDouble) -> None:
 # --- CLI helpers -------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_set_and_delete_webhook(api: TelegramDouble) -> None:
     await set_webhook(settings_for(api), "https://beacon.example.org/")
     assert api.calls_to("setWebhook") == [

@@ -152,6 +152,7 @@ def field(label: str, value: str) -> str:
 # --- webhook ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_wrong_or_missing_secret_is_refused_and_nothing_stored(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     assert beacon.telegram is not None
@@ -171,6 +172,7 @@ async def test_wrong_or_missing_secret_is_refused_and_nothing_stored(start_beaco
     assert await count(beacon, schema.inbound) == 1 and beacon.telegram.sent_to(582917001)
 
 
+@pytest.mark.slow
 async def test_replayed_update_is_acknowledged_and_processed_once(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     chat = Chat(beacon, 582917002)
@@ -226,6 +228,7 @@ async def test_registration_with_inline_buttons_in_arabic(start_beacon: StartBea
     assert str(chat.id).encode() not in stored
 
 
+@pytest.mark.slow
 async def test_typed_commands_work_as_over_sms(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True, twilio=True)
     assert beacon.twilio is not None
@@ -260,6 +263,7 @@ async def test_language_code_suggests_the_language(start_beacon: StartBeacon) ->
                                      gettext_for("fr", texts.CONSENT_QUESTION)]
 
 
+@pytest.mark.slow
 async def test_stale_button_press_re_asks_the_current_question_and_changes_nothing(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     assert beacon.telegram is not None
@@ -295,6 +299,7 @@ async def test_stale_button_press_re_asks_the_current_question_and_changes_nothi
 # --- sending -----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_blocked_bot_marks_the_identity_unreachable_and_keeps_the_record(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     assert beacon.telegram is not None
@@ -313,6 +318,7 @@ async def test_blocked_bot_marks_the_identity_unreachable_and_keeps_the_record(s
     assert (person.id, person.area_id, person.consented) == (identity.registrant_id, "tripoli", True)
 
 
+@pytest.mark.slow
 async def test_rate_limited_burst_is_retried_after_retry_after_and_delivered_once(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     api = beacon.telegram
@@ -343,6 +349,7 @@ async def test_rate_limited_burst_is_retried_after_retry_after_and_delivered_onc
     assert sum(attempts for _, attempts in rows) == 8 + 5
 
 
+@pytest.mark.slow
 async def test_rate_limited_replies_keep_their_order(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     assert beacon.telegram is not None
@@ -363,6 +370,7 @@ async def identities(beacon: Running) -> list[tuple[str, int]]:
             select(i.kind, i.registrant_id).order_by(i.id))).all()]
 
 
+@pytest.mark.slow
 async def test_profile_done_offers_a_share_my_phone_number_keyboard(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     chat = Chat(beacon, 582917012)
@@ -375,6 +383,7 @@ async def test_profile_done_offers_a_share_my_phone_number_keyboard(start_beacon
     assert "keyboard" not in done["reply_markup"] and "inline_keyboard" not in done["reply_markup"]
 
 
+@pytest.mark.slow
 async def test_sharing_ones_own_contact_links_the_phone_number(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(twilio=True, telegram=True)
     assert beacon.twilio is not None
@@ -403,6 +412,7 @@ async def test_sharing_ones_own_contact_links_the_phone_number(start_beacon: Sta
     assert await identities(beacon) == [("telegram", registrant_id), ("phone", registrant_id)]
 
 
+@pytest.mark.slow
 async def test_sharing_the_phone_of_an_sms_registration_merges_it(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(twilio=True, telegram=True)
     for text in ("JOIN", "1", "YES", "Benghazi", "Amina"):  # registered by SMS, with a first name
@@ -442,6 +452,7 @@ async def test_sharing_the_phone_of_an_sms_registration_merges_it(start_beacon: 
     assert await count(beacon, schema.registrants) == 1
 
 
+@pytest.mark.slow
 async def test_sharing_someone_elses_contact_links_nothing(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(twilio=True, telegram=True)
     chat = Chat(beacon, 582917015)
@@ -489,6 +500,7 @@ def cli_env(api: TelegramDouble, **overrides: str) -> dict[str, str]:
             "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET, "TELEGRAM_API_BASE_URL": api.base_url, **overrides}
 
 
+@pytest.mark.slow
 async def test_cli_sets_and_deletes_the_webhook(bot_api: TelegramDouble, tmp_path: Path) -> None:
     code, out, err = await run_beacon(tmp_path, "telegram", "set-webhook", **cli_env(bot_api))
     assert code == 0, err
@@ -522,6 +534,7 @@ async def test_cli_sets_and_deletes_the_webhook(bot_api: TelegramDouble, tmp_pat
     ],
     ids=["no-secret", "wrong-token", "plain-http", "bad-secret-characters"],
 )
+@pytest.mark.slow
 async def test_cli_set_webhook_refuses_bad_configuration(
     bot_api: TelegramDouble, tmp_path: Path, overrides: dict[str, str], message: str
 ) -> None:
@@ -533,6 +546,7 @@ async def test_cli_set_webhook_refuses_bad_configuration(
     assert bot_api.calls_to("setWebhook") == []
 
 
+@pytest.mark.slow
 async def test_the_share_my_phone_number_button_speaks_the_persons_language(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     chat = Chat(beacon, 582917099)

@@ -396,6 +396,7 @@ RATE_CASES = [
 @pytest.mark.parametrize(
     ("overrides", "count", "at_least", "at_most"), [c[1:] for c in RATE_CASES], ids=[c[0] for c in RATE_CASES]
 )
+@pytest.mark.slow
 async def test_rate_limit_spacing(
     double: TwilioDouble, make_channel: MakeChannel, overrides: dict[str, Any], count: int, at_least: float,
     at_most: float,
@@ -425,6 +426,7 @@ async def test_senders_have_separate_limits(double: TwilioDouble, make_channel: 
     assert len(double.messages) == 2
 
 
+@pytest.mark.slow
 async def test_200_concurrent_sends(double: TwilioDouble, make_channel: MakeChannel) -> None:
     channel = await make_channel(rate_limits=False)
     double.delay = 0.05

@@ -157,6 +157,7 @@ async def test_oversized_body_is_refused(start_beacon: StartBeacon) -> None:
     assert await count(run, schema.inbound) == 0
 
 
+@pytest.mark.slow
 async def test_replayed_message_sid_is_processed_once(start_beacon: StartBeacon) -> None:
     run = await start_beacon(twilio=True)
     await register(run)
@@ -193,6 +194,7 @@ async def test_sms_and_whatsapp_are_one_registrant(start_beacon: StartBeacon) ->
 
 
 @pytest.mark.parametrize("sender", [PHONE, WA], ids=["sms", "whatsapp"])
+@pytest.mark.slow
 async def test_carrier_opt_out_words(start_beacon: StartBeacon, sender: str) -> None:
     run = await start_beacon(twilio=True)
     await register(run, sender)
@@ -433,6 +435,7 @@ async def test_webhook_answers_before_the_bot_runs(start_beacon: StartBeacon) ->
     assert run.twilio.messages
 
 
+@pytest.mark.slow
 async def test_webhook_latency_while_the_outbox_drains(start_beacon: StartBeacon) -> None:
     run = await start_beacon(twilio=True)
     api = run.twilio
@@ -453,6 +456,7 @@ async def test_webhook_latency_while_the_outbox_drains(start_beacon: StartBeacon
     await assert_each_row_sent_once(run)  # and all of it left, once
 
 
+@pytest.mark.slow
 async def test_a_burst_of_webhooks_is_stored_once_each(start_beacon: StartBeacon) -> None:
     """Concurrent webhooks share transactions: new and known people, SMS and WhatsApp, retries among them."""
     run = await start_beacon(twilio=True)
