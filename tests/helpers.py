@@ -42,10 +42,16 @@ async def waiting_retries(run: Running) -> int:
         return int((await conn.execute(query)).scalar_one())
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``check`` until it holds; fail after ``timeout`` seconds."""
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0,
+                     what: str = "condition") -> None:
+    """Poll ``check`` (plain or async) until it holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while not await check():
+    while True:
+        held = check()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout} s")
         await asyncio.sleep(0.01)

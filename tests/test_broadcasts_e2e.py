@@ -11,6 +11,7 @@ from sqlalchemy import update
 
 from registry import schema, tokens
 from tests.conftest import Running, StartBeacon
+from tests.helpers import eventually
 
 PEOPLE = {"+2348010000001": "1", "+2348010000002": "2", "+2348010000003": "5"}  # en, fr, ar by menu number
 
@@ -187,7 +188,7 @@ async def test_scheduled_broadcast_survives_a_restart(start_beacon: StartBeacon)
     broadcast = await created.json()
     assert broadcast["status"] == "scheduled" and broadcast["counts"]["recipients"] == 0
     await beacon.client.close()  # the process goes away before the time comes
-    await asyncio.sleep(1.2)
+    await eventually(lambda: datetime.now(UTC) > datetime.fromisoformat(send_at), 5, "the time to send")
     again = await start_beacon(BEACON_DATABASE_URL=beacon.settings.database_url, BEACON_KEYS=beacon.settings.keys)
     counts = await wait_counts(again, headers, broadcast["id"], recipients=1, sent=1)
     assert counts["failed"] == 0

@@ -27,6 +27,7 @@ from registry import keys, store, tokens
 from registry.crypto import MasterKeys
 from registry.db import Database
 from tests.conftest import dev_keys
+from tests.helpers import eventually
 
 BEACON = Path(sys.executable).parent / "beacon"  # the console script installed next to this interpreter
 TOKEN = re.compile(r"^bcn_[A-Za-z0-9_-]{20,}$")
@@ -325,6 +326,13 @@ async def test_serve_answers_healthz_and_stops_on_sigterm(env: dict[str, str]) -
     assert "Traceback" not in err.decode()
 
 
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has its own SIGTERM handler installed (Linux: the SigCgt mask)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
 @pytest.mark.slow
 async def test_worker_stops_on_sigterm(env: dict[str, str]) -> None:
     process = await asyncio.create_subprocess_exec(
@@ -341,7 +349,7 @@ async def test_worker_stops_on_sigterm(env: dict[str, str]) -> None:
                 except sqlite3.Error:
                     pass
                 await asyncio.sleep(0.1)
-        await asyncio.sleep(1.0)
+        await eventually(lambda: catches_sigterm(process.pid), 20, "the worker's SIGTERM handler")
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 15)
     finally:
