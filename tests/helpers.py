@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from registry import schema
+from bot.state import Profile, State, Step
+from channels.base import Inbound
+from domain.vocabulary import ChannelKind, ProviderName
+from registry import schema, store
+from registry.db import Database
+from registry.keys import KeyHolder
 from tests.conftest import Running
+
+REGISTERED = Profile(language="en", area_id="tripoli")
 
 
 async def settle(run: Running, timeout: float = 30.0) -> None:
@@ -55,3 +64,25 @@ async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout} s")
         await asyncio.sleep(0.01)
+
+
+def inbound(address: str, text: str, channel: ChannelKind = ChannelKind.SIMULATOR) -> Inbound:
+    """A new message from ``address``, as a provider would hand it over."""
+    return Inbound(channel=channel, address=address, text=text, provider_id=secrets.token_hex(8),
+                   received_at=datetime.now(UTC))
+
+
+async def enrol(db: Database, keys: KeyHolder, address: str, profile: Profile = REGISTERED, *,
+                channel: ChannelKind = ChannelKind.SIMULATOR, provider: str = ProviderName.SIMULATOR) -> int:
+    """A consented registrant with ``profile`` (their first message processed), written straight into the
+    registry; their id."""
+    now = datetime.now(UTC)
+    async with db.write() as conn:
+        [stored] = await store.store_inbound(conn, keys.ring, [(provider, inbound(address, "JOIN", channel))])
+        assert stored is not None
+        await store.record_consent(conn, stored.registrant_id, "2026-11", profile.language or "en", channel, now)
+        await store.save_state(conn, keys.ring, stored.registrant_id, State(),
+                               State(step=Step.IDLE, profile=profile, consented=True), now)
+        await conn.execute(schema.inbound.update().where(schema.inbound.c.id == stored.inbound_id)
+                           .values(processed_at=now))
+    return stored.registrant_id
