@@ -85,7 +85,7 @@ class Service:
         """
         self._arrival_rate = self.inbound_rate() + 1 / RATE_WINDOW
         self._rate_at = time.monotonic()
-        with self._busy():
+        with self._active():
             await self.keys.check(self.db)  # follow a key rotation done by another process
             future: asyncio.Future[store.Stored | None] = asyncio.get_running_loop().create_future()
             self._arrivals.append((provider, message, future))
@@ -179,7 +179,7 @@ class Service:
             self._idle.set()
 
     @contextlib.contextmanager
-    def _busy(self) -> Iterator[None]:
+    def _active(self) -> Iterator[None]:
         self._begin()
         try:
             yield
@@ -215,7 +215,7 @@ class Service:
 
     async def process(self, inbound_id: int) -> list[Reply]:
         """Run the conversation for one stored message and queue its replies (one transaction)."""
-        with self._busy():
+        with self._active():
             await self.keys.check(self.db)
             try:
                 return await self._process(inbound_id)
@@ -307,7 +307,7 @@ class Service:
         as soon as the row carries that id.
         """
         STATUS.labels(update_.status).inc()
-        with self._busy():
+        with self._active():
             if not await self._apply_status(provider, update_):
                 self._spawn(self._apply_status_later(provider, update_), self._status_tasks)
 
