@@ -1,7 +1,12 @@
-"""What the conversation's effects do to the registry, inside the message's transaction."""
+"""What the conversation's effects do to the registry, inside the message's transaction.
+
+:data:`HANDLERS` maps each effect type to the function that carries it out; :func:`apply` runs
+them in order.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,8 +38,8 @@ from registry.crypto import KeyRing
 
 
 @dataclass
-class Outcome:
-    """How the effects changed what happens next."""
+class AppliedEffects:
+    """How the effects changed what happens next: whom replies go to, whether the state is kept, what more to send."""
 
     registrant_id: int | None
     identity_id: int | None
@@ -43,57 +48,122 @@ class Outcome:
     drafts: list[Draft] = field(default_factory=list)  # messages to others (family contacts)
 
 
-async def apply(conn: AsyncConnection, keys: KeyRing, effects: tuple[Effect, ...], *, row: Any, identity: Any,
-                state: State, now: datetime, default_language: str, family_channel: str) -> Outcome:
-    """Apply every effect of one transition, in order."""
-    rid = row.registrant_id
-    out = Outcome(rid, identity.id)
+@dataclass(frozen=True)
+class Context:
+    """The message whose effects are applied, and where to apply them."""
+
+    conn: AsyncConnection
+    keys: KeyRing
+    row: Any  # the inbound row
+    identity: Any  # the identity row it came from
+    state: State  # the conversation state before the transition
+    now: datetime
+    default_language: str
+    family_channel: str
+
+    @property
+    def registrant_id(self) -> int:
+        return int(self.row.registrant_id)
+
+
+Handler = Callable[[Context, Any, AppliedEffects], Awaitable[None]]
+
+
+async def _give_consent(ctx: Context, effect: GiveConsent, out: AppliedEffects) -> None:
+    rid, channel = ctx.registrant_id, ctx.row.channel
+    await store.record_consent(ctx.conn, rid, effect.notice_version, effect.language, channel, ctx.now)
+    await audit.append(ctx.conn, "system", "consent.given", str(rid),
+                       {"notice": effect.notice_version, "channel": channel})
+
+
+def _forgotten(out: AppliedEffects) -> None:
+    # The reply is not linked to the registrant any more, so the sender empties it once it has left.
+    out.registrant_id = out.identity_id = None
+    out.saved = False
+
+
+async def _decline(ctx: Context, effect: Decline, out: AppliedEffects) -> None:
+    await store.forget(ctx.conn, ctx.registrant_id)
+    await audit.append(ctx.conn, "system", "consent.refused", str(ctx.registrant_id))
+    _forgotten(out)
+
+
+async def _erase(ctx: Context, effect: Erase, out: AppliedEffects) -> None:
+    await store.erase(ctx.conn, ctx.registrant_id)
+    await audit.append(ctx.conn, "system", "registrant.erased", str(ctx.registrant_id), {"by": "registrant"})
+    _forgotten(out)
+
+
+async def _confirm(ctx: Context, effect: Confirm, out: AppliedEffects) -> None:
+    r = schema.registrants.c
+    await ctx.conn.execute(update(schema.registrants).where(r.id == ctx.registrant_id).values(confirmed_at=ctx.now))
+
+
+async def _record_check_in(ctx: Context, effect: RecordCheckIn, out: AppliedEffects) -> None:
+    rid = ctx.registrant_id
     r, rc = schema.registrants.c, schema.recipients.c
+    await ctx.conn.execute(update(schema.registrants).where(r.id == rid).values(
+        last_check_in=effect.answer, last_check_in_at=ctx.now))
+    if effect.broadcast_id is not None:
+        await ctx.conn.execute(update(schema.recipients).where(
+            rc.broadcast_id == effect.broadcast_id, rc.registrant_id == rid
+        ).values(answer=effect.answer, answered_at=ctx.now))
+    out.drafts += await family.family_drafts(ctx.conn, ctx.keys, rid, effect.answer, ctx.now, ctx.family_channel)
+
+
+async def _open_case(ctx: Context, effect: OpenCase, out: AppliedEffects) -> None:
+    case_id = await cases.open_case(ctx.conn, ctx.registrant_id, effect.broadcast_id, ctx.state.profile.area_id)
+    await audit.append(ctx.conn, "system", "case.opened", str(case_id), {"registrant": ctx.registrant_id})
+
+
+async def _describe_need(ctx: Context, effect: DescribeNeed, out: AppliedEffects) -> None:
+    await cases.describe_need(ctx.conn, ctx.keys, ctx.registrant_id, category=effect.category, details=effect.details)
+
+
+async def _issue_share_code(ctx: Context, effect: IssueShareCode, out: AppliedEffects) -> None:
+    await family.issue_code(ctx.conn, ctx.keys, ctx.registrant_id, effect.code)
+    await audit.append(ctx.conn, "system", "share_code.issued", str(ctx.registrant_id))
+
+
+async def _revoke_share_codes(ctx: Context, effect: RevokeShareCodes, out: AppliedEffects) -> None:
+    await family.revoke_codes(ctx.conn, ctx.registrant_id)
+    await audit.append(ctx.conn, "system", "share_code.revoked", str(ctx.registrant_id))
+
+
+async def _look_up_status(ctx: Context, effect: LookUpStatus, out: AppliedEffects) -> None:
+    found = await family.lookup(ctx.conn, ctx.keys, ctx.identity.bidx, effect.code)
+    language = ctx.state.profile.language or ctx.default_language
+    text = family.status_text(language, found.status, found.first_name, found.at) \
+        if found.outcome == "found" else None
+    out.replies.append(machine.status_reply(language, found.outcome, text))
+
+
+async def _link_phone(ctx: Context, effect: LinkPhone, out: AppliedEffects) -> None:
+    merged = await store.link_phone(ctx.conn, ctx.keys, ctx.registrant_id, effect.phone)
+    await audit.append(ctx.conn, "system", "identity.linked", str(ctx.registrant_id),
+                       {"merged": merged} if merged else {})
+
+
+HANDLERS: dict[type[Effect], Handler] = {
+    GiveConsent: _give_consent,
+    Decline: _decline,
+    Erase: _erase,
+    Confirm: _confirm,
+    RecordCheckIn: _record_check_in,
+    OpenCase: _open_case,
+    DescribeNeed: _describe_need,
+    IssueShareCode: _issue_share_code,
+    RevokeShareCodes: _revoke_share_codes,
+    LookUpStatus: _look_up_status,
+    LinkPhone: _link_phone,
+}
+
+
+async def apply(conn: AsyncConnection, keys: KeyRing, effects: tuple[Effect, ...], *, row: Any, identity: Any,
+                state: State, now: datetime, default_language: str, family_channel: str) -> AppliedEffects:
+    """Apply every effect of one transition, in order."""
+    ctx = Context(conn, keys, row, identity, state, now, default_language, family_channel)
+    out = AppliedEffects(row.registrant_id, identity.id)
     for effect in effects:
-        if isinstance(effect, GiveConsent):
-            await store.record_consent(conn, rid, effect.notice_version, effect.language, row.channel, now)
-            await audit.append(conn, "system", "consent.given", str(rid),
-                               {"notice": effect.notice_version, "channel": row.channel})
-        elif isinstance(effect, Decline):
-            await store.forget(conn, rid)
-            await audit.append(conn, "system", "consent.refused", str(rid))
-            # The reply is not linked to the marker, so the sender empties it once it has left.
-            out.registrant_id = out.identity_id = None
-            out.saved = False
-        elif isinstance(effect, Erase):
-            await store.erase(conn, rid)
-            await audit.append(conn, "system", "registrant.erased", str(rid), {"by": "registrant"})
-            out.registrant_id = out.identity_id = None
-            out.saved = False
-        elif isinstance(effect, Confirm):
-            await conn.execute(update(schema.registrants).where(r.id == rid).values(confirmed_at=now))
-        elif isinstance(effect, RecordCheckIn):
-            await conn.execute(update(schema.registrants).where(r.id == rid).values(
-                last_check_in=effect.answer, last_check_in_at=now))
-            if effect.broadcast_id is not None:
-                await conn.execute(update(schema.recipients).where(
-                    rc.broadcast_id == effect.broadcast_id, rc.registrant_id == rid
-                ).values(answer=effect.answer, answered_at=now))
-            out.drafts += await family.family_drafts(conn, keys, rid, effect.answer, now, family_channel)
-        elif isinstance(effect, OpenCase):
-            case_id = await cases.open_case(conn, rid, effect.broadcast_id, state.profile.area_id)
-            await audit.append(conn, "system", "case.opened", str(case_id), {"registrant": rid})
-        elif isinstance(effect, DescribeNeed):
-            await cases.describe_need(conn, keys, rid, category=effect.category, details=effect.details)
-        elif isinstance(effect, IssueShareCode):
-            await family.issue_code(conn, keys, rid, effect.code)
-            await audit.append(conn, "system", "share_code.issued", str(rid))
-        elif isinstance(effect, RevokeShareCodes):
-            await family.revoke_codes(conn, rid)
-            await audit.append(conn, "system", "share_code.revoked", str(rid))
-        elif isinstance(effect, LookUpStatus):
-            found = await family.lookup(conn, keys, identity.bidx, effect.code)
-            language = state.profile.language or default_language
-            text = family.status_text(language, found.status, found.first_name, found.at) \
-                if found.outcome == "found" else None
-            out.replies.append(machine.status_reply(language, found.outcome, text))
-        elif isinstance(effect, LinkPhone):
-            merged = await store.link_phone(conn, keys, rid, effect.phone)
-            await audit.append(conn, "system", "identity.linked", str(rid),
-                               {"merged": merged} if merged else {})
+        await HANDLERS[type(effect)](ctx, effect, out)
     return out

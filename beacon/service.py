@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import math
 import time
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
@@ -60,8 +63,12 @@ class Service:
         self.bot = bot
         self.providers = providers
         self.sender = sender
-        self._tasks: set[asyncio.Task[object]] = set()
-        self._status_tasks: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # backlog workers
+        self._status_tasks: set[asyncio.Task[None]] = set()
+        self._draining = 0  # backlog workers that have not yet seen the backlog empty
+        self._activity = 0  # messages being stored or processed, workers and delivery reports under way
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._arrivals: list[tuple[str, Inbound, asyncio.Future[store.Stored | None]]] = []
         self._storer: asyncio.Task[None] | None = None
         self._arrival_rate = 0.0  # inbound messages a second, as of _rate_at (see inbound_rate)
@@ -78,12 +85,13 @@ class Service:
         """
         self._arrival_rate = self.inbound_rate() + 1 / RATE_WINDOW
         self._rate_at = time.monotonic()
-        await self.keys.check(self.db)  # follow a key rotation done by another process
-        future: asyncio.Future[store.Stored | None] = asyncio.get_running_loop().create_future()
-        self._arrivals.append((provider, message, future))
-        if self._storer is None or self._storer.done():
-            self._storer = asyncio.create_task(self._store_arrivals())
-        stored = await future
+        with self._active():
+            await self.keys.check(self.db)  # follow a key rotation done by another process
+            future: asyncio.Future[store.Stored | None] = asyncio.get_running_loop().create_future()
+            self._arrivals.append((provider, message, future))
+            if self._storer is None or self._storer.done():
+                self._storer = asyncio.create_task(self._store_arrivals())
+            stored = await future
         INBOUND.labels(message.channel, "stored" if stored else "duplicate").inc()
         return stored
 
@@ -138,18 +146,57 @@ class Service:
     def process_later(self, provider: str, stored: store.Stored, message: Inbound) -> None:
         """Process after the webhook has been answered, in arrival order (workers drain a backlog)."""
         self._backlog.append((provider, stored, message))
-        # A worker that has just finished is still in the set until its done-callback runs: count only
-        # live ones, or this message could wait in the backlog with no worker to take it.
-        if sum(not task.done() for task in self._tasks) < self._workers:
-            task = asyncio.create_task(self._drain_backlog())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self._draining < self._workers:
+            self._draining += 1
+            self._spawn(self._drain_backlog(), self._tasks)
 
     async def _drain_backlog(self) -> None:
-        while self._backlog:
-            provider, stored, message = self._backlog.popleft()
-            await self._inbound_first()
-            await self._process_and_acknowledge(provider, stored, message)
+        # Counted out in the same step that finds the backlog empty: a message appended after that
+        # gets a worker of its own, never a worker that is about to end.
+        try:
+            while self._backlog:
+                provider, stored, message = self._backlog.popleft()
+                await self._inbound_first()
+                await self._process_and_acknowledge(provider, stored, message)
+        finally:
+            self._draining -= 1
+
+    def _spawn(self, work: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]]) -> None:
+        """Run ``work`` in the background, counted as activity until it ends (or is cancelled)."""
+        self._begin()
+        task = asyncio.create_task(work)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        task.add_done_callback(lambda _: self._end())
+
+    def _begin(self) -> None:
+        self._activity += 1
+        self._idle.clear()
+
+    def _end(self) -> None:
+        self._activity -= 1
+        if not self._activity:
+            self._idle.set()
+
+    @contextlib.contextmanager
+    def _active(self) -> Iterator[None]:
+        self._begin()
+        try:
+            yield
+        finally:
+            self._end()
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is being stored or processed and no delivery report waits (see :meth:`wait_idle`)."""
+        return not self._activity
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is being stored or processed, no backlog remains and no delivery report
+        waits for its row (the outbox has its own: :meth:`Sender.wait_idle`)."""
+        # Idle can be a passing moment (a webhook stores, then hands over to a worker): look again on waking.
+        while self._activity:
+            await self._idle.wait()
 
     async def _process_and_acknowledge(self, provider: str, stored: store.Stored, message: Inbound) -> None:
         try:
@@ -168,15 +215,16 @@ class Service:
 
     async def process(self, inbound_id: int) -> list[Reply]:
         """Run the conversation for one stored message and queue its replies (one transaction)."""
-        await self.keys.check(self.db)
-        try:
-            return await self._process(inbound_id)
-        except KeyringError:
-            # Another process rotated the data key and re-sealed rows under it before this one noticed:
-            # the transaction rolled back, so load the keys and run the message again (a real tampering
-            # fails again and is raised).
-            await self.keys.refresh(self.db)
-            return await self._process(inbound_id)
+        with self._active():
+            await self.keys.check(self.db)
+            try:
+                return await self._process(inbound_id)
+            except KeyringError:
+                # Another process rotated the data key and re-sealed rows under it before this one noticed:
+                # the transaction rolled back, so load the keys and run the message again (a real tampering
+                # fails again and is raised).
+                await self.keys.refresh(self.db)
+                return await self._process(inbound_id)
 
     async def _process(self, inbound_id: int) -> list[Reply]:
         started = time.perf_counter()
@@ -204,24 +252,24 @@ class Service:
                               language_hint=meta.get("language_hint"), carrier_opt_out=meta.get("opt_out"),
                               payload=meta.get("payload"), contact_phone=contact, nonce=family.new_code())
             transition = machine.step(self.bot, state, message)
-            outcome = await effects.apply(
+            applied = await effects.apply(
                 conn, keys, transition.effects, row=row, identity=identity, state=state, now=now,
                 default_language=self.bot.default_language, family_channel=self.family_channel)
-            if outcome.saved:
+            if applied.saved:
                 await store.save_state(conn, keys, row.registrant_id, state, transition.state, now)
                 changed = [f for f in store.COARSE_FIELDS + store.SECRET_FIELDS
                            if getattr(state.profile, f) != getattr(transition.state.profile, f)]
                 if changed and transition.state.consented:
                     await audit.append(conn, "system", "profile.updated", str(row.registrant_id),
                                        {"fields": sorted(changed)})
-            replies = [*transition.replies, *outcome.replies]
+            replies = [*transition.replies, *applied.replies]
             await outbox.enqueue(conn, keys, [
-                Draft(outcome.registrant_id, outcome.identity_id, row.channel, address, reply.text,
+                Draft(applied.registrant_id, applied.identity_id, row.channel, address, reply.text,
                       buttons=reply.buttons, contact_button=reply.contact_button)
                 for reply in replies
-            ] + outcome.drafts)
+            ] + applied.drafts)
         STEP_SECONDS.observe(time.perf_counter() - started)
-        if replies or outcome.drafts:
+        if replies or applied.drafts:
             self.sender.wake()
         return replies
 
@@ -259,10 +307,9 @@ class Service:
         as soon as the row carries that id.
         """
         STATUS.labels(update_.status).inc()
-        if not await self._apply_status(provider, update_):
-            task = asyncio.create_task(self._apply_status_later(provider, update_))
-            self._status_tasks.add(task)
-            task.add_done_callback(self._status_tasks.discard)
+        with self._active():
+            if not await self._apply_status(provider, update_):
+                self._spawn(self._apply_status_later(provider, update_), self._status_tasks)
 
     async def _apply_status_later(self, provider: str, update_: StatusUpdate) -> None:
         for delay in STATUS_RETRY_DELAYS:

@@ -86,6 +86,13 @@ def _due(now: datetime):  # type: ignore[no-untyped-def]
     return or_(and_(o.status == "queued", o.next_attempt_at <= now), and_(o.status == "claimed", o.lease_until < now))
 
 
+async def any_due(db: Database) -> bool:
+    """Whether any message is due to be sent now."""
+    async with db.read() as conn:
+        return (await conn.execute(select(schema.outbox.c.id).where(_due(datetime.now(UTC))).limit(1))).first() \
+            is not None
+
+
 async def claim(db: Database, limit: int, lease: timedelta = LEASE) -> list[dict[str, Any]]:
     """Take up to ``limit`` due messages for this process, leased for ``lease``."""
     now = datetime.now(UTC)

@@ -40,6 +40,7 @@ BACKOFF_CAP = 600.0
 # Provider states that mean "accepted, on its way": for the outbox the message has left ("sent").
 # Keeping the provider's "queued" would put the row back in our own queue and send it again.
 ACCEPTED = frozenset({"queued", "accepted", "sending"})
+IDLE_RECHECK = 0.05  # seconds wait_idle waits for the loop before looking at the outbox again
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
@@ -49,7 +50,7 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 
 
 @dataclass(slots=True)
-class Outcome:
+class SendResult:
     """What one send attempt did to its row."""
 
     id: int
@@ -82,12 +83,14 @@ class Sender:
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._held: set[int] = set()  # claimed by this process and not yet recorded
-        self._tasks: set[asyncio.Task[Outcome]] = set()
+        self._claiming = 0  # claims under way: their rows are claimed in the database, not yet held
+        self._tasks: set[asyncio.Task[SendResult]] = set()
         # The last send started to each (channel, identity): the next one to the same person waits for it.
-        self._chains: dict[tuple[str, int], asyncio.Task[Outcome]] = {}
-        self._done: list[Outcome] = []
+        self._chains: dict[tuple[str, int], asyncio.Task[SendResult]] = {}
+        self._done: list[SendResult] = []
         self._has_done = asyncio.Event()
         self._next_retry: float | None = None  # time.monotonic() of this process's earliest retry
+        self._settled = asyncio.Event()  # set after each claim that found nothing and each write of outcomes
 
     @property
     def in_flight(self) -> int:
@@ -97,6 +100,18 @@ class Sender:
     def wake(self) -> None:
         """Tell the loop there is something new to send."""
         self._wake.set()
+
+    async def wait_idle(self) -> None:
+        """Return once this process holds no row and none is due in the outbox (a later retry may wait).
+
+        Needs :meth:`run` going. Rows leased by another live process are theirs, not due.
+        """
+        while self._busy() or await outbox.any_due(self.db) or self._busy():  # a claim may end meanwhile
+            self._settled.clear()
+            self.wake()
+            # Rows queued by another process wake nobody here: look again after a short while.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), timeout=IDLE_RECHECK)
 
     async def run(self, stop: asyncio.Event, idle: float = 1.0, grace: float = 5.0) -> None:
         """Send until ``stop`` is set; poll every ``idle`` seconds for work queued by other processes.
@@ -115,6 +130,7 @@ class Sender:
                 if claimed:
                     await asyncio.sleep(0)  # let the new sends start before claiming more
                     continue
+                self._settled.set()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._sleep(idle))
@@ -130,7 +146,7 @@ class Sender:
 
     async def drain_once(self) -> int:
         """Claim one batch, send it, record the outcomes; returns how many were claimed."""
-        rows = await outbox.claim(self.db, self.batch, self.lease)
+        rows = await self._claim(self.batch)
         self._held.update(int(r["id"]) for r in rows)
         await asyncio.gather(*(self._start(row) for row in rows))
         await self._flush()
@@ -149,7 +165,7 @@ class Sender:
             return 0
         if self._next_retry is not None and self._next_retry <= time.monotonic():
             self._next_retry = None
-        rows = await outbox.claim(self.db, min(self.batch, room), self.lease)
+        rows = await self._claim(min(self.batch, room))
         for row in rows:
             row_id = int(row["id"])
             if row_id in self._held:  # our own lease ran out under a stalled loop; the send is still ours
@@ -160,26 +176,37 @@ class Sender:
             task.add_done_callback(self._tasks.discard)
         return len(rows)
 
-    def _start(self, row: dict[str, Any]) -> asyncio.Task[Outcome]:
+    def _busy(self) -> bool:
+        """Whether this process is claiming, sending or recording."""
+        return bool(self._held or self._done or self._claiming)
+
+    async def _claim(self, limit: int) -> list[dict[str, Any]]:
+        self._claiming += 1
+        try:
+            return await outbox.claim(self.db, limit, self.lease)
+        finally:
+            self._claiming -= 1
+
+    def _start(self, row: dict[str, Any]) -> asyncio.Task[SendResult]:
         """Start sending one row, after the messages already under way to the same person."""
         key = (str(row["channel"]), int(row["identity_id"])) if row["identity_id"] else None
         task = asyncio.create_task(self._send_and_keep(row, self._chains.get(key) if key else None))
         if key is not None:
             self._chains[key] = task
 
-            def release(done: asyncio.Task[Outcome], key: tuple[str, int] = key) -> None:
+            def release(done: asyncio.Task[SendResult], key: tuple[str, int] = key) -> None:
                 if self._chains.get(key) is done:
                     del self._chains[key]
 
             task.add_done_callback(release)
         return task
 
-    async def _send_and_keep(self, row: dict[str, Any], before: asyncio.Task[Outcome] | None) -> Outcome:
+    async def _send_and_keep(self, row: dict[str, Any], before: asyncio.Task[SendResult] | None) -> SendResult:
         earlier = await asyncio.shield(before) if before is not None else None
         if earlier is not None and earlier.status == "queued":
             # An earlier message to this person waits for a retry: this one waits with it, so
             # a person never reads the second question before the first.
-            outcome = Outcome(int(row["id"]), "queued", next_attempt_at=earlier.next_attempt_at,
+            outcome = SendResult(int(row["id"]), "queued", next_attempt_at=earlier.next_attempt_at,
                               identity_id=row["identity_id"], registrant_id=row["registrant_id"],
                               waited=True)
         else:
@@ -219,6 +246,7 @@ class Sender:
             self._has_done.set()
             raise
         self._held.difference_update(x.id for x in outcomes)
+        self._settled.set()
         retries = [x.next_attempt_at for x in outcomes if x.status == "queued" and x.next_attempt_at]
         if retries:
             at = time.monotonic() + max(0.0, (min(retries) - datetime.now(UTC)).total_seconds())
@@ -240,14 +268,14 @@ class Sender:
                                                               o.status == "claimed")
                                    .values(lease_until=now + self.lease))
 
-    async def _send(self, row: dict[str, Any]) -> Outcome:
+    async def _send(self, row: dict[str, Any]) -> SendResult:
         row_id = int(row["id"])
         erased = row["registrant_id"] is None
         base = {"identity_id": row["identity_id"], "registrant_id": row["registrant_id"], "erased": erased}
         channel = self.providers.get(str(row["channel"]))
         if channel is None:
             SENT.labels(str(row["channel"]), "no_channel").inc()
-            return Outcome(row_id, "failed", error_code="no_channel", **base)
+            return SendResult(row_id, "failed", error_code="no_channel", **base)
         kind = str(row["channel"])
         try:
             message = outbox.to_outbound(self.keys.ring, row, self.default_language)
@@ -258,20 +286,20 @@ class Sender:
             if exc.permanent or datetime.now(UTC) - aware(row["created_at"]) > GIVE_UP_AFTER:
                 SENT.labels(kind, "failed").inc()
                 log.warning("sender.failed", outbox_id=row_id, code=exc.code, attempts=attempts)
-                return Outcome(row_id, "failed", error_code=exc.code, unreachable=exc.unreachable,
+                return SendResult(row_id, "failed", error_code=exc.code, unreachable=exc.unreachable,
                                opted_out=exc.opted_out, **base)
             SENT.labels(kind, "retry").inc()
             at = datetime.now(UTC) + timedelta(seconds=backoff(attempts, exc.retry_after))
-            return Outcome(row_id, "queued", error_code=exc.code, next_attempt_at=at, **base)
+            return SendResult(row_id, "queued", error_code=exc.code, next_attempt_at=at, **base)
         except Exception as exc:  # noqa: BLE001 - an unexpected failure is retried, never lost
             log.warning("sender.error", outbox_id=row_id, error=type(exc).__name__)
             at = datetime.now(UTC) + timedelta(seconds=backoff(int(row["attempts"]) + 1))
-            return Outcome(row_id, "queued", error_code="internal", next_attempt_at=at, **base)
+            return SendResult(row_id, "queued", error_code="internal", next_attempt_at=at, **base)
         SENT.labels(kind, "sent").inc()
         status = "sent" if sent.status in ACCEPTED else sent.status
-        return Outcome(row_id, status, provider_id=sent.provider_id, **base)
+        return SendResult(row_id, status, provider_id=sent.provider_id, **base)
 
-    async def _record(self, outcomes: list[Outcome]) -> None:
+    async def _record(self, outcomes: list[SendResult]) -> None:
         now = datetime.now(UTC)
         o = schema.outbox
         params = [{

@@ -1,10 +1,12 @@
-"""Shared fixtures: a running Beacon on a real SQLite file (or PostgreSQL), with local provider doubles.
+"""Shared fixtures: a running Beacon on a real SQLite file (or PostgreSQL), with local provider doubles;
+and, for unit tests, its parts (database, keys, sender, service, runner) on a real SQLite file.
 
 Nothing may leave 127.0.0.1: the guard below fails any other connection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import secrets
@@ -20,8 +22,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from beacon import config
 from beacon.app import create_app
 from beacon.context import BEACON, Beacon
+from beacon.service import Service
+from bot.state import BotConfig
+from campaigns.scheduler import Runner
+from campaigns.sender import Sender
+from channels.simulator import SimulatorChannel
+from domain.areas import Gazetteer
+from domain.vocabulary import ChannelKind, ProviderName
 from registry import audit
 from registry.crypto import MasterKeys
+from registry.db import Database
+from registry.keys import KeyHolder, load_keyring
 from tests.doubles.telegram_api import TelegramDouble
 from tests.doubles.twilio_api import TwilioDouble, sign
 
@@ -183,3 +194,63 @@ async def start_beacon(tmp_path: Path) -> AsyncIterator[StartBeacon]:
     yield start
     for thing in opened:
         await thing.close()
+
+
+# -- the parts, for unit tests -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated database in a real SQLite file."""
+    database = Database(f"sqlite:///{tmp_path / 'unit.db'}")
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def keys(db: Database) -> KeyHolder:
+    """The data keys, under a fresh master key."""
+    master = MasterKeys.parse(dev_keys())
+    return KeyHolder(await load_keyring(db, master), master)
+
+
+@pytest.fixture
+def gazetteer() -> Gazetteer:
+    return Gazetteer.load()
+
+
+@pytest.fixture
+def simulator() -> SimulatorChannel:
+    """The simulator provider: what it is given to send is kept in ``sent``, by address."""
+    return SimulatorChannel()
+
+
+@pytest.fixture
+async def sender(db: Database, keys: KeyHolder, simulator: SimulatorChannel) -> AsyncIterator[Sender]:
+    """The sender loop, running over the simulator until the test ends."""
+    loop = Sender(db, keys, {ChannelKind.SIMULATOR: simulator})
+    stop = asyncio.Event()
+    running = asyncio.create_task(loop.run(stop, idle=0.05))
+    yield loop
+    stop.set()
+    loop.wake()
+    await running
+
+
+@pytest.fixture
+async def service(db: Database, keys: KeyHolder, gazetteer: Gazetteer, simulator: SimulatorChannel,
+                  sender: Sender) -> AsyncIterator[Service]:
+    """The message path, with the simulator as its only provider."""
+    path = Service(db, keys, BotConfig(gazetteer=gazetteer), {ProviderName.SIMULATOR: simulator}, sender,
+                   family_channel=ChannelKind.SIMULATOR)
+    yield path
+    await path.close()
+
+
+@pytest.fixture
+async def runner(db: Database, keys: KeyHolder, gazetteer: Gazetteer, sender: Sender) -> AsyncIterator[Runner]:
+    """The broadcast and reminder runner, not started: tests call it or run it themselves."""
+    broadcasts = Runner(db, keys, gazetteer, sender, default_language="en", family_channel=ChannelKind.SIMULATOR)
+    yield broadcasts
+    broadcasts.stop_schedule()

@@ -6,10 +6,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import update
 
 from registry import schema, tokens
 from tests.conftest import Running, StartBeacon
+from tests.helpers import eventually
 
 PEOPLE = {"+2348010000001": "1", "+2348010000002": "2", "+2348010000003": "5"}  # en, fr, ar by menu number
 
@@ -81,6 +83,7 @@ async def test_roles(start_beacon: StartBeacon) -> None:
     assert (await beacon.client.get("/api/v1/cases", headers=auditor)).status == 403
 
 
+@pytest.mark.slow
 async def test_check_ins_cases_and_tallies(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon()
     for phone, number in PEOPLE.items():
@@ -173,6 +176,7 @@ async def test_reminders_go_to_the_other_channel_once_per_round(start_beacon: St
     assert await runner.send_reminders() == 0  # answered: no more reminders
 
 
+@pytest.mark.slow
 async def test_scheduled_broadcast_survives_a_restart(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon()
     phone = "+2348010000031"
@@ -184,7 +188,7 @@ async def test_scheduled_broadcast_survives_a_restart(start_beacon: StartBeacon)
     broadcast = await created.json()
     assert broadcast["status"] == "scheduled" and broadcast["counts"]["recipients"] == 0
     await beacon.client.close()  # the process goes away before the time comes
-    await asyncio.sleep(1.2)
+    await eventually(lambda: datetime.now(UTC) > datetime.fromisoformat(send_at), 5, "the time to send")
     again = await start_beacon(BEACON_DATABASE_URL=beacon.settings.database_url, BEACON_KEYS=beacon.settings.keys)
     counts = await wait_counts(again, headers, broadcast["id"], recipients=1, sent=1)
     assert counts["failed"] == 0

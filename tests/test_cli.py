@@ -27,6 +27,7 @@ from registry import audit, keys, store, tokens
 from registry.crypto import MasterKeys
 from registry.db import Database
 from tests.conftest import dev_keys
+from tests.helpers import eventually
 
 BEACON = Path(sys.executable).parent / "beacon"  # the console script installed next to this interpreter
 TOKEN = re.compile(r"^bcn_[A-Za-z0-9_-]{20,}$")
@@ -89,6 +90,7 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- commands
 
 
+@pytest.mark.slow
 async def test_migrate_and_tokens(env: dict[str, str]) -> None:
     result = await beacon(env, "migrate")
     assert result.code == 0 and "up to date" in result.out, result
@@ -134,6 +136,7 @@ def key_ids(env: dict[str, str]) -> set[str]:
     return {bytes(b[2:2 + b[1]]).decode() for b in blobs if b}
 
 
+@pytest.mark.slow
 async def test_keys_rotate_and_reencrypt(env: dict[str, str]) -> None:
     await seed(env)
     (old,) = key_ids(env)
@@ -168,6 +171,7 @@ async def test_keys_rotate_and_reencrypt(env: dict[str, str]) -> None:
         assert db.execute("SELECT count(*) FROM data_keys").fetchone() == (3,)
 
 
+@pytest.mark.slow
 async def test_audit_verify(env: dict[str, str]) -> None:
     db = Database(env["BEACON_DATABASE_URL"])
     try:
@@ -229,6 +233,7 @@ def bad_configurations(tmp_path: Path) -> dict[str, tuple[dict[str, str], str]]:
     }
 
 
+@pytest.mark.slow
 async def test_the_console_script_fails_in_one_line_on_bad_config(env: dict[str, str], tmp_path: Path) -> None:
     """The real script, for each bad setting (every command is in the next test)."""
     slots = asyncio.Semaphore(4)
@@ -305,6 +310,7 @@ async def wait_healthy(url: str, process: asyncio.subprocess.Process, timeout: f
             await asyncio.sleep(0.1)
 
 
+@pytest.mark.slow
 async def test_serve_answers_healthz_and_stops_on_sigterm(env: dict[str, str]) -> None:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
@@ -322,6 +328,14 @@ async def test_serve_answers_healthz_and_stops_on_sigterm(env: dict[str, str]) -
     assert "Traceback" not in err.decode()
 
 
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has its own SIGTERM handler installed (Linux: the SigCgt mask)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.slow
 async def test_worker_stops_on_sigterm(env: dict[str, str]) -> None:
     process = await asyncio.create_subprocess_exec(
         str(BEACON), "worker", env=env, cwd=env["BEACON_TEST_CWD"],
@@ -337,7 +351,7 @@ async def test_worker_stops_on_sigterm(env: dict[str, str]) -> None:
                 except sqlite3.Error:
                     pass
                 await asyncio.sleep(0.1)
-        await asyncio.sleep(1.0)
+        await eventually(lambda: catches_sigterm(process.pid), 20, "the worker's SIGTERM handler")
         process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(process.communicate(), 15)
     finally:

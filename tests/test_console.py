@@ -104,6 +104,7 @@ async def test_session_cookie_flags(start_beacon: StartBeacon) -> None:
     assert value not in stored and len(stored) == 1  # only a digest of the cookie is kept
 
 
+@pytest.mark.slow
 async def test_every_role_sees_exactly_its_pages(start_beacon: StartBeacon) -> None:
     run = await start_beacon(**HTTP)
     for role in ALLOWED:
@@ -118,6 +119,7 @@ async def test_every_role_sees_exactly_its_pages(start_beacon: StartBeacon) -> N
             assert (f'href="/console/{page}"' in overview) == (page in allowed), (role, page)
 
 
+@pytest.mark.slow
 async def test_signed_out_visitors_are_sent_to_sign_in_and_back(start_beacon: StartBeacon) -> None:
     run = await start_beacon(**HTTP)
     await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
@@ -140,6 +142,7 @@ async def test_signed_out_visitors_are_sent_to_sign_in_and_back(start_beacon: St
         assert done.headers["Location"] == "/console/overview", target
 
 
+@pytest.mark.slow
 async def test_forms_without_the_csrf_token_change_nothing(start_beacon: StartBeacon) -> None:
     run = await start_beacon(**HTTP)
     await register(run, "+2348010000001")
@@ -160,6 +163,7 @@ async def test_forms_without_the_csrf_token_change_nothing(start_beacon: StartBe
     assert forged.status == 403
 
 
+@pytest.mark.slow
 async def test_sessions_end_when_idle_expired_signed_out_or_disabled(start_beacon: StartBeacon) -> None:
     run = await start_beacon(**HTTP)
     db = run.beacon.db
@@ -236,6 +240,7 @@ async def test_case_views_are_audited_and_the_queue_shows_no_personal_details(st
     assert phone not in viewed[0].detail
 
 
+@pytest.mark.slow
 async def test_every_page_is_light_enough_for_a_slow_link(start_beacon: StartBeacon) -> None:
     run = await start_beacon(**HTTP)
     for n in range(12):
@@ -250,6 +255,7 @@ async def test_every_page_is_light_enough_for_a_slow_link(start_beacon: StartBea
         assert weight < 200 * 1024, (page, weight)
 
 
+@pytest.mark.slow
 def test_user_create_command(tmp_path: Path) -> None:
     env = {**os.environ, **environment(tmp_path)}
     env.pop("BEACON_TEST_POSTGRES_URL", None)
@@ -327,6 +333,7 @@ async def test_revoking_a_token_ends_its_console_sessions(start_beacon: StartBea
     assert (await run.client.get("/console/audit", allow_redirects=False)).status == 303
 
 
+@pytest.mark.slow
 async def test_sign_in_limits_count_real_attempts_per_client(start_beacon: StartBeacon) -> None:
     from registry import tokens
 

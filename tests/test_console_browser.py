@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
@@ -18,7 +19,10 @@ from registry import users
 from registry.aggregates import StatsQuery
 from tests.browser import artifact, browser  # noqa: F401
 from tests.conftest import Running, StartBeacon
-from tests.test_twilio_e2e import say, settle
+from tests.helpers import settle
+from tests.test_twilio_e2e import say
+
+pytestmark = pytest.mark.browser
 
 PASSWORD = "lantern-harbour-42"
 PEOPLE = {"+218910000001": "en", "+218910000002": "fr", "+218910000003": "ar"}  # the menu takes ISO codes

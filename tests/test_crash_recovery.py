@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from registry.crypto import MasterKeys
 from registry.db import Database
@@ -71,6 +72,7 @@ class Server:
                 self.kill()
 
 
+@pytest.mark.slow
 async def test_kill_9_mid_broadcast(tmp_path: Path) -> None:
     keys = dev_keys()
     db_path = tmp_path / "beacon.db"

@@ -246,6 +246,7 @@ def check_published_numbers(counts: dict[Key, int], table: Table) -> None:
         assert fixed == 1 or (n >= 3 and fixed == n - 1)
 
 
+@pytest.mark.slow
 def test_random_tables_leak_no_suppressed_cell() -> None:
     rng = random.Random(20240601)
     suppressed = secondary = 0

@@ -6,6 +6,7 @@ import asyncio
 import re
 from typing import Any
 
+import pytest
 from jsonschema import Draft202012Validator
 
 from tests.conftest import StartBeacon
@@ -21,6 +22,7 @@ def validate(document: dict[str, Any], path: str, method: str, status: int, body
     Draft202012Validator({**schema, "components": document["components"]}).validate(body)
 
 
+@pytest.mark.slow
 async def test_responses_match_the_document(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(BEACON_MIN_CELL="3")
     document = await (await beacon.client.get("/api/v1/openapi.json")).json()

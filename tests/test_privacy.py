@@ -59,6 +59,7 @@ async def register(running: Running) -> None:
     assert NAME in mine and PHONE in mine and CONTACT in mine
 
 
+@pytest.mark.slow
 async def test_nothing_personal_in_the_database_files(start_beacon: StartBeacon) -> None:
     running = await start_beacon()
     await register(running)
@@ -103,6 +104,7 @@ def restore_logging() -> Iterator[None]:
         structlog.configure(**saved)
 
 
+@pytest.mark.slow
 async def test_no_phone_number_or_message_text_in_the_logs(
         restore_logging: None, start_beacon: StartBeacon, capfd: pytest.CaptureFixture[str]) -> None:
     # The service's own set-up (structlog JSON to stderr) at its most verbose. It binds sys.stderr when

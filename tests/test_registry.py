@@ -25,6 +25,7 @@ from registry import audit, keys, schema, store, tokens
 from registry.crypto import KeyRing, KeyringError, MasterKeys
 from registry.db import Database
 from tests.conftest import StartBeacon, dev_keys, environment
+from tests.helpers import eventually
 
 PHONE = "+2348012345678"
 CONTACT = "+2348087654321"
@@ -416,6 +417,7 @@ async def sealed_values(db: Database) -> list[tuple[keys.Sealed, dict[str, objec
     return found
 
 
+@pytest.mark.slow
 async def test_rotate_and_reencrypt_on_a_live_service(start_beacon: StartBeacon, database_url: str) -> None:
     running = await start_beacon(BEACON_DATABASE_URL=database_url)
     master = MasterKeys.parse(running.settings.keys or "")
@@ -444,11 +446,13 @@ async def test_rotate_and_reencrypt_on_a_live_service(start_beacon: StartBeacon,
             new_key = await keys.rotate(cli, master)
             holder = keys.KeyHolder(await keys.load_keyring(cli, master), master)
             assert holder.ring.active == new_key != first_key
-            await asyncio.sleep(0.2)  # people keep writing while the live service still seals under the old key
+            written = len(registered)  # people keep writing while the live service still seals under the old key
+            await eventually(lambda: len(registered) > written, 20, "registrations after the rotation")
             resealed = await keys.reencrypt(cli, holder.ring, batch=100)
         finally:
             await cli.close()
-        await asyncio.sleep(0.2)
+        written = len(registered)
+        await eventually(lambda: len(registered) > written, 20, "registrations after the re-encryption")
     finally:
         stop.set()
         results = await asyncio.gather(*writers, return_exceptions=True)
@@ -459,7 +463,7 @@ async def test_rotate_and_reencrypt_on_a_live_service(start_beacon: StartBeacon,
 
     # The live service followed the rotation without a restart, and everything is sealed under the new key.
     assert running.beacon.keys.ring.active == new_key
-    await running.beacon.service.close()
+    await running.beacon.service.wait_idle()
     fresh = await keys.load_keyring(running.beacon.db, master)
     values = await sealed_values(running.beacon.db)
     assert {s.table for s, _ in values} >= {"identities", "profile_secrets", "inbound", "outbox"}

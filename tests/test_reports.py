@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 
 from beacon.app import upkeep_jobs
@@ -66,6 +67,7 @@ def when(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+@pytest.mark.slow
 async def test_scheduled_exports_equal_the_live_ones(start_beacon: StartBeacon, database_url: str) -> None:
     beacon = await start_beacon(BEACON_MIN_CELL="3", BEACON_DATABASE_URL=database_url)
     await register(beacon)
@@ -159,6 +161,7 @@ async def test_scheduled_exports_equal_the_live_ones(start_beacon: StartBeacon, 
     assert json.loads(entries[1].detail)["run"] == run["id"]
 
 
+@pytest.mark.slow
 async def test_roles(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(BEACON_MIN_CELL="3")
     document = await (await beacon.client.get("/api/v1/openapi.json")).json()
@@ -399,6 +402,7 @@ async def test_bad_input_is_422_naming_the_field(start_beacon: StartBeacon) -> N
     assert [s["id"] for s in (await call(beacon, "GET", SCHEDULES, analyst))["items"]] == [schedule["id"]]
 
 
+@pytest.mark.slow
 async def test_cli_runs_due_schedules(start_beacon: StartBeacon, tmp_path: Path) -> None:
     running = await start_beacon(BEACON_MIN_CELL="3", worker=False)
     admin = await bearer(running, "admin", "root")

@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, update
 
 from campaigns import upkeep
@@ -65,6 +66,7 @@ async def test_confirmed_details_restart_the_clock(start_beacon: StartBeacon) ->
     assert confirmed.replace(tzinfo=UTC) > datetime.now(UTC) - timedelta(minutes=1)
 
 
+@pytest.mark.slow
 async def test_export_subject_is_complete_and_audited(start_beacon: StartBeacon, tmp_path: Path) -> None:
     beacon = await start_beacon()
     await registered(beacon)

@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from registry import tokens
@@ -203,6 +204,7 @@ def area_rows(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["area"]: c for c in body["cells"]}
 
 
+@pytest.mark.browser
 async def test_situation_report_in_chromium(start_beacon: StartBeacon, browser: Any) -> None:  # noqa: F811
     beacon = await start_beacon(BEACON_MIN_CELL=str(MIN_CELL))
     people = population()

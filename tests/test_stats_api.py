@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from registry import schema, tokens
@@ -79,6 +80,7 @@ async def get_json(beacon: Running, path: str, headers: dict[str, str], status: 
     return await response.json()
 
 
+@pytest.mark.slow
 async def test_stats_exports_and_report(start_beacon: StartBeacon, database_url: str) -> None:
     beacon = await start_beacon(BEACON_MIN_CELL="3", BEACON_DATABASE_URL=database_url)
     await register(beacon)

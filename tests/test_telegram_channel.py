@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiohttp import web
 from structlog.testing import capture_logs
 from telegram import Bot
 from telegram.error import InvalidToken
@@ -274,23 +273,11 @@ async def test_long_text_is_split_with_buttons_on_the_last_part(channel: Telegra
     assert "inline_keyboard" in parts[2]["reply_markup"]
 
 
-def rate_limit_after_first_part(api: TelegramDouble, retry_after: int) -> None:
-    """Make the double answer 429 to the call right after the first delivered sendMessage."""
-    original = api._send_message
-
-    def send_message(params: dict[str, Any]) -> web.Response:
-        response = original(params)
-        if len(api.sent_to(CHAT)) == 0:  # this one is about to be recorded as the first delivery
-            api.rate_limit_next(1, retry_after)
-        return response
-
-    api._send_message = send_message  # type: ignore[method-assign]
-
-
+@pytest.mark.slow
 async def test_rate_limited_continuation_part_is_retried_in_place(
     channel: TelegramChannel, api: TelegramDouble, pauses: Pauses
 ) -> None:
-    rate_limit_after_first_part(api, 1)
+    api.rate_limit_after_next_delivery(1, 1)
     sent = await channel.send(outbound("a" * 4096 + "b" * 10, outbox_id=9))
     assert pauses.waited == [1.0]  # waited for retry_after before trying the part again
     assert [p["text"] for p in api.sent_to(CHAT)] == ["a" * 4096, "b" * 10]  # the first part went once
@@ -300,7 +287,7 @@ async def test_rate_limited_continuation_part_is_retried_in_place(
 async def test_long_flood_pause_on_a_continuation_part_goes_back_to_the_outbox(
     channel: TelegramChannel, api: TelegramDouble, pauses: Pauses
 ) -> None:
-    rate_limit_after_first_part(api, 600)
+    api.rate_limit_after_next_delivery(1, 600)
     with pytest.raises(SendError) as caught:
         await channel.send(outbound("a" * 4096 + "b" * 10))
     assert (caught.value.retry_after, caught.value.permanent) == (600.0, False)
@@ -394,6 +381,7 @@ async def test_no_limits_when_rate_limits_are_off(api: TelegramDouble, gates: Ga
     assert all(gate.passed == 0 for gate in gates.made) and len(api.sent_to(CHAT)) == 1
 
 
+@pytest.mark.slow
 async def test_concurrent_sends_to_different_chats(channel: TelegramChannel, api: TelegramDouble) -> None:
     chats = [CHAT + n for n in range(100)]
     sent = await asyncio.gather(*(channel.send(outbound(f"Check-in {c}", chat=c, outbox_id=c)) for c in chats))
@@ -414,6 +402,7 @@ async def test_wrong_token_fails_at_start(api: TelegramDouble) -> None:
 # --- CLI helpers -------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_set_and_delete_webhook(api: TelegramDouble) -> None:
     await set_webhook(settings_for(api), "https://beacon.example.org/")
     assert api.calls_to("setWebhook") == [

@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import sys
-import time
 import unicodedata
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from channels.telegram import COMMANDS
 from registry import schema
 from tests.conftest import TELEGRAM_SECRET, TELEGRAM_TOKEN, Running, StartBeacon
 from tests.doubles.telegram_api import TelegramDouble, callback_update, contact_update, message_update
+from tests.helpers import settle
 
 # PTB 22 itself warns, while building RetryAfter, that retry_after will become a timedelta.
 pytestmark = pytest.mark.filterwarnings("ignore:.*retry_after.*:DeprecationWarning")
@@ -46,21 +46,6 @@ _update_ids = itertools.count(1000)
 async def count(beacon: Running, table: Any, *where: Any) -> int:
     async with beacon.beacon.db.read() as conn:
         return int((await conn.execute(select(func.count()).select_from(table).where(*where))).scalar_one())
-
-
-async def settle(beacon: Running, timeout: float = 8.0) -> None:
-    """Wait until every stored update is processed (callback queries answered) and the outbox is drained."""
-    deadline = time.monotonic() + timeout
-    o, i = schema.outbox.c, schema.inbound.c
-    while True:
-        await beacon.beacon.service.close()  # waits for in-flight processing and acknowledgements
-        pending = await count(beacon, schema.outbox, o.status.in_(("queued", "claimed")))
-        unprocessed = await count(beacon, schema.inbound, i.processed_at.is_(None))
-        if not pending and not unprocessed:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not settled after {timeout}s: {pending} to send, {unprocessed} to process")
-        await asyncio.sleep(0.05)
 
 
 def right_to_left(text: str) -> bool:
@@ -170,6 +155,7 @@ def field(label: str, value: str) -> str:
 # --- webhook ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_wrong_or_missing_secret_is_refused_and_nothing_stored(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     assert beacon.telegram is not None
@@ -198,6 +184,7 @@ async def test_oversized_update_is_refused(start_beacon: StartBeacon) -> None:
     assert await count(beacon, schema.inbound) == 0
 
 
+@pytest.mark.slow
 async def test_replayed_update_is_acknowledged_and_processed_once(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     chat = Chat(beacon, 582917002)
@@ -253,6 +240,7 @@ async def test_registration_with_inline_buttons_in_arabic(start_beacon: StartBea
     assert str(chat.id).encode() not in stored
 
 
+@pytest.mark.slow
 async def test_typed_commands_work_as_over_sms(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True, twilio=True)
     assert beacon.twilio is not None
@@ -287,6 +275,7 @@ async def test_language_code_suggests_the_language(start_beacon: StartBeacon) ->
                                      gettext_for("fr", texts.CONSENT_QUESTION)]
 
 
+@pytest.mark.slow
 async def test_stale_button_press_re_asks_the_current_question_and_changes_nothing(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     assert beacon.telegram is not None
@@ -322,6 +311,7 @@ async def test_stale_button_press_re_asks_the_current_question_and_changes_nothi
 # --- sending -----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_blocked_bot_marks_the_identity_unreachable_and_keeps_the_record(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     assert beacon.telegram is not None
@@ -329,8 +319,7 @@ async def test_blocked_bot_marks_the_identity_unreachable_and_keeps_the_record(s
     await chat.register()
     sends_before = len(beacon.telegram.calls_to("sendMessage"))
     beacon.telegram.block(chat.id)
-    assert await chat.say("HELP") == []
-    await asyncio.sleep(1.2)  # longer than the sender's idle poll and its shortest backoff
+    assert await chat.say("HELP") == []  # settled: the failure is recorded and nothing is due again
     assert len(beacon.telegram.calls_to("sendMessage")) == sends_before + 1  # tried once, never again
     async with beacon.beacon.db.read() as conn:
         [failed] = (await conn.execute(select(schema.outbox).where(schema.outbox.c.status != "sent"))).all()
@@ -341,6 +330,7 @@ async def test_blocked_bot_marks_the_identity_unreachable_and_keeps_the_record(s
     assert (person.id, person.area_id, person.consented) == (identity.registrant_id, "tripoli", True)
 
 
+@pytest.mark.slow
 async def test_rate_limited_burst_is_retried_after_retry_after_and_delivered_once(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     api = beacon.telegram
@@ -371,6 +361,7 @@ async def test_rate_limited_burst_is_retried_after_retry_after_and_delivered_onc
     assert sum(attempts for _, attempts in rows) == 8 + 5
 
 
+@pytest.mark.slow
 async def test_rate_limited_replies_keep_their_order(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     assert beacon.telegram is not None
@@ -391,6 +382,7 @@ async def identities(beacon: Running) -> list[tuple[str, int]]:
             select(i.kind, i.registrant_id).order_by(i.id))).all()]
 
 
+@pytest.mark.slow
 async def test_profile_done_offers_a_share_my_phone_number_keyboard(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     chat = Chat(beacon, 582917012)
@@ -404,6 +396,7 @@ async def test_profile_done_offers_a_share_my_phone_number_keyboard(start_beacon
     assert "keyboard" not in done["reply_markup"] and "inline_keyboard" not in done["reply_markup"]
 
 
+@pytest.mark.slow
 async def test_sharing_ones_own_contact_links_the_phone_number(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(twilio=True, telegram=True)
     assert beacon.twilio is not None
@@ -432,6 +425,7 @@ async def test_sharing_ones_own_contact_links_the_phone_number(start_beacon: Sta
     assert await identities(beacon) == [("telegram", registrant_id), ("phone", registrant_id)]
 
 
+@pytest.mark.slow
 async def test_sharing_the_phone_of_an_sms_registration_merges_it(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(twilio=True, telegram=True)
     for text in ("JOIN", "1", "YES", "Benghazi", "Amina"):  # registered by SMS, with a first name
@@ -471,6 +465,7 @@ async def test_sharing_the_phone_of_an_sms_registration_merges_it(start_beacon: 
     assert await count(beacon, schema.registrants) == 1
 
 
+@pytest.mark.slow
 async def test_sharing_someone_elses_contact_links_nothing(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(twilio=True, telegram=True)
     chat = Chat(beacon, 582917015)
@@ -518,6 +513,7 @@ def cli_env(api: TelegramDouble, **overrides: str) -> dict[str, str]:
             "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET, "TELEGRAM_API_BASE_URL": api.base_url, **overrides}
 
 
+@pytest.mark.slow
 async def test_cli_sets_and_deletes_the_webhook(bot_api: TelegramDouble, tmp_path: Path) -> None:
     code, out, err = await run_beacon(tmp_path, "telegram", "set-webhook", **cli_env(bot_api))
     assert code == 0, err
@@ -551,6 +547,7 @@ async def test_cli_sets_and_deletes_the_webhook(bot_api: TelegramDouble, tmp_pat
     ],
     ids=["no-secret", "wrong-token", "plain-http", "bad-secret-characters"],
 )
+@pytest.mark.slow
 async def test_cli_set_webhook_refuses_bad_configuration(
     bot_api: TelegramDouble, tmp_path: Path, overrides: dict[str, str], message: str
 ) -> None:
@@ -562,6 +559,7 @@ async def test_cli_set_webhook_refuses_bad_configuration(
     assert bot_api.calls_to("setWebhook") == []
 
 
+@pytest.mark.slow
 async def test_the_share_my_phone_number_button_speaks_the_persons_language(start_beacon: StartBeacon) -> None:
     beacon = await start_beacon(telegram=True)
     chat = Chat(beacon, 582917099)

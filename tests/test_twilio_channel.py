@@ -397,6 +397,7 @@ def test_rate_limiter_lets_a_burst_through_per_period(rate: float, burst: int, p
     assert (limiter.max_rate, limiter.time_period) == (burst, period)
 
 
+@pytest.mark.slow
 async def test_200_concurrent_sends(double: TwilioDouble, make_channel: MakeChannel) -> None:
     channel = await make_channel(rate_limits=False)
     double.delay = 0.05

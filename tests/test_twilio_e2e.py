@@ -1,8 +1,8 @@
 """Twilio SMS and WhatsApp end to end: signed webhooks into the running app, replies out through the
 real SDK to the local Twilio REST double, delivery reports back in.
 
-Every wait polls (the double's ``wait_for``, or :func:`settle` on the outbox); nothing sleeps for a
-fixed time except where a test proves that something does *not* happen.
+Every wait is on an observable state (the double's ``wait_for``, or :func:`tests.helpers.settle`), never a fixed
+sleep.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from channels.twilio import EMPTY_TWIML
 from registry import schema
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM, WHATSAPP_FROM, Running, StartBeacon
 from tests.doubles.twilio_api import StoredMessage, sign
+from tests.helpers import settle
 
 PHONE = "+2348012345678"
 WA = "whatsapp:" + PHONE
@@ -57,31 +58,6 @@ async def count(run: Running, table: Any, *where: Any) -> int:
 async def outbox_rows(run: Running) -> list[Any]:
     async with run.beacon.db.read() as conn:
         return list((await conn.execute(select(schema.outbox).order_by(schema.outbox.c.id))).all())
-
-
-async def settle(run: Running, timeout: float = 30.0) -> None:
-    """Wait until every stored message is processed and every due outbox row is sent and recorded."""
-    beacon = run.beacon
-    o = schema.outbox.c
-    busy = unprocessed = -1
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                if beacon.service._tasks:
-                    await asyncio.gather(*list(beacon.service._tasks), return_exceptions=True)
-                now = datetime.now(UTC)
-                busy = await count(run, schema.outbox, (o.status == "claimed") | (
-                    (o.status == "queued") & (o.next_attempt_at <= now)))
-                unprocessed = await count(run, schema.inbound, schema.inbound.c.processed_at.is_(None))
-                if not busy and not unprocessed and not beacon.service._tasks and not beacon.sender.in_flight:
-                    return
-                beacon.sender.wake()
-                await asyncio.sleep(0.005)
-    except TimeoutError:
-        rows = [(r.id, r.status, r.attempts, r.error_code) for r in await outbox_rows(run) if r.status != "sent"]
-        raise AssertionError(f"not settled after {timeout} s: {busy} outbox rows busy {rows[:10]}, {unprocessed} "
-                             f"inbound unprocessed, {len(beacon.service._tasks)} processing tasks, "
-                             f"{beacon.sender.in_flight} sends in flight") from None
 
 
 async def say(run: Running, sender: str, text: str, **extra: str) -> list[StoredMessage]:
@@ -145,7 +121,7 @@ async def test_sms_registration_replies_through_the_rest_api(start_beacon: Start
     rows = await outbox_rows(run)
     assert {r.status for r in rows} == {"sent"}  # Twilio's "queued" answer means it has left our queue
     await assert_each_row_sent_once(run)
-    await asyncio.sleep(0.2)  # and nothing is sent again later
+    await settle(run)  # and nothing is sent again later
     assert len(run.twilio.messages) == len(sent)
 
 
@@ -220,6 +196,7 @@ async def test_a_body_shorter_than_its_length_is_refused() -> None:
     assert caught.value.status == 400
 
 
+@pytest.mark.slow
 async def test_replayed_message_sid_is_processed_once(start_beacon: StartBeacon) -> None:
     run = await start_beacon(twilio=True)
     await register(run)
@@ -256,6 +233,7 @@ async def test_sms_and_whatsapp_are_one_registrant(start_beacon: StartBeacon) ->
 
 
 @pytest.mark.parametrize("sender", [PHONE, WA], ids=["sms", "whatsapp"])
+@pytest.mark.slow
 async def test_carrier_opt_out_words(start_beacon: StartBeacon, sender: str) -> None:
     run = await start_beacon(twilio=True)
     await register(run, sender)
@@ -318,7 +296,7 @@ async def test_outage_mid_send_loses_nothing_and_sends_nothing_twice(start_beaco
         response = await run.twilio_inbound(PHONE, text)
         assert response.status == 200
     await api.wait_for(lambda: api.requests >= before + 3)  # the replies met the outage
-    await asyncio.gather(*list(run.beacon.service._tasks))
+    await run.beacon.service.wait_idle()
     queued = [r for r in await outbox_rows(run) if r.provider_id is None]
     assert len(queued) >= 3
     assert {r.error_code for r in queued} <= {"20503", None}
@@ -326,7 +304,6 @@ async def test_outage_mid_send_loses_nothing_and_sends_nothing_twice(start_beaco
     api.outage(False)
     await api.wait_for(lambda: len(api.messages) == before + len(queued))
     await settle(run)
-    await asyncio.sleep(0.1)
     assert len(api.messages) == before + len(queued)
     rows = await outbox_rows(run)
     assert {r.status for r in rows} == {"sent"}
@@ -367,7 +344,7 @@ async def test_expired_lease_is_sent_again(start_beacon: StartBeacon) -> None:
                            .values(lease_until=future))
     run.beacon.sender.wake()
     await api.wait_for(lambda: any(m.body == "lease over" for m in api.messages))
-    await asyncio.sleep(0.1)
+    await run.beacon.sender.wait_idle()
     rows = {r.id: r for r in await outbox_rows(run)}
     over, held = sorted(rows)[-2:]
     assert (rows[over].status, rows[over].attempts) == ("sent", 2)
@@ -391,7 +368,9 @@ async def report(run: Running, sid: str, status: str, error_code: str | None = N
     assert response.status == 200
 
 
-async def test_status_callbacks_update_the_row_and_never_go_back(start_beacon: StartBeacon) -> None:
+async def test_status_callbacks_update_the_row_and_never_go_back(start_beacon: StartBeacon,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("beacon.service.STATUS_RETRY_DELAYS", (0.5,))  # an unknown id is given up soon
     run = await start_beacon(twilio=True)
     first, second, *_ = await say(run, PHONE, "JOIN")
     sent = len(run.twilio.messages)
@@ -411,12 +390,10 @@ async def test_status_callbacks_update_the_row_and_never_go_back(start_beacon: S
     assert await status_of(run, second.sid) == ("undelivered", "30003")
     await report(run, second.sid, "failed", "30003")
     assert await status_of(run, second.sid) == ("failed", "30003")
-    await report(run, "SM" + "9" * 32, "delivered")  # not one of ours: acknowledged, ignored
+    await report(run, "SM" + "9" * 32, "delivered")  # not one of ours: acknowledged, waited for a little, ignored
+    assert not run.beacon.service.idle  # the unknown id waits a little for its row
     await settle(run)
-    await asyncio.sleep(0.1)
     assert len(run.twilio.messages) == sent  # no report made anything go out again
-    assert run.beacon.service._status_tasks  # the unknown id waits a little for its row
-    await run.beacon.service.close()
 
 
 async def test_status_callback_that_beats_the_sender_is_applied(start_beacon: StartBeacon) -> None:
@@ -497,6 +474,7 @@ async def test_webhook_answers_before_the_bot_runs(start_beacon: StartBeacon) ->
     assert run.twilio.messages
 
 
+@pytest.mark.slow
 async def test_webhook_latency_while_the_outbox_drains(start_beacon: StartBeacon) -> None:
     run = await start_beacon(twilio=True)
     api = run.twilio
@@ -517,6 +495,7 @@ async def test_webhook_latency_while_the_outbox_drains(start_beacon: StartBeacon
     await assert_each_row_sent_once(run)  # and all of it left, once
 
 
+@pytest.mark.slow
 async def test_a_burst_of_webhooks_is_stored_once_each(start_beacon: StartBeacon) -> None:
     """Concurrent webhooks share transactions: new and known people, SMS and WhatsApp, retries among them."""
     run = await start_beacon(twilio=True)
@@ -547,18 +526,3 @@ async def test_a_burst_of_webhooks_is_stored_once_each(start_beacon: StartBeacon
         # ... and their second message was answered too (it belongs to them even in the same batch)
         assert len([m for m in run.twilio.messages if m.to.removeprefix("whatsapp:") == person]) > 2, person
     await assert_each_row_sent_once(run)
-
-
-async def test_a_message_arriving_as_the_worker_finishes_is_processed(start_beacon: StartBeacon) -> None:
-    """A worker that has finished stays in the task set until its done-callback runs: a message
-    arriving in that moment must still get a worker (it once waited for the next restart)."""
-    run = await start_beacon(twilio=True)
-    finished = asyncio.create_task(asyncio.sleep(0))
-    await finished
-    run.beacon.service._tasks.add(finished)  # as if its done-callback had not run yet
-    assert run.twilio is not None
-    response = await run.twilio_inbound(PHONE, "JOIN")
-    assert response.status == 200
-    run.beacon.service._tasks.discard(finished)  # the callback runs now
-    await settle(run, timeout=10)
-    assert run.twilio.sent_to(PHONE)

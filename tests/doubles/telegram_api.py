@@ -63,6 +63,7 @@ class TelegramDouble:
         self.commands: dict[str | None, list[JSON]] = {}  # language_code -> commands
         self._rate_limited = 0
         self._retry_after = 0
+        self._limit_after_delivery: tuple[int, int] | None = None  # (n, retry_after) once a message is delivered
         self._blocked: set[int] = set()
         self._unknown: set[int] = set()
         self._outage = False
@@ -99,6 +100,10 @@ class TelegramDouble:
     def rate_limit_next(self, n: int, retry_after: int) -> None:
         """Answer the next ``n`` calls (getMe excepted) with 429 and ``retry_after``."""
         self._rate_limited, self._retry_after = n, retry_after
+
+    def rate_limit_after_next_delivery(self, n: int, retry_after: int) -> None:
+        """Deliver the next sendMessage, then answer the ``n`` calls after it with 429 and ``retry_after``."""
+        self._limit_after_delivery = (n, retry_after)
 
     def block(self, chat_id: int) -> None:
         """Act as if this chat's user blocked the bot."""
@@ -168,7 +173,10 @@ class TelegramDouble:
         }.get(name)
         if handler is None:
             return _error(404, "Not Found")
-        return handler(params)
+        response = handler(params)
+        if name == "sendmessage" and response.status == 200 and self._limit_after_delivery is not None:
+            (self._rate_limited, self._retry_after), self._limit_after_delivery = self._limit_after_delivery, None
+        return response
 
     def _me(self) -> JSON:
         return {
