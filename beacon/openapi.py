@@ -6,6 +6,7 @@ from typing import Any
 
 from beacon import api_reports, api_stats
 from beacon.api_broadcasts import BroadcastIn
+from domain.vocabulary import CaseStatus, CheckInStatus, Need
 
 _ERROR = {
     "type": "object",
@@ -38,7 +39,7 @@ _PREVIEW = {
 
 _COUNTS = {"type": "object", "required": ["recipients", "queued", "sent", "delivered", "failed"],
            "properties": {k: {"type": "integer", "minimum": 0} for k in
-                          ("recipients", "queued", "sent", "delivered", "failed", "safe", "need_help", "no_reply")},
+                          ("recipients", "queued", "sent", "delivered", "failed", *CheckInStatus)},
            "additionalProperties": False}
 _BROADCAST = {
     "type": "object",
@@ -58,8 +59,8 @@ _CASE = {
     "properties": {
         "id": {"type": "integer"}, "registrant_id": {"type": "integer"}, "broadcast_id": {"type": ["integer", "null"]},
         "area": {"type": ["string", "null"]},
-        "category": {"enum": ["medical", "shelter", "food", "water", "documents", "evacuation", "other", None]},
-        "status": {"enum": ["open", "in_progress", "closed"]}, "assignee": {"type": ["string", "null"]},
+        "category": {"enum": [*Need, None]},
+        "status": {"enum": [*CaseStatus]}, "assignee": {"type": ["string", "null"]},
         "details": {"type": ["string", "null"]},
         "notes": {"type": "array", "items": {"type": "object", "required": ["at", "by", "text"]}},
         "created_at": {"type": "string"}, "updated_at": {"type": "string"},
@@ -73,7 +74,7 @@ _AUDIT = {
 }
 _CASE_CHANGE = {
     "type": "object", "additionalProperties": False,
-    "properties": {"status": {"enum": ["open", "in_progress", "closed"]},
+    "properties": {"status": {"enum": [*CaseStatus]},
                    "assignee": {"type": "string", "maxLength": 64}, "note": {"type": "string", "maxLength": 2000}},
 }
 

@@ -9,6 +9,10 @@ from bot import texts
 from bot.i18n import LANGUAGES, gettext_for
 from domain.text import MAX_WORDS, normalise
 
+# int() refuses numbers of more than 4300 digits; no menu or question comes near this many, so longer ones are
+# read as this many nines.
+MAX_DIGITS = 18
+
 
 @dataclass(frozen=True, slots=True)
 class Intent:
@@ -47,6 +51,12 @@ def any_language_table() -> dict[str, str]:
     return table
 
 
+def _number(digits: str) -> int:
+    """The value of a string of decimal digits, capped at :data:`MAX_DIGITS` nines."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= MAX_DIGITS else 10 ** MAX_DIGITS - 1
+
+
 def _close(a: str, b: str) -> bool:
     """Optimal string alignment distance of at most one (one typo, swap included)."""
     if a == b:
@@ -77,8 +87,9 @@ def classify(text: str, language: str | None, *, fuzzy: bool = True) -> Intent:
     words = normalise(trimmed).split()
     if not words:
         return Intent(text=trimmed)
-    if len(words) == 1 and words[0].isdigit():
-        return Intent(number=int(words[0]), text=trimmed)
+    # isdecimal(), not isdigit(): a digit without a decimal value (Kharoshthi, Brahmi numbers ...) is refused by int().
+    if len(words) == 1 and words[0].isdecimal():
+        return Intent(number=_number(words[0]), text=trimmed)
     table = keyword_table(language) if language else any_language_table()
     for size in range(min(len(words), MAX_WORDS), 1, -1):
         command = table.get("".join(words[:size]))

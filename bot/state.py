@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from domain.areas import Gazetteer
+from domain.vocabulary import Answer, Need
 
 
 class Step(StrEnum):
@@ -127,7 +128,7 @@ class RecordCheckIn:
     """A check-in answer (tied to the open check-in, if any)."""
 
     broadcast_id: int | None
-    answer: str  # safe | need_help
+    answer: Answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,7 @@ class OpenCase:
 class DescribeNeed:
     """Add the kind of help, or the person's own words, to their open case."""
 
-    category: str | None = None
+    category: Need | None = None
     details: str | None = None
 
 

@@ -23,6 +23,7 @@ from bot.machine import check_in_buttons
 from campaigns import outbox
 from campaigns.outbox import Draft
 from domain.areas import Gazetteer
+from domain.vocabulary import Answer, CheckInStatus
 from registry import audit, schema
 from registry.crypto import KeyRing
 from registry.db import Database
@@ -202,15 +203,16 @@ async def summary(conn: AsyncConnection, broadcast_id: int) -> dict[str, Any] | 
             func.sum(case((o.status.in_(SENT_STATES), 1), else_=0)),
             func.sum(case((o.status.in_(("delivered", "read")), 1), else_=0)),
             func.sum(case((o.status.in_(("failed", "undelivered")), 1), else_=0)),
-            func.sum(case((rc.answer == "safe", 1), else_=0)),
-            func.sum(case((rc.answer == "need_help", 1), else_=0)),
+            func.sum(case((rc.answer == Answer.SAFE, 1), else_=0)),
+            func.sum(case((rc.answer == Answer.NEED_HELP, 1), else_=0)),
         ).select_from(schema.recipients.outerjoin(schema.outbox, o.id == rc.outbox_id))
         .where(rc.broadcast_id == broadcast_id)
     )).one()
     recipients, queued, sent, delivered, failed, safe, need_help = (int(x or 0) for x in counted)
     counts = {"recipients": recipients, "queued": queued, "sent": sent, "delivered": delivered, "failed": failed}
     if broadcast.check_in:
-        counts.update(safe=safe, need_help=need_help, no_reply=recipients - safe - need_help)
+        counts.update({CheckInStatus.SAFE: safe, CheckInStatus.NEED_HELP: need_help,
+                       CheckInStatus.NO_REPLY: recipients - safe - need_help})
     return {
         "id": broadcast.id, "status": broadcast.status, "check_in": broadcast.check_in,
         "texts": broadcast.texts, "audience": broadcast.audience,

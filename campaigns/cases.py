@@ -8,17 +8,18 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.vocabulary import CaseStatus, Need
 from registry import schema
 from registry.case_files import open_notes, seal_details, seal_notes
 from registry.crypto import KeyRing
 
-CATEGORIES = ("medical", "shelter", "food", "water", "documents", "evacuation", "other")
-STATUSES = ("open", "in_progress", "closed")
+CATEGORIES = tuple(Need)
+STATUSES = tuple(CaseStatus)
 # Which status may follow which: a closed case can be reopened when help is needed again.
-TRANSITIONS = {
-    "open": {"in_progress", "closed"},
-    "in_progress": {"open", "closed"},
-    "closed": {"open"},
+TRANSITIONS: dict[str, set[str]] = {
+    CaseStatus.OPEN: {CaseStatus.IN_PROGRESS, CaseStatus.CLOSED},
+    CaseStatus.IN_PROGRESS: {CaseStatus.OPEN, CaseStatus.CLOSED},
+    CaseStatus.CLOSED: {CaseStatus.OPEN},
 }
 
 
@@ -30,12 +31,12 @@ async def open_case(conn: AsyncConnection, registrant_id: int, broadcast_id: int
     """Open a case at once, or return the registrant's case that is still open."""
     c = schema.cases.c
     existing = (await conn.execute(select(c.id).where(
-        c.registrant_id == registrant_id, c.status != "closed").order_by(c.id.desc()).limit(1))).scalar()
+        c.registrant_id == registrant_id, c.status != CaseStatus.CLOSED).order_by(c.id.desc()).limit(1))).scalar()
     if existing is not None:
         return int(existing)
     now = datetime.now(UTC)
     case_id = (await conn.execute(schema.cases.insert().values(
-        registrant_id=registrant_id, broadcast_id=broadcast_id, area_id=area_id, status="open",
+        registrant_id=registrant_id, broadcast_id=broadcast_id, area_id=area_id, status=CaseStatus.OPEN,
         created_at=now, updated_at=now).returning(c.id))).scalar_one()
     return int(case_id)
 
@@ -43,7 +44,7 @@ async def open_case(conn: AsyncConnection, registrant_id: int, broadcast_id: int
 async def latest_case(conn: AsyncConnection, registrant_id: int) -> int | None:
     """The registrant's newest case that is not closed."""
     c = schema.cases.c
-    found = (await conn.execute(select(c.id).where(c.registrant_id == registrant_id, c.status != "closed")
+    found = (await conn.execute(select(c.id).where(c.registrant_id == registrant_id, c.status != CaseStatus.CLOSED)
                                 .order_by(c.id.desc()).limit(1))).scalar()
     return int(found) if found is not None else None
 
@@ -90,7 +91,7 @@ async def change(conn: AsyncConnection, keys: KeyRing, case_id: int, *, by: str,
         if status not in TRANSITIONS[row.status]:
             raise CaseError(f"a {row.status} case cannot become {status}")
         values["status"] = moved = status
-        values["closed_at"] = now if status == "closed" else None
+        values["closed_at"] = now if status == CaseStatus.CLOSED else None
     if assignee is not None:
         values["assignee"] = assignee or None
     if note:

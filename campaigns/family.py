@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot import texts
 from bot.i18n import gettext_for, render
 from campaigns.outbox import Draft
+from domain.vocabulary import CheckInStatus
 from registry import schema
 from registry.crypto import KeyRing
 from registry.keys import secret_aad
@@ -28,7 +29,8 @@ CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 CODE_LENGTH = 8
 LOOKUP_WINDOW = timedelta(hours=1)
 MAX_FAILED_LOOKUPS = 5
-STATUS_TEXT = {"safe": texts.STATUS_SAFE, "need_help": texts.STATUS_NEED_HELP, "no_reply": texts.STATUS_NO_REPLY}
+STATUS_TEXT: dict[str, str] = {CheckInStatus.SAFE: texts.STATUS_SAFE, CheckInStatus.NEED_HELP: texts.STATUS_NEED_HELP,
+                               CheckInStatus.NO_REPLY: texts.STATUS_NO_REPLY}
 
 
 def new_code() -> str:

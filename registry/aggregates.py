@@ -31,12 +31,13 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from domain.areas import Gazetteer
+from domain.vocabulary import CheckInStatus
 from registry import schema
 from registry.db import Database
 from registry.times import aware
 
 DIMENSIONS = ("area", "nationality", "gender", "age_band", "language", "channel", "status")
-STATUSES = ("safe", "need_help", "no_reply")
+STATUSES = tuple(CheckInStatus)
 UNKNOWN = "unknown"
 # Above this many registrant ids, SQLite is asked in id ranges on several connections at once: a
 # GROUP BY there is one sort on one core, and the ranges sort in parallel (unless an index covers

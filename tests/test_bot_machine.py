@@ -48,7 +48,8 @@ CHAT = "987654321"  # a Telegram chat id
 NONCE = "K7Q2M9"  # the share code the service offers with a message
 NATIVE_ZERO = {"ar": "٠", "fa": "۰", "ur": "۰", "hi": "०", "ne": "०", "bn": "০"}
 JUNK = ["", "   ", "🙂", "🆘🆘", "!!!", "x" * 5000, "asdf qwer zxcv", "؟؟؟ أين أنتم الآن", "שלום עליכם",
-        "\u200f\u200e", "٩٩٩", "۸۸۸", "९९९", "৯৯৯", "99999999999999999999"]
+        "\u200f\u200e", "٩٩٩", "۸۸۸", "९९९", "৯৯৯", "99999999999999999999", "9" * 5000,
+        "\U00010a40", "\U00010a40\U00010a41"]  # Kharoshthi digits: str.isdigit() says yes, int() says no
 
 
 # --------------------------------------------------------------------------- helpers
@@ -793,7 +794,7 @@ def junk_about_help(at: Step, junk: str) -> tuple[str, tuple[object, ...], Step]
     said = normalise(junk)
     if not said:  # nothing said: nothing added to the case
         return texts.CASE_RECORDED, (), Step.IDLE
-    if at is Step.CHECK_IN_KIND and said.isdigit():  # a number that is none of the kinds
+    if at is Step.CHECK_IN_KIND and said.isdecimal():  # a number that is none of the kinds
         return texts.INVALID_CHOICE, (), at
     return texts.CASE_RECORDED, (DescribeNeed(details=junk.strip()[:1000]),), Step.IDLE
 

@@ -177,6 +177,10 @@ CLASSIFY = [
     ("５", "en", True, None, 5, ""),
     ("0", "en", True, None, 0, ""),
     ("1 2", "en", True, None, None, ""),  # two numbers are not one
+    ("²", "en", True, None, 2, ""),  # NFKC: a superscript two is a two
+    ("①", "en", True, None, 1, ""),
+    ("\U00010a40", "en", True, None, None, ""),  # a Kharoshthi digit has no decimal value: not a number
+    ("\U00010a40", None, True, None, None, ""),
     # command arguments
     ("STATUS K7Q2M9", "en", True, "STATUS", None, "k7q2m9"),
     ("estado k7q2m9", "es", True, "STATUS", None, "k7q2m9"),
@@ -220,6 +224,16 @@ def test_classify(typed: str, language: str | None, fuzzy: bool, command: str | 
 ])
 def test_skip(typed: str, language: str, skip: bool) -> None:
     assert classify(typed, language).skip is skip
+
+
+@pytest.mark.parametrize("typed", ["9" * 5000, "1" + "0" * 4400, "99999999999999999999"])
+def test_a_very_long_number_is_beyond_every_menu(typed: str) -> None:
+    number = classify(typed, "en").number
+    assert number is not None and number > 10 ** 9
+
+
+def test_leading_zeros_do_not_make_a_number_long() -> None:
+    assert classify("0" * 5000 + "2", "en").number == 2
 
 
 def test_intent_is_plain_data() -> None:
