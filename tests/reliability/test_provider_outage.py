@@ -69,7 +69,6 @@ async def test_outage_mid_broadcast(start_beacon: StartBeacon) -> None:
         return all(got[p] >= 2 for p in everyone)
 
     await twilio.wait_for(complete, timeout=300)
-    await asyncio.sleep(0)
     bodies: defaultdict[str, list[str]] = defaultdict(list)
     for m in twilio.messages:
         bodies[m.to].append(FIRST if FIRST in m.body else SECOND if SECOND in m.body else m.body)
