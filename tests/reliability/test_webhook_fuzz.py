@@ -43,9 +43,11 @@ TWILIO_FIELDS = ["MessageSid", "SmsSid", "SmsMessageSid", "AccountSid", "Messagi
 STATUSES = ["queued", "accepted", "sending", "sent", "delivered", "read", "undelivered", "failed", "canceled",
             "receiving", "received", "scheduled"]
 
-text = st.text(max_size=80)
-sids = st.one_of(st.from_regex(r"(SM|MM)[0-9a-f]{32}", fullmatch=True), text)
-numbers = st.one_of(st.from_regex(r"(whatsapp:)?\+[1-9][0-9]{6,14}", fullmatch=True), text)
+text = st.text(max_size=60)
+sids = st.one_of(st.tuples(st.sampled_from(["SM", "MM"]), st.binary(min_size=16, max_size=16)).map(
+    lambda t: t[0] + t[1].hex()), text)
+numbers = st.one_of(st.tuples(st.sampled_from(["", "whatsapp:"]), st.integers(10**6, 10**15 - 1)).map(
+    lambda t: f"{t[0]}+{t[1]}"), text)
 values = st.one_of(text, numbers, st.sampled_from(STATUSES + ["STOP", "START", "JOIN", "HELP", "1", "2", ""]),
                    st.integers(-10**20, 10**20).map(str))
 any_fields = st.dictionaries(st.one_of(st.sampled_from(TWILIO_FIELDS), st.text(max_size=12)), values, max_size=10)
