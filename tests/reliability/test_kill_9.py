@@ -9,6 +9,7 @@ at most the sends the dead process had under way, which the sender bounds by its
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import random
@@ -33,6 +34,10 @@ SEED = 20261204
 CONCURRENCY = int(inspect.signature(Sender.__init__).parameters["concurrency"].default)
 
 
+def reached(twilio: TwilioDouble, count: int) -> bool:
+    return len(twilio.messages) >= count
+
+
 @pytest.mark.slow
 async def test_ten_kills_during_a_broadcast(tmp_path: Path) -> None:
     rng = random.Random(SEED)
@@ -54,7 +59,7 @@ async def test_ten_kills_during_a_broadcast(tmp_path: Path) -> None:
                 broadcast: dict[str, Any] = await r.json()
         everyone = {phone(n) for n in range(1, RECIPIENTS + 1)}
         for moment in moments:
-            await twilio.wait_for(lambda m=moment: len(twilio.messages) >= m, timeout=120)
+            await twilio.wait_for(functools.partial(reached, twilio, moment), timeout=120)
             server.kill()
             boundaries.append(len(twilio.messages))
             assert {m.to for m in twilio.messages} < everyone, "the broadcast finished before a kill"
