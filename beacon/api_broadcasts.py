@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from beacon.config import Settings
 from beacon.context import BEACON, Beacon
-from beacon.http import CALLER, api_error, parse, path_id, requires
+from beacon.http import CALLER, MAX_ID, api_error, parse, path_id, requires
 from bot import texts
 from bot.i18n import LANGUAGES
 from campaigns import broadcasts, cases, queries
@@ -235,8 +235,8 @@ class AuditQuery(BaseModel):
     actor: str | None = None
     action: str | None = None
     subject: str | None = None
-    after: int | None = Field(default=None, ge=0)
-    before: int | None = Field(default=None, ge=1)
+    after: int | None = Field(default=None, ge=0, le=MAX_ID)
+    before: int | None = Field(default=None, ge=1, le=MAX_ID)
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None
     limit: int = Field(default=200, ge=1, le=1000)

@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from beacon.context import BEACON
-from beacon.http import CALLER, api_error, parse, requires
+from beacon.http import CALLER, MAX_ID, api_error, parse, record_id, requires
 from campaigns import reports
 from domain.vocabulary import Role
 from registry import aggregates, audit
@@ -36,10 +36,10 @@ def _not_found(what: str) -> web.HTTPException:
 
 
 def _id(request: web.Request, what: str) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise _not_found(what) from None
+    found = record_id(request.match_info["id"])
+    if found is None:  # not a number, or one no row can have (a larger one overflowed the database: 500)
+        raise _not_found(what)
+    return found
 
 
 def _split_by(value: Any) -> Any:
@@ -65,7 +65,7 @@ class ScheduleIn(BaseModel):
     by: list[str] = Field(min_length=1, max_length=len(aggregates.DIMENSIONS),
                           description="dimensions, as for /api/v1/stats: " + ", ".join(aggregates.DIMENSIONS))
     level: int = Field(default=0, ge=0, description="gazetteer depth the areas are counted at")
-    broadcast: int | None = Field(default=None, ge=1, description="count that broadcast's recipients")
+    broadcast: int | None = Field(default=None, ge=1, le=MAX_ID, description="count that broadcast's recipients")
     interval: Interval | None = Field(default=None, description="hourly, daily or weekly (default daily)")
     every_hours: int | None = Field(default=None, ge=1, le=reports.MAX_EVERY_HOURS,
                                     description="instead of interval: every N hours")
@@ -106,11 +106,11 @@ class RunIn(BaseModel):
     """An on-demand run: of a schedule (``schedule``), or of an ad-hoc query (``format`` and ``by``)."""
 
     model_config = ConfigDict(extra="forbid")
-    schedule: int | None = Field(default=None, ge=1)
+    schedule: int | None = Field(default=None, ge=1, le=MAX_ID)
     format: Format | None = None
     by: list[str] | None = Field(default=None, min_length=1, max_length=len(aggregates.DIMENSIONS))
     level: int | None = Field(default=None, ge=0)
-    broadcast: int | None = Field(default=None, ge=1)
+    broadcast: int | None = Field(default=None, ge=1, le=MAX_ID)
 
     _by = field_validator("by", mode="before")(_split_by)
 
@@ -224,8 +224,8 @@ def _int_param(request: web.Request, name: str, low: int = 1, high: int | None =
         value = int(raw)
     except ValueError:
         raise _invalid(name, f"{name} must be a whole number") from None
-    if value < low or (high is not None and value > high):
-        raise _invalid(name, f"{name} must be between {low} and {high}" if high else f"{name} must be >= {low}")
+    if value < low or value > (high or MAX_ID):
+        raise _invalid(name, f"{name} must be between {low} and {high or MAX_ID}")
     return value
 
 

@@ -145,9 +145,12 @@ class TelegramChannel:
             raise WebhookRejected(400, "no update_id")
         try:
             update = Update.de_json(data, self._bot)
+            # de_json checks no types: a list for a text or a string for a chat id only fails here.
+            inbound = parse_update(update)
         except (KeyError, TypeError, ValueError, AttributeError):
             raise WebhookRejected(400, f"malformed update {data['update_id']}") from None
-        inbound = parse_update(update)
+        if inbound is not None and not _well_typed(inbound):
+            raise WebhookRejected(400, f"malformed update {data['update_id']}")
         if inbound is None:
             log.debug("telegram.update_ignored", update_id=update.update_id)
             return Received()
@@ -223,6 +226,13 @@ def parse_update(update: Update) -> Inbound | None:
     if update.message is not None:
         return _from_message(update.update_id, update.message)
     return None
+
+
+def _well_typed(inbound: Inbound) -> bool:
+    """Whether an update's fields had the types the Bot API gives them (a decimal chat id, strings)."""
+    optional = (inbound.language_hint, inbound.contact_phone, inbound.callback_id, inbound.payload)
+    return (isinstance(inbound.text, str) and re.fullmatch(r"-?[0-9]+", inbound.address) is not None
+            and all(value is None or isinstance(value, str) for value in optional))
 
 
 def _inbound(

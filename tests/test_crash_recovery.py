@@ -4,13 +4,9 @@ possible provider-side duplicates are the few messages in flight at the moment o
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,53 +19,10 @@ from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM, dev_keys
 from tests.doubles.twilio_api import TwilioDouble
+from tests.reliability.harness import BEACON, Server
 from tests.seeding import phone, seed_registrants
 
 RECIPIENTS = 300
-BEACON = str(Path(sys.executable).parent / "beacon")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """`beacon serve` as a real process in its own process group."""
-
-    def __init__(self, env: dict[str, str], home: Path) -> None:
-        self.env, self.home = env, home
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        log = open(self.home / "server.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen([BEACON, "serve", "--port", str(self.port)], env=self.env, cwd=self.home,
-                                     stdout=log, stderr=log, start_new_session=True)
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.port}/healthz") as r:
-                        if r.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError("beacon serve did not come up: " + (self.home / "server.log").read_text()[-2000:])
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @pytest.mark.slow

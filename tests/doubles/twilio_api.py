@@ -158,6 +158,9 @@ class TwilioDouble:
         self._rate_limited = 0
         self._retry_after: str | None = None
         self._outage = False
+        self._hang = asyncio.Event()  # set: no request is hanging; cleared: every request hangs
+        self._hang.set()
+        self.hung = 0  # requests that hung (never accepted)
         self._number_errors: dict[str, int] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -172,6 +175,14 @@ class TwilioDouble:
     def outage(self, on: bool) -> None:
         """While on, every request gets 503 (code 20503)."""
         self._outage = on
+
+    def hang(self, on: bool) -> None:
+        """While on, requests get no answer: they wait until the hang ends, then are refused with 503
+        unaccepted (by then the client has usually timed out and gone)."""
+        if on:
+            self._hang.clear()
+        else:
+            self._hang.set()
 
     def rate_limit_next(self, n: int, retry_after: float | None = None) -> None:
         """Answer the next ``n`` requests with 429 (code 20429), with a Retry-After header if given."""
@@ -209,6 +220,7 @@ class TwilioDouble:
 
     async def close(self) -> None:
         """Stop serving."""
+        self._hang.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -228,6 +240,10 @@ class TwilioDouble:
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
+            if not self._hang.is_set():
+                self.hung += 1
+                await self._hang.wait()
+                raise TwilioApiError(20503)
             self._check_service()
             self._check_auth(request)
             if self._failures:
