@@ -16,7 +16,7 @@ install-test: $(BIN)/python
 
 run: install
 	mkdir -p data
-	$(BIN)/beacon serve
+	BEACON_SIMULATOR=on $(BIN)/beacon serve
 
 lint: install-test
 	$(BIN)/ruff check domain bot channels registry campaigns beacon tests bench

@@ -41,6 +41,9 @@ def _fail(message: str) -> int:
 
 def serve(settings: config.Settings, args: argparse.Namespace) -> int:
     """Run the web server (and, unless --no-worker, the sender) until interrupted."""
+    host = args.host or settings.host
+    if settings.simulator and not config.loopback(host):
+        return _fail(f"BEACON_SIMULATOR=on needs a loopback address, not --host {host}")
     app = create_app(settings, worker=not args.no_worker)
 
     async def freeze(_app: web.Application) -> None:
@@ -49,7 +52,7 @@ def serve(settings: config.Settings, args: argparse.Namespace) -> int:
         gc.freeze()
 
     app.on_startup.append(freeze)
-    web.run_app(app, host=args.host or settings.host, port=args.port or settings.port, print=None,
+    web.run_app(app, host=host, port=args.port or settings.port, print=None,
                 access_log=None, shutdown_timeout=5)
     return 0
 

@@ -45,6 +45,7 @@ class Settings:
     case_retention_months: int = 12
     unconsented_days: int = 30  # a sender who never consented is erased after this long without writing
     trusted_proxies: frozenset[str] = frozenset()  # addresses whose X-Forwarded-For is believed
+    simulator: bool = False  # /simulator: development only, never beside real providers
     twilio: TwilioSettings | None = None
     telegram: TelegramSettings | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -116,6 +117,34 @@ def _check_keys(keys: str) -> None:
         raise ConfigError(str(exc)) from None
 
 
+def loopback(host: str) -> bool:
+    """Whether a listen address is reachable from this machine only."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _simulator(env: Mapping[str, str], mode: str, host: str, providers: bool) -> bool:
+    """Whether /simulator is on: only when asked for, in development, alone and on a loopback address.
+
+    The simulator answers as any number it is told: beside real providers or reachable from
+    another machine it would let anyone read or erase people's data.
+    """
+    value = env.get("BEACON_SIMULATOR", "off").strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"BEACON_SIMULATOR must be on or off, got {value!r}")
+    if value == "off":
+        return False
+    if mode != "development":
+        raise ConfigError("BEACON_SIMULATOR=on is for development only: unset it in production")
+    if providers:
+        raise ConfigError("BEACON_SIMULATOR=on cannot run beside Twilio or Telegram credentials: unset either")
+    if not loopback(host):
+        raise ConfigError(f"BEACON_SIMULATOR=on needs a loopback BEACON_HOST (127.0.0.1), got {host!r}")
+    return True
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check the configuration; raise ConfigError with a one-line reason."""
     env = os.environ if env is None else env
@@ -178,7 +207,11 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     keys = env.get("BEACON_KEYS") or None
     if keys:
         _check_keys(keys)
+    host = env.get("BEACON_HOST") or "127.0.0.1"
+    simulator = _simulator(env, mode, host, twilio is not None or telegram is not None)
     if mode == "production":
+        if env.get("BEACON_PUBLIC_URL") and not public_url.startswith("https://"):
+            raise ConfigError("production needs an https BEACON_PUBLIC_URL: webhooks and console cookies travel on it")
         missing = [n for n in ("BEACON_KEYS", "BEACON_PUBLIC_URL") if not env.get(n)]
         if env.get("TELEGRAM_BOT_TOKEN") and not env.get("TELEGRAM_WEBHOOK_SECRET"):
             missing.append("TELEGRAM_WEBHOOK_SECRET")
@@ -190,7 +223,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         database_dir = Path(database_url[len("sqlite:///"):]).parent
     return Settings(
         env=mode,
-        host=env.get("BEACON_HOST") or "127.0.0.1",
+        host=host,
         port=_int(env, "BEACON_PORT", 8080, minimum=1),
         database_url=database_url,
         keys=keys,
@@ -210,6 +243,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         case_retention_months=_int(env, "BEACON_CASE_RETENTION_MONTHS", 12, minimum=1),
         unconsented_days=_int(env, "BEACON_UNCONSENTED_DAYS", 30, minimum=1),
         trusted_proxies=trusted_proxies,
+        simulator=simulator,
         rate_limits=env.get("BEACON_RATE_LIMITS", "on").lower() not in ("off", "0", "false", "no"),
         twilio=twilio,
         telegram=telegram,

@@ -60,7 +60,7 @@ def master_keys(settings: Settings) -> MasterKeys:
 
 def make_providers(settings: Settings) -> dict[str, Provider]:
     """The providers this configuration enables."""
-    providers: dict[str, Provider] = {ProviderName.SIMULATOR: SimulatorChannel()}
+    providers: dict[str, Provider] = {ProviderName.SIMULATOR: SimulatorChannel()} if settings.simulator else {}
     if settings.twilio:
         providers[ProviderName.TWILIO] = TwilioChannel(settings.twilio, settings.public_url,
                                                        rate_limits=settings.rate_limits)

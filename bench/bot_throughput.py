@@ -125,6 +125,7 @@ def full_app(directory: Path) -> web.Application:
         "BEACON_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "BEACON_RATE_LIMITS": "off",
         "BEACON_LOG_FORMAT": "json",
+        "BEACON_SIMULATOR": "on",
     })
     return create_app(settings, worker=True)
 

@@ -34,8 +34,11 @@ CHECK_IN_OPEN = timedelta(days=7)
 
 
 def identity_kind(channel: str) -> str:
-    """Phone channels (SMS, WhatsApp, the simulator) share one identity per number."""
-    return "telegram" if channel == ChannelKind.TELEGRAM else "phone"
+    """SMS and WhatsApp share one identity per phone number; Telegram chats and simulator senders each
+    have an address space of their own, so a simulated sender can never be a real person."""
+    if channel in (ChannelKind.TELEGRAM, ChannelKind.SIMULATOR):
+        return str(channel)
+    return "phone"
 
 
 @dataclass(frozen=True, slots=True)

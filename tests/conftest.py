@@ -185,6 +185,8 @@ async def start_beacon(tmp_path: Path) -> AsyncIterator[StartBeacon]:
             values.update({"TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN, "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
                            "TELEGRAM_API_BASE_URL": telegram_double.base_url})
         values.setdefault("BEACON_RATE_LIMITS", "off")
+        if not (twilio or telegram):
+            values.setdefault("BEACON_SIMULATOR", "on")
         settings = config.load(values)
         client = TestClient(TestServer(create_app(settings, worker=worker), host="127.0.0.1"))
         await client.start_server()

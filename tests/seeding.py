@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from registry import schema
 from registry.db import Database
 from registry.keys import KeyHolder, identity_aad, secret_aad
+from registry.store import identity_kind
 
 LANGUAGES = ("en", "fr", "ar")
 
@@ -29,8 +30,8 @@ async def seed_registrants(db: Database, holder: KeyHolder, count: int, *, area:
                    "last_seen_at": now, "share_family": False} for n in ids]
         identities = []
         for n in ids:
-            bidx = ring.blind_index("phone", phone(n))
-            identities.append({"registrant_id": n, "kind": "phone", "bidx": bidx,
+            bidx = ring.blind_index(identity_kind(channel), phone(n))
+            identities.append({"registrant_id": n, "kind": identity_kind(channel), "bidx": bidx,
                                "address_ct": ring.encrypt(phone(n), identity_aad({"bidx": bidx})),
                                "last_channel": channel, "preferred_channel": channel, "reachable": True,
                                "created_at": now, "last_used_at": now})
@@ -44,7 +45,8 @@ async def seed_profiles(db: Database, holder: KeyHolder, profiles: Sequence[Mapp
     """Registered people with full profiles, sealed as registration seals them, ids from ``first_id``.
 
     Each profile may give ``area_id`` (required), ``language``, ``nationality``, ``gender``, ``age_band``,
-    ``household_size``, and the sealed ``first_name`` and ``family_contact``; the phone is ``phone(id)``.
+    ``household_size``, and the sealed ``first_name`` and ``family_contact``; the phone is ``phone(id)``,
+    known on ``channel`` (a simulator sender is an identity of its own, never a phone).
     The proof of consent is kept too, so MYDATA shows the consent date as it would after registering.
     """
     ring = holder.ring
@@ -59,8 +61,8 @@ async def seed_profiles(db: Database, holder: KeyHolder, profiles: Sequence[Mapp
                            "age_band": p.get("age_band"), "household_size": p.get("household_size"),
                            "step": "idle", "context": {}, "consented": True, "opted_out": False,
                            "created_at": now, "confirmed_at": now, "last_seen_at": now, "share_family": False})
-            bidx = ring.blind_index("phone", phone(n))
-            identities.append({"registrant_id": n, "kind": "phone", "bidx": bidx,
+            bidx = ring.blind_index(identity_kind(channel), phone(n))
+            identities.append({"registrant_id": n, "kind": identity_kind(channel), "bidx": bidx,
                                "address_ct": ring.encrypt(phone(n), identity_aad({"bidx": bidx})),
                                "last_channel": channel, "preferred_channel": channel, "reachable": True,
                                "created_at": now, "last_used_at": now})

@@ -229,6 +229,7 @@ async def test_rotate_and_reencrypt_50000_profiles_while_serving(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BEACON_", "TWILIO_", "TELEGRAM_"))}
     env.update({"BEACON_ENV": "development", "BEACON_DATABASE_URL": f"sqlite:///{tmp_path / 'beacon.db'}",
                 "BEACON_KEYS": old_master, "BEACON_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1",
+                "BEACON_SIMULATOR": "on",
                 "BEACON_TEST_CWD": str(tmp_path)})
 
     # -- 50,000 registered people, sealed as registration seals them --
@@ -242,7 +243,7 @@ async def test_rotate_and_reencrypt_50000_profiles_while_serving(
             {"area_id": ("tripoli", "misrata", "benghazi")[n % 3], "nationality": "NG", "gender": "female",
              "age_band": "18-29", "household_size": 1 + n % 5, "first_name": first_name(n),
              "family_contact": contact(n)}
-            for n in range(1, PROFILES + 1)])
+            for n in range(1, PROFILES + 1)], channel="simulator")
     finally:
         await db.close()
     seeded = time.monotonic()
