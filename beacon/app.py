@@ -53,7 +53,8 @@ async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
             except TimeoutError:
                 pass
 
-    tasks = [asyncio.create_task(follow_keys(beacon)), asyncio.create_task(recover())]
+    tasks = [asyncio.create_task(follow_keys(beacon)), asyncio.create_task(recover()),
+             asyncio.create_task(beacon.intake.replay(beacon.stop))]
     if worker:
         tasks.append(asyncio.create_task(beacon.sender.run(beacon.stop)))
         tasks.append(asyncio.create_task(beacon.runner.run(beacon.stop)))
@@ -159,13 +160,10 @@ async def webhook(request: web.Request) -> web.Response:
         REJECTED.labels(channel.name, str(exc.status)).inc()
         log.info("webhook.rejected", provider=channel.name, status=exc.status)
         return web.Response(status=exc.status, text=exc.reason)
-    service = beacon.service
     for message in received.messages:
-        stored = await service.receive(channel.name, message)
-        if stored is not None:
-            service.process_later(channel.name, stored, message)
+        await beacon.intake.accept(channel.name, message)
     for status in received.statuses:
-        await service.record_status(channel.name, status)
+        await beacon.service.record_status(channel.name, status)
     return web.Response(text=received.ack_body, content_type=received.ack_content_type)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,9 +46,9 @@ class Settings:
     unconsented_days: int = 30  # a sender who never consented is erased after this long without writing
     trusted_proxies: frozenset[str] = frozenset()  # addresses whose X-Forwarded-For is believed
     simulator: bool = False  # /simulator: development only, never beside real providers
+    spool_dir: Path = Path("./data/spool")  # webhook messages wait here, sealed, while the database stalls
     twilio: TwilioSettings | None = None
     telegram: TelegramSettings | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def development(self) -> bool:
@@ -244,6 +244,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         unconsented_days=_int(env, "BEACON_UNCONSENTED_DAYS", 30, minimum=1),
         trusted_proxies=trusted_proxies,
         simulator=simulator,
+        spool_dir=Path(env.get("BEACON_SPOOL_DIR") or database_dir / "spool"),
         rate_limits=env.get("BEACON_RATE_LIMITS", "on").lower() not in ("off", "0", "false", "no"),
         twilio=twilio,
         telegram=telegram,

@@ -15,6 +15,7 @@ import structlog
 from aiohttp import web
 
 from beacon.config import Settings
+from beacon.intake import Intake
 from beacon.service import Service
 from bot.state import BotConfig
 from campaigns.scheduler import Runner
@@ -47,6 +48,7 @@ class Beacon:
     service: Service
     runner: Runner
     tables: ProtectedTables  # protected tables by their counts, shared by the API, console and reports
+    intake: Intake  # webhook messages: stored, or spooled to disk while the database stalls
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -89,7 +91,8 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
         service = Service(db, keys, bot, providers, sender, family_channel=family_channel)
         runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
                         family_channel=family_channel, max_reminders=settings.max_reminders)
-        beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables())
+        intake = Intake(service, keys, settings.spool_dir)
+        beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables(), intake)
         for provider in providers.values():
             await provider.start()
         try:

@@ -80,6 +80,12 @@ class Spool:
         self._sync_directory()
         self.waiting = max(0, self.waiting - 1)
 
+    def set_aside(self, path: Path) -> None:
+        """Move a file that cannot be read (another deployment's keys, damage) out of the queue, kept for a look."""
+        path.rename(path.with_suffix(".unreadable"))
+        self._sync_directory()
+        self.waiting = max(0, self.waiting - 1)
+
     def _sync_directory(self) -> None:
         descriptor = os.open(self.directory, os.O_RDONLY)
         try:
