@@ -168,3 +168,26 @@ async def test_the_cli_lists_dead_letters_and_puts_one_back_audited(env: dict[st
     finally:
         await database.close()
     assert (row.failed_at, row.attempts, row.processed_at) == (None, 0, None)  # due again for the sweep
+
+
+async def test_failures_are_counted_listed_and_put_back_on_each_database(database_url: str, keys: KeyHolder) -> None:
+    database = Database(database_url)
+    try:
+        await database.migrate()
+        ring = await load_keyring(database, keys.master)
+        async with database.write() as conn:
+            [stored] = await store.store_inbound(conn, ring, [(SIM, inbound(PHONE, "HELP"))])
+            assert stored is not None
+            verdicts = [await dead_letter.record_failure(conn, stored.inbound_id, "ValueError", datetime.now(UTC), 3)
+                        for _ in range(4)]
+        assert verdicts == [False, False, True, False]  # set aside once; not counted after that
+        async with database.read() as conn:
+            [dead] = await dead_letter.listing(conn)
+            assert await dead_letter.waiting(conn) == 1
+        assert (dead.id, dead.attempts, dead.error) == (stored.inbound_id, 3, "ValueError")
+        async with database.write() as conn:
+            assert await dead_letter.put_back(conn, stored.inbound_id)
+        async with database.read() as conn:
+            assert await dead_letter.listing(conn) == [] and await dead_letter.waiting(conn) == 0
+    finally:
+        await database.close()
