@@ -244,15 +244,13 @@ class Service:
         """Count a failed attempt (a database that is down cannot count it: an outage sets nothing aside)."""
         try:
             async with self.db.write() as conn:
-                set_aside = await dead_letter.record_failure(conn, inbound_id, error, datetime.now(UTC),
-                                                             DEAD_LETTER_AFTER)
-                channel = (await conn.execute(select(schema.inbound.c.channel).where(
-                    schema.inbound.c.id == inbound_id))).scalar() if set_aside else None
+                channel = await dead_letter.record_failure(conn, inbound_id, error, datetime.now(UTC),
+                                                           DEAD_LETTER_AFTER)
         except Exception:  # noqa: BLE001 - the failure itself is raised by the caller
             log.warning("process.failure_not_counted", inbound_id=inbound_id)
             return
-        if set_aside:
-            DEAD_LETTERS.labels(channel or "unknown").inc()
+        if channel is not None:  # this failure set the message aside
+            DEAD_LETTERS.labels(channel).inc()
             DEAD_LETTER_WAITING.inc()
             log.error("inbound.dead_letter", inbound_id=inbound_id, error=error, attempts=DEAD_LETTER_AFTER)
 

@@ -32,8 +32,10 @@ class DeadLetter:
     error: str | None
 
 
-async def record_failure(conn: AsyncConnection, inbound_id: int, error: str, now: datetime, limit: int) -> bool:
-    """Count one failed attempt at processing a message; True when this one sets it aside (its ``limit``-th).
+async def record_failure(conn: AsyncConnection, inbound_id: int, error: str, now: datetime,
+                         limit: int) -> str | None:
+    """Count one failed attempt at processing a message; when this one (its ``limit``-th) sets it aside,
+    the message's channel, otherwise None.
 
     The count is one statement, so processes sweeping at once never lose an attempt.
     """
@@ -42,8 +44,8 @@ async def record_failure(conn: AsyncConnection, inbound_id: int, error: str, now
         update(schema.inbound)
         .where(_i.id == inbound_id, _i.processed_at.is_(None), _i.failed_at.is_(None))
         .values(attempts=_i.attempts + 1, error=error[:ERROR_LENGTH], failed_at=case((reached, now), else_=None))
-        .returning(_i.failed_at))).first()
-    return row is not None and row.failed_at is not None
+        .returning(_i.failed_at, _i.channel))).first()
+    return row.channel if row is not None and row.failed_at is not None else None
 
 
 async def waiting(conn: AsyncConnection) -> int:
