@@ -19,6 +19,7 @@ from beacon import config
 from beacon.app import create_app, follow_keys, upkeep_jobs
 from beacon.context import master_keys, open_beacon
 from beacon.errors import describe
+from beacon.http import record_id
 from beacon.logs import configure
 from bot.countries import normalise_phone
 from bot.i18n import LANGUAGES, gettext_for
@@ -26,11 +27,12 @@ from campaigns import reports, upkeep
 from channels import telegram as tg
 from domain.areas import Gazetteer
 from domain.vocabulary import Role
-from registry import audit, subject, tokens, users
+from registry import audit, dead_letter, subject, tokens, users
 from registry import keys as keyring
 from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
 from registry.publication import ProtectedTables
+from registry.times import aware
 from registry.users import UserError
 
 
@@ -208,6 +210,14 @@ def _seq(value: str) -> int:
     return int(value)
 
 
+def _record(value: str) -> int:
+    """A record id, as `beacon inbound failed` lists it."""
+    found = record_id(value)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a record id")
+    return found
+
+
 def _hash(value: str) -> str:
     """A checkpoint's hash: 64 hex digits."""
     if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
@@ -290,6 +300,30 @@ def export_subject(settings: config.Settings, args: argparse.Namespace) -> int:
     return _database(settings, run)
 
 
+def inbound_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
+    """List the inbound messages set aside after failing too often (ids, never text), or put one back."""
+    async def run(db: Database, settings: config.Settings) -> int:
+        if args.inbound_command == "failed":
+            async with db.read() as conn:
+                rows = await dead_letter.listing(conn)
+            if not rows:
+                print("no messages set aside")
+                return 0
+            print(f"{'id':>8}  {'received':<25}  {'channel':<10}  {'attempts':>8}  error")
+            for row in rows:
+                received = aware(row.received_at).isoformat(timespec="seconds")
+                print(f"{row.id:>8}  {received:<25}  {row.channel:<10}  {row.attempts:>8}  {row.error or '-'}")
+            return 0
+        async with db.write() as conn:
+            if not await dead_letter.put_back(conn, args.id):
+                return _fail(f"inbound message {args.id} is not set aside")
+            await audit.append(conn, "cli", "inbound.retried", str(args.id))
+        print(f"inbound message {args.id} is due again: the next sweep processes it")
+        return 0
+
+    return _database(settings, run)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = _Parser(prog="beacon", description="Crisis messaging for migrants.")
@@ -336,6 +370,11 @@ def parser() -> argparse.ArgumentParser:
     rpsub = rp.add_subparsers(dest="reports_command", required=True)
     rpsub.add_parser("run-due", help="produce the runs of due schedules now")
     rp.set_defaults(run=reports_cmd)
+    ib = sub.add_parser("inbound", help="inbound messages set aside after failing too often")
+    ibsub = ib.add_subparsers(dest="inbound_command", required=True)
+    ibsub.add_parser("failed", help="list them: id, received, channel, attempts, error class")
+    ibsub.add_parser("retry", help="put one back for processing (audited)").add_argument("id", type=_record)
+    ib.set_defaults(run=inbound_cmd)
     x = sub.add_parser("export-subject", help="everything held about one person, as JSON (admin)")
     who = x.add_mutually_exclusive_group(required=True)
     who.add_argument("--phone", help="phone number with country code")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential_jitter
@@ -30,7 +30,7 @@ from campaigns import family, outbox
 from campaigns.outbox import Draft
 from campaigns.sender import Sender
 from channels.base import Inbound, Provider, StatusUpdate
-from registry import audit, schema, store
+from registry import audit, dead_letter, schema, store
 from registry.crypto import KeyringError
 from registry.db import Database
 from registry.keys import KeyHolder, identity_aad, inbound_aad
@@ -38,6 +38,9 @@ from registry.keys import KeyHolder, identity_aad, inbound_aad
 log = structlog.get_logger("beacon.service")
 INBOUND = Counter("beacon_inbound_total", "Inbound messages by channel and outcome", ["channel", "outcome"])
 STEP_SECONDS = Histogram("beacon_process_seconds", "Time to process one stored inbound message")
+DEAD_LETTERS = Counter("beacon_inbound_dead_letter_total", "Inbound messages set aside after failing too often",
+                       ["channel"])
+DEAD_LETTER_WAITING = Gauge("beacon_inbound_dead_letter_waiting", "Inbound messages set aside, not processed")
 STATUS = Counter("beacon_status_callbacks_total", "Delivery status callbacks by status", ["status"])
 PROGRESS = {"sent": 1, "delivered": 2, "read": 3}  # delivery states that only move forward
 FAILED = ("failed", "undelivered")
@@ -48,6 +51,9 @@ BURST_RATE = 500.0  # inbound messages a second beyond which webhooks go first a
 RATE_WINDOW = 0.2  # seconds the inbound rate is averaged over
 PROCESS_ATTEMPTS = 4  # tries of one message (a busy database, a rotation) before the sweep takes it over
 SWEEP_SECONDS = 60.0  # how often unprocessed messages older than this are looked for again
+# Failed tries, the immediate ones and the sweep's, before a message is set aside (a dead letter):
+# four sweeps, minutes apart, outlast a passing fault; what fails that long is a bug or bad data.
+DEAD_LETTER_AFTER = PROCESS_ATTEMPTS + 4
 STEP_PAUSE = 0.001  # seconds between background steps, for the event loop to read waiting webhooks
 PROCESS_CONCURRENCY = 8  # messages processed at once on PostgreSQL (SQLite has one writer: 1)
 
@@ -214,24 +220,46 @@ class Service:
                 log.warning("acknowledge.failed", inbound_id=stored.inbound_id)
 
     async def process(self, inbound_id: int) -> list[Reply]:
-        """Run the conversation for one stored message and queue its replies (one transaction)."""
+        """Run the conversation for one stored message and queue its replies (one transaction).
+
+        A failure is counted against the message and raised; the DEAD_LETTER_AFTER-th sets the message
+        aside, and it is skipped from then on (``beacon inbound retry`` puts it back).
+        """
         with self._active():
             await self.keys.check(self.db)
             try:
-                return await self._process(inbound_id)
-            except KeyringError:
-                # Another process rotated the data key and re-sealed rows under it before this one noticed:
-                # the transaction rolled back, so load the keys and run the message again (a real tampering
-                # fails again and is raised).
-                await self.keys.refresh(self.db)
-                return await self._process(inbound_id)
+                try:
+                    return await self._process(inbound_id)
+                except KeyringError:
+                    # Another process rotated the data key and re-sealed rows under it before this one
+                    # noticed: the transaction rolled back, so load the keys and run the message again (a
+                    # real tampering fails again and is raised).
+                    await self.keys.refresh(self.db)
+                    return await self._process(inbound_id)
+            except Exception as exc:
+                await self._count_failure(inbound_id, type(exc).__name__)
+                raise
+
+    async def _count_failure(self, inbound_id: int, error: str) -> None:
+        """Count a failed attempt (a database that is down cannot count it: an outage sets nothing aside)."""
+        try:
+            async with self.db.write() as conn:
+                channel = await dead_letter.record_failure(conn, inbound_id, error, datetime.now(UTC),
+                                                           DEAD_LETTER_AFTER)
+        except Exception:  # noqa: BLE001 - the failure itself is raised by the caller
+            log.warning("process.failure_not_counted", inbound_id=inbound_id)
+            return
+        if channel is not None:  # this failure set the message aside
+            DEAD_LETTERS.labels(channel).inc()
+            DEAD_LETTER_WAITING.inc()
+            log.error("inbound.dead_letter", inbound_id=inbound_id, error=error, attempts=DEAD_LETTER_AFTER)
 
     async def _process(self, inbound_id: int) -> list[Reply]:
         started = time.perf_counter()
         keys = self.keys.ring
         i = schema.inbound.c
         async with self.db.write() as conn:
-            query = select(schema.inbound).where(i.id == inbound_id, i.processed_at.is_(None))
+            query = select(schema.inbound).where(i.id == inbound_id, i.processed_at.is_(None), i.failed_at.is_(None))
             row = (await conn.execute(query)).first()
             if row is None:
                 return []
@@ -282,14 +310,16 @@ class Service:
 
     async def recover(self, older_than: float = 0.0) -> int:
         """Process inbound messages stored but never processed: after a crash between the two
-        transactions, or when processing kept failing. ``older_than`` (seconds) leaves alone what is
-        probably still on its way; processing twice is harmless (a processed row is skipped)."""
+        transactions, or when processing kept failing (until the message is set aside). ``older_than``
+        (seconds) leaves alone what is probably still on its way; processing twice is harmless (a
+        processed row is skipped). Also brings the gauge of messages set aside up to date."""
         i = schema.inbound.c
-        query = select(i.id).where(i.processed_at.is_(None)).order_by(i.id)
+        query = select(i.id).where(i.processed_at.is_(None), i.failed_at.is_(None)).order_by(i.id)
         if older_than:
             query = query.where(i.received_at < datetime.now(UTC) - timedelta(seconds=older_than))
         async with self.db.read() as conn:
             ids = (await conn.execute(query)).scalars().all()
+            DEAD_LETTER_WAITING.set(await dead_letter.waiting(conn))
         done = 0
         for inbound_id in ids:
             try:

@@ -113,9 +113,13 @@ inbound = Table(
     Column("meta", JSON, nullable=False, default=dict),  # non-personal parse results: opt-out type, hints
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("processed_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),  # failed processing attempts
+    Column("failed_at", DateTime(timezone=True)),  # set aside (dead letter): no longer retried by the sweep
+    Column("error", String(64)),  # class name of the latest failure, never its message
     UniqueConstraint("provider", "provider_id", name="uq_inbound_provider_id"),
 )
 Index("ix_inbound_unprocessed", inbound.c.processed_at)
+Index("ix_inbound_failed", inbound.c.failed_at)
 Index("ix_inbound_registrant", inbound.c.registrant_id)
 
 outbox = Table(

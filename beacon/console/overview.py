@@ -1,4 +1,5 @@
-"""The overview: registered people by area on a map and, for those who send them, the latest broadcasts."""
+"""The overview: registered people by area on a map, for those who send them the latest broadcasts, and for
+admins the inbound messages set aside after failing too often."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from beacon import api_stats
 from beacon.console.web import SESSION, area_label, language_of, may_see, page, render, translate
 from beacon.context import BEACON
 from campaigns import queries
-from registry import aggregates, publication
+from domain.vocabulary import Role
+from registry import aggregates, dead_letter, publication
 from registry.aggregates import StatsQuery
 from registry.disclosure import ALL, Entry, Table
 
@@ -37,7 +39,7 @@ async def area_table(request: web.Request, exact: bool) -> Table:
 
 @page("overview")
 async def overview(request: web.Request) -> web.StreamResponse:
-    """Registered people by area on a map, and the latest broadcasts with their tallies."""
+    """Registered people by area on a map, the latest broadcasts with their tallies, and (admins) dead letters."""
     beacon = request.app[BEACON]
     exact = may_see(request[SESSION].role, "broadcasts")
     table = await area_table(request, exact)
@@ -48,6 +50,10 @@ async def overview(request: web.Request) -> web.StreamResponse:
             latest = await queries.latest_broadcasts(conn, LATEST)
             open_cases = await queries.open_case_total(conn)
             broadcast_count = await queries.broadcast_total(conn)
+    dead_letters = None
+    if request[SESSION].role == Role.ADMIN:
+        async with beacon.db.read() as conn:
+            dead_letters = await dead_letter.waiting(conn)
     rows = [(area_label(request, e.key[0]), e.count) for e in table.cells]
     return render(request, "overview.html", {
         "exact": exact, "rows": rows, "total": table.total.count, "min_cell": beacon.settings.min_cell,
@@ -55,7 +61,7 @@ async def overview(request: web.Request) -> web.StreamResponse:
             beacon.gazetteer, table, language=language_of(request), withheld=translate(request, "withheld"),
             caption=translate(request, "Registered people by area"),
             reference=[beacon.gazetteer.areas[a] for a in beacon.gazetteer.top_level])),
-        "latest": latest, "open_cases": open_cases, "broadcasts": broadcast_count,
+        "latest": latest, "open_cases": open_cases, "broadcasts": broadcast_count, "dead_letters": dead_letters,
     })
 
 
