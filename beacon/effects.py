@@ -59,7 +59,7 @@ class Context:
     state: State  # the conversation state before the transition
     now: datetime
     default_language: str
-    family_channel: str
+    family_channel: str | None
 
     @property
     def registrant_id(self) -> int:
@@ -160,7 +160,7 @@ HANDLERS: dict[type[Effect], Handler] = {
 
 
 async def apply(conn: AsyncConnection, keys: KeyRing, effects: tuple[Effect, ...], *, row: Any, identity: Any,
-                state: State, now: datetime, default_language: str, family_channel: str) -> AppliedEffects:
+                state: State, now: datetime, default_language: str, family_channel: str | None) -> AppliedEffects:
     """Apply every effect of one transition, in order."""
     ctx = Context(conn, keys, row, identity, state, now, default_language, family_channel)
     out = AppliedEffects(row.registrant_id, identity.id)

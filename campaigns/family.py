@@ -12,17 +12,24 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import structlog
+from prometheus_client import Counter
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot import texts
 from bot.i18n import gettext_for, render
 from campaigns.outbox import Draft
-from domain.vocabulary import CheckInStatus
+from domain.vocabulary import ChannelKind, CheckInStatus
 from registry import schema
 from registry.crypto import KeyRing
 from registry.keys import secret_aad
 from registry.times import aware
+
+log = structlog.get_logger("beacon.family")
+NO_FAMILY_CHANNEL = "no_family_channel"
+UNREACHED = Counter("beacon_family_no_channel_total",
+                    "Messages to family contacts recorded failed because no channel reaches their phones")
 
 # No 0/O, 1/I/L, 2/Z, 5/S, 8/B: codes are read aloud and typed on small keyboards.
 CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
@@ -63,8 +70,11 @@ async def _first_name(conn: AsyncConnection, keys: KeyRing, registrant_id: int) 
 
 
 async def family_drafts(conn: AsyncConnection, keys: KeyRing, registrant_id: int, status: str, at: datetime,
-                        channel: str) -> list[Draft]:
-    """The message for a registrant's family contact, when they agreed to share; else nothing."""
+                        channel: str | None) -> list[Draft]:
+    """The message for a registrant's family contact, when they agreed to share; else nothing.
+
+    With no ``channel`` (no SMS sender, no simulator) the message is a failed row, never sent.
+    """
     r, ps = schema.registrants.c, schema.profile_secrets.c
     row = (await conn.execute(select(r.share_family, r.family_language).where(r.id == registrant_id))).first()
     if row is None or not row.share_family:
@@ -73,6 +83,10 @@ async def family_drafts(conn: AsyncConnection, keys: KeyRing, registrant_id: int
         ps.registrant_id == registrant_id, ps.field == "family_contact"))).scalar()
     if not sealed:
         return []
+    if channel is None:
+        UNREACHED.inc()
+        log.warning("family.no_channel", registrant_id=registrant_id)
+        return [Draft(registrant_id, None, ChannelKind.SMS, "", "", error_code=NO_FAMILY_CHANNEL)]
     contact = keys.decrypt(sealed, secret_aad({"field": "family_contact", "registrant_id": registrant_id}))
     language = row.family_language or "en"
     text = status_text(language, status, await _first_name(conn, keys, registrant_id), at)
