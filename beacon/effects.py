@@ -131,7 +131,7 @@ async def _revoke_share_codes(ctx: Context, effect: RevokeShareCodes, out: Appli
 
 
 async def _look_up_status(ctx: Context, effect: LookUpStatus, out: AppliedEffects) -> None:
-    found = await family.lookup(ctx.conn, ctx.keys, ctx.identity.bidx, effect.code)
+    found = await family.lookup(ctx.conn, ctx.keys, ctx.identity.bidx, effect.code, ctx.now)
     language = ctx.state.profile.language or ctx.default_language
     text = family.status_text(language, found.status, found.first_name, found.at) \
         if found.outcome == "found" else None

@@ -3,7 +3,9 @@
 A family contact learns only "safe", "asked for help" or "no reply yet", with
 the time: never the area, never anything else. A share code lets anyone who
 has it ask ``STATUS CODE``; codes are random, stored as keyed hashes,
-revocable, and look-ups are rate-limited per asker against guessing.
+revocable, and failed look-ups are limited per asker and, against guessing
+from many numbers, across everyone: both counted in the database, so the
+limits hold across processes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,7 +37,12 @@ UNREACHED = Counter("beacon_family_no_channel_total",
 CODE_ALPHABET = "ACDEFGHJKMNPQRTUVWXY34679"
 CODE_LENGTH = 8
 LOOKUP_WINDOW = timedelta(hours=1)
-MAX_FAILED_LOOKUPS = 5
+MAX_FAILED_LOOKUPS = 5  # per asker and window
+FAILED_LOOKUP_BUDGET = 100  # across everyone and window: more means someone is guessing codes
+BUDGET_EXHAUSTED = Counter("beacon_status_lookup_budget_exhausted_total",
+                           "STATUS look-ups refused because everyone's failed look-ups used up the window's budget")
+FAILED_IN_WINDOW = Gauge("beacon_status_lookup_failures_window",
+                         "Failed STATUS look-ups across everyone in the last window, as last counted")
 STATUS_TEXT: dict[str, str] = {CheckInStatus.SAFE: texts.STATUS_SAFE, CheckInStatus.NEED_HELP: texts.STATUS_NEED_HELP,
                                CheckInStatus.NO_REPLY: texts.STATUS_NO_REPLY}
 
@@ -118,13 +125,21 @@ class Lookup:
     at: datetime | None = None
 
 
-async def lookup(conn: AsyncConnection, keys: KeyRing, requester_bidx: bytes, code: str) -> Lookup:
-    """Resolve a share code for one asker, counting failures against the guessing limit."""
+async def lookup(conn: AsyncConnection, keys: KeyRing, requester_bidx: bytes, code: str,
+                 now: datetime | None = None) -> Lookup:
+    """Resolve a share code for one asker, counting failures against the per-asker limit and the
+    budget across everyone; a refused look-up is not counted, so the window ends for everyone alike."""
     sl = schema.status_lookups.c
-    now = datetime.now(UTC)
-    failures = (await conn.execute(select(func.count()).where(
-        sl.requester_bidx == requester_bidx, sl.found.is_(False), sl.at > now - LOOKUP_WINDOW))).scalar_one()
-    if failures >= MAX_FAILED_LOOKUPS:
+    now = now or datetime.now(UTC)
+    failed = (sl.found.is_(False), sl.at > now - LOOKUP_WINDOW)
+    own = (await conn.execute(select(func.count()).where(sl.requester_bidx == requester_bidx, *failed))).scalar_one()
+    if own >= MAX_FAILED_LOOKUPS:
+        return Lookup("too_many")
+    everyone = (await conn.execute(select(func.count()).where(*failed))).scalar_one()
+    FAILED_IN_WINDOW.set(everyone)
+    if everyone >= FAILED_LOOKUP_BUDGET:
+        BUDGET_EXHAUSTED.inc()
+        log.warning("family.lookup_budget_exhausted", failures=everyone)
         return Lookup("too_many")
     sc, r = schema.share_codes.c, schema.registrants.c
     row = (await conn.execute(
@@ -134,5 +149,6 @@ async def lookup(conn: AsyncConnection, keys: KeyRing, requester_bidx: bytes, co
     await conn.execute(schema.status_lookups.insert().values(requester_bidx=requester_bidx, at=now,
                                                              found=row is not None))
     if row is None:
+        FAILED_IN_WINDOW.set(everyone + 1)
         return Lookup("unknown")
     return Lookup("found", row.last_check_in, await _first_name(conn, keys, row.id), row.last_check_in_at)
