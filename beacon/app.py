@@ -8,9 +8,9 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import Counter
 
-from beacon import api, console
+from beacon import api, console, metrics
 from beacon.config import Settings
 from beacon.context import BEACON, Beacon, open_beacon
 from beacon.service import SWEEP_SECONDS
@@ -98,7 +98,7 @@ def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    metrics.route(app, settings)
     if settings.simulator:  # development only, alone, on loopback: config.load refuses anything else
         app.router.add_get("/simulator", simulator_page)
         app.router.add_post("/simulator/messages", simulator_message)
@@ -116,11 +116,6 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:  # noqa: BLE001
         return web.json_response({"status": "unavailable"}, status=503)
     return web.json_response({"status": "ok"})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format."""
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def webhook_call(request: web.Request, provider: Provider) -> WebhookCall:

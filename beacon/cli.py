@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from aiohttp import web
 
-from beacon import config
+from beacon import config, metrics
 from beacon.app import create_app, follow_keys, upkeep_jobs
 from beacon.context import master_keys, open_beacon
 from beacon.errors import describe
@@ -54,6 +54,7 @@ def serve(settings: config.Settings, args: argparse.Namespace) -> int:
         gc.freeze()
 
     app.on_startup.append(freeze)
+    metrics.serve_beside(app, settings)
     web.run_app(app, host=host, port=args.port or settings.port, print=None,
                 access_log=None, shutdown_timeout=5)
     return 0
@@ -62,7 +63,7 @@ def serve(settings: config.Settings, args: argparse.Namespace) -> int:
 def worker(settings: config.Settings, args: argparse.Namespace) -> int:
     """Run only the sender."""
     async def run() -> None:
-        async with open_beacon(settings) as beacon:
+        async with open_beacon(settings) as beacon, metrics.listener(settings):
             # SIGTERM (the process manager's stop) ends the loops cleanly, as it does for `serve`.
             def stop() -> None:
                 beacon.stop.set()

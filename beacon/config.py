@@ -47,6 +47,10 @@ class Settings:
     trusted_proxies: frozenset[str] = frozenset()  # addresses whose X-Forwarded-For is believed
     simulator: bool = False  # /simulator: development only, never beside real providers
     spool_dir: Path = Path("./data/spool")  # webhook messages wait here, sealed, while the database stalls
+    metrics: bool = True  # /metrics is served at all
+    metrics_token: str | None = None  # when set, /metrics needs Authorization: Bearer <token>
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # when set, /metrics is served there, by serve and worker, not on the main app
     twilio: TwilioSettings | None = None
     telegram: TelegramSettings | None = None
 
@@ -145,6 +149,35 @@ def _simulator(env: Mapping[str, str], mode: str, host: str, providers: bool) ->
     return True
 
 
+def _metrics(env: Mapping[str, str], mode: str, host: str, port: int) -> tuple[bool, str | None, str, int | None]:
+    """Whether metrics are on, their token, host and port.
+
+    Production needs a token or a listen address of their own (or metrics off): /metrics tells message
+    volumes, failures and look-up attacks, which are nobody else's business.
+    """
+    value = env.get("BEACON_METRICS", "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"BEACON_METRICS must be on or off, got {value!r}")
+    token = env.get("BEACON_METRICS_TOKEN") or None
+    metrics_host = env.get("BEACON_METRICS_HOST") or None
+    metrics_port = _int(env, "BEACON_METRICS_PORT", 0, minimum=1) if env.get("BEACON_METRICS_PORT") else None
+    if value == "off":
+        if token or metrics_host or metrics_port:
+            raise ConfigError("BEACON_METRICS=off serves no metrics: unset BEACON_METRICS_TOKEN, _HOST and _PORT")
+        return False, None, "127.0.0.1", None
+    if token is not None and len(token) < 16:
+        raise ConfigError("BEACON_METRICS_TOKEN must be at least 16 characters")
+    if metrics_host and metrics_port is None:
+        raise ConfigError("BEACON_METRICS_HOST needs BEACON_METRICS_PORT")
+    metrics_host = metrics_host or "127.0.0.1"
+    if metrics_port == port and metrics_host == host:
+        raise ConfigError("BEACON_METRICS_PORT must differ from BEACON_PORT on the same host")
+    if mode == "production" and token is None and metrics_port is None:
+        raise ConfigError("production needs BEACON_METRICS_TOKEN or BEACON_METRICS_PORT (or BEACON_METRICS=off): "
+                          "/metrics would be public")
+    return True, token, metrics_host, metrics_port
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check the configuration; raise ConfigError with a one-line reason."""
     env = os.environ if env is None else env
@@ -217,6 +250,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             missing.append("TELEGRAM_WEBHOOK_SECRET")
         if missing:
             raise ConfigError(f"production needs {', '.join(missing)}")
+    port = _int(env, "BEACON_PORT", 8080, minimum=1)
+    metrics, metrics_token, metrics_host, metrics_port = _metrics(env, mode, host, port)
 
     database_dir = Path("./data")
     if database_url.startswith("sqlite:///"):
@@ -224,7 +259,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         env=mode,
         host=host,
-        port=_int(env, "BEACON_PORT", 8080, minimum=1),
+        port=port,
         database_url=database_url,
         keys=keys,
         keys_file=Path(env.get("BEACON_KEYS_FILE") or database_dir / "keys.json"),
@@ -248,4 +283,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         rate_limits=env.get("BEACON_RATE_LIMITS", "on").lower() not in ("off", "0", "false", "no"),
         twilio=twilio,
         telegram=telegram,
+        metrics=metrics,
+        metrics_token=metrics_token,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
     )

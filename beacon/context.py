@@ -25,7 +25,7 @@ from channels.simulator import SimulatorChannel
 from channels.telegram import TelegramChannel
 from channels.twilio import TwilioChannel
 from domain.areas import Gazetteer
-from domain.vocabulary import ProviderName
+from domain.vocabulary import ChannelKind, ProviderName
 from registry import audit
 from registry.crypto import MasterKeys
 from registry.db import Database
@@ -71,6 +71,17 @@ def make_providers(settings: Settings) -> dict[str, Provider]:
     return providers
 
 
+def family_channel(settings: Settings) -> ChannelKind | None:
+    """The channel that reaches family contacts (phone numbers): SMS when Twilio has an SMS sender,
+    the simulator when it is on, else none (the bot then does not offer to share the status)."""
+    twilio = settings.twilio
+    if twilio is not None and (twilio.sms_from or twilio.messaging_service_sid):
+        return ChannelKind.SMS
+    if settings.simulator:
+        return ChannelKind.SIMULATOR
+    return None
+
+
 @contextlib.asynccontextmanager
 async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
     """Connect, migrate, load keys and providers; close everything on exit."""
@@ -85,12 +96,13 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
         by_channel: dict[str, Provider] = {kind: p for p in providers.values() for kind in p.channels}
         sender = Sender(db, keys, by_channel, lease=timedelta(seconds=settings.outbox_lease_seconds),
                         default_language=settings.default_language)
+        family = family_channel(settings)
         bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
-                        retention_months=settings.retention_months, default_language=settings.default_language)
-        family_channel = "sms" if ProviderName.TWILIO in providers else "simulator"
-        service = Service(db, keys, bot, providers, sender, family_channel=family_channel)
+                        retention_months=settings.retention_months, default_language=settings.default_language,
+                        family_sharing=family is not None)
+        service = Service(db, keys, bot, providers, sender, family_channel=family)
         runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
-                        family_channel=family_channel, max_reminders=settings.max_reminders)
+                        family_channel=family, max_reminders=settings.max_reminders)
         intake = Intake(service, keys, settings.spool_dir)
         beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables(), intake)
         for provider in providers.values():

@@ -59,7 +59,7 @@ class Context:
     state: State  # the conversation state before the transition
     now: datetime
     default_language: str
-    family_channel: str
+    family_channel: str | None
 
     @property
     def registrant_id(self) -> int:
@@ -131,7 +131,7 @@ async def _revoke_share_codes(ctx: Context, effect: RevokeShareCodes, out: Appli
 
 
 async def _look_up_status(ctx: Context, effect: LookUpStatus, out: AppliedEffects) -> None:
-    found = await family.lookup(ctx.conn, ctx.keys, ctx.identity.bidx, effect.code)
+    found = await family.lookup(ctx.conn, ctx.keys, ctx.identity.bidx, effect.code, ctx.now)
     language = ctx.state.profile.language or ctx.default_language
     text = family.status_text(language, found.status, found.first_name, found.at) \
         if found.outcome == "found" else None
@@ -160,7 +160,7 @@ HANDLERS: dict[type[Effect], Handler] = {
 
 
 async def apply(conn: AsyncConnection, keys: KeyRing, effects: tuple[Effect, ...], *, row: Any, identity: Any,
-                state: State, now: datetime, default_language: str, family_channel: str) -> AppliedEffects:
+                state: State, now: datetime, default_language: str, family_channel: str | None) -> AppliedEffects:
     """Apply every effect of one transition, in order."""
     ctx = Context(conn, keys, row, identity, state, now, default_language, family_channel)
     out = AppliedEffects(row.registrant_id, identity.id)

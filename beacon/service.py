@@ -62,7 +62,7 @@ class Service:
     """Wires the registry, the conversation and the outbox together."""
 
     def __init__(self, db: Database, keys: KeyHolder, bot: BotConfig, providers: dict[str, Provider],
-                 sender: Sender, *, family_channel: str = "simulator") -> None:
+                 sender: Sender, *, family_channel: str | None = "simulator") -> None:
         self.db = db
         self.family_channel = family_channel  # where messages to family contacts go
         self.keys = keys

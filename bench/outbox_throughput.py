@@ -91,7 +91,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             settings = config.load({
-                "BEACON_ENV": "production", "BEACON_DATABASE_URL": f"sqlite:///{tmp}/beacon.db",
+                "BEACON_ENV": "production", "BEACON_METRICS": "off", "BEACON_DATABASE_URL": f"sqlite:///{tmp}/beacon.db",
                 "BEACON_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
                 "BEACON_PUBLIC_URL": "https://beacon.example.org", "BEACON_LOG_LEVEL": "warning",
                 "BEACON_RATE_LIMITS": "off", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,

@@ -216,7 +216,7 @@ async def main(args: argparse.Namespace) -> None:
     await double.start()
     with tempfile.TemporaryDirectory() as tmp:
         settings = config.load({
-            "BEACON_ENV": "production", "BEACON_DATABASE_URL": f"sqlite:///{tmp}/beacon.db",
+            "BEACON_ENV": "production", "BEACON_METRICS": "off", "BEACON_DATABASE_URL": f"sqlite:///{tmp}/beacon.db",
             "BEACON_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
             "BEACON_PUBLIC_URL": PUBLIC_URL, "BEACON_LOG_LEVEL": "warning", "BEACON_RATE_LIMITS": "off",
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_SMS_FROM": SMS_FROM,

@@ -31,7 +31,7 @@ def _optional(parse: Parse, invalid: str, field: str) -> Handler:
         if value is None:
             return Transition(state, (say(config, state.language, invalid),))
         answered = replace(state, profile=replace(state.profile, **{field: value}))  # type: ignore[arg-type]
-        if field == "family_contact":
+        if field == "family_contact" and config.family_sharing:
             return ask(config, answered, Step.SHARE_FAMILY, editing=state.editing)
         return after_answer(config, answered, message)
 

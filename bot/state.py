@@ -194,4 +194,5 @@ class BotConfig:
     retention_months: int = 24
     default_language: str = "en"
     notice_version: str = "2026-11"
+    family_sharing: bool = True  # a channel reaches family contacts' phones: offer to share the status with them
     extra: dict[str, str] = field(default_factory=dict)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.i18n import gettext_for, render
 from bot.texts import CONTACT_BUTTON
 from channels.base import Button, Outbound
+from domain.vocabulary import Delivery
 from registry import schema
 from registry.crypto import KeyRing
 from registry.db import Database
@@ -41,10 +42,11 @@ class Draft:
     contact_button: str | None = None  # the "share my phone number" button's label, in the person's language
     template: bool = False
     broadcast_id: int | None = None
+    error_code: str | None = None  # a message no channel can carry: recorded failed at once, never sent
 
 
 def row_values(keys: KeyRing, draft: Draft, now: datetime) -> dict[str, object]:
-    """The outbox row for one draft, with address and body sealed."""
+    """The outbox row for one draft, with address and body sealed (a failed draft keeps neither)."""
     ref = secrets.token_hex(16)
     options: dict[str, object] = {}
     if draft.buttons:
@@ -53,11 +55,13 @@ def row_values(keys: KeyRing, draft: Draft, now: datetime) -> dict[str, object]:
         options["contact_button"] = draft.contact_button
     if draft.template:
         options["template"] = True
+    failed = draft.error_code is not None
     return {
         "ref": ref, "registrant_id": draft.registrant_id, "identity_id": draft.identity_id, "channel": draft.channel,
-        "address_ct": keys.encrypt(draft.address, outbox_aad("address")({"ref": ref})),
-        "body_ct": keys.encrypt(draft.text, outbox_aad("body")({"ref": ref})),
-        "options": options, "broadcast_id": draft.broadcast_id, "status": "queued", "attempts": 0,
+        "address_ct": None if failed else keys.encrypt(draft.address, outbox_aad("address")({"ref": ref})),
+        "body_ct": None if failed else keys.encrypt(draft.text, outbox_aad("body")({"ref": ref})),
+        "options": options, "broadcast_id": draft.broadcast_id,
+        "status": Delivery.FAILED if failed else Delivery.QUEUED, "error_code": draft.error_code, "attempts": 0,
         "next_attempt_at": now, "created_at": now, "updated_at": now,
     }
 

@@ -36,7 +36,7 @@ class Runner:
     """Fans out due broadcasts and sends reminders, woken by the API or by the scheduler's ticks."""
 
     def __init__(self, db: Database, keys: KeyHolder, gazetteer: Gazetteer, sender: Sender, *,
-                 default_language: str, family_channel: str, max_reminders: int = 2) -> None:
+                 default_language: str, family_channel: str | None, max_reminders: int = 2) -> None:
         self.db = db
         self.keys = keys
         self.gazetteer = gazetteer

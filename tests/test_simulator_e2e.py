@@ -26,7 +26,8 @@ async def test_registration_and_mydata(start_beacon: StartBeacon) -> None:
     assert "Amina" in mine and "Tripoli" in mine and "Nigeria" in mine and PHONE in mine
 
 
-@pytest.mark.parametrize("env", [{"BEACON_SIMULATOR": "off"}, {"BEACON_ENV": "production", "BEACON_SIMULATOR": "off"}])
+@pytest.mark.parametrize("env", [{"BEACON_SIMULATOR": "off"}, {"BEACON_ENV": "production", "BEACON_SIMULATOR": "off",
+                                           "BEACON_METRICS": "off"}])
 async def test_the_simulator_is_off_unless_asked_for(start_beacon: StartBeacon, env: dict[str, str]) -> None:
     beacon = await start_beacon(**env)
     for method, path in (("POST", "/simulator/messages"), ("GET", "/simulator")):
@@ -51,7 +52,8 @@ def test_the_simulator_is_refused_where_it_would_be_a_door(tmp_path: Path, overr
 
 
 def test_production_refuses_a_plain_http_public_url(tmp_path: Path) -> None:
-    env = environment(tmp_path, BEACON_ENV="production", BEACON_PUBLIC_URL="http://beacon.example.org")
+    env = environment(tmp_path, BEACON_ENV="production", BEACON_PUBLIC_URL="http://beacon.example.org",
+                      BEACON_METRICS="off")
     with pytest.raises(config.ConfigError, match="https"):
         config.load(env)
     assert config.load({**env, "BEACON_PUBLIC_URL": "https://beacon.example.org"}).public_url.startswith("https")
