@@ -55,6 +55,7 @@ class SendResult:
 
     id: int
     status: str
+    ref: str  # the row's random ref: an id alone may name a newer row once this one was erased (SQLite)
     provider_id: str | None = None
     error_code: str | None = None
     next_attempt_at: datetime | None = None
@@ -82,7 +83,9 @@ class Sender:
         self.default_language = default_language  # for the labels of messages queued without one
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
-        self._held: set[int] = set()  # claimed by this process and not yet recorded
+        # refs of rows claimed by this process and not yet recorded (a row id can be reused on SQLite once
+        # its row was erased: the random ref cannot)
+        self._held: set[str] = set()
         self._claiming = 0  # claims under way: their rows are claimed in the database, not yet held
         self._tasks: set[asyncio.Task[SendResult]] = set()
         # The last send started to each (channel, identity): the next one to the same person waits for it.
@@ -147,7 +150,7 @@ class Sender:
     async def drain_once(self) -> int:
         """Claim one batch, send it, record the outcomes; returns how many were claimed."""
         rows = await self._claim(self.batch)
-        self._held.update(int(r["id"]) for r in rows)
+        self._held.update(r["ref"] for r in rows)
         await asyncio.gather(*(self._start(row) for row in rows))
         await self._flush()
         return len(rows)
@@ -167,10 +170,9 @@ class Sender:
             self._next_retry = None
         rows = await self._claim(min(self.batch, room))
         for row in rows:
-            row_id = int(row["id"])
-            if row_id in self._held:  # our own lease ran out under a stalled loop; the send is still ours
+            if row["ref"] in self._held:  # our own lease ran out under a stalled loop; the send is still ours
                 continue
-            self._held.add(row_id)
+            self._held.add(row["ref"])
             task = self._start(row)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -206,9 +208,8 @@ class Sender:
         if earlier is not None and earlier.status == "queued":
             # An earlier message to this person waits for a retry: this one waits with it, so
             # a person never reads the second question before the first.
-            outcome = SendResult(int(row["id"]), "queued", next_attempt_at=earlier.next_attempt_at,
-                              identity_id=row["identity_id"], registrant_id=row["registrant_id"],
-                              waited=True)
+            outcome = SendResult(int(row["id"]), "queued", ref=row["ref"], next_attempt_at=earlier.next_attempt_at,
+                                 identity_id=row["identity_id"], registrant_id=row["registrant_id"], waited=True)
         else:
             outcome = await self._send(row)
         # Only now look up the buffer: _flush swaps in a new list while sends are under way.
@@ -245,7 +246,7 @@ class Sender:
             self._done[:0] = outcomes
             self._has_done.set()
             raise
-        self._held.difference_update(x.id for x in outcomes)
+        self._held.difference_update(x.ref for x in outcomes)
         self._settled.set()
         retries = [x.next_attempt_at for x in outcomes if x.status == "queued" and x.next_attempt_at]
         if retries:
@@ -264,14 +265,15 @@ class Sender:
         held = list(self._held)
         async with self.db.write() as conn:
             for start in range(0, len(held), 500):
-                await conn.execute(update(schema.outbox).where(o.id.in_(held[start:start + 500]),
+                await conn.execute(update(schema.outbox).where(o.ref.in_(held[start:start + 500]),
                                                               o.status == "claimed")
                                    .values(lease_until=now + self.lease))
 
     async def _send(self, row: dict[str, Any]) -> SendResult:
         row_id = int(row["id"])
         erased = row["registrant_id"] is None
-        base = {"identity_id": row["identity_id"], "registrant_id": row["registrant_id"], "erased": erased}
+        base = {"ref": row["ref"], "identity_id": row["identity_id"], "registrant_id": row["registrant_id"],
+                "erased": erased}
         channel = self.providers.get(str(row["channel"]))
         if channel is None:
             SENT.labels(str(row["channel"]), "no_channel").inc()
@@ -303,12 +305,12 @@ class Sender:
         now = datetime.now(UTC)
         o = schema.outbox
         params = [{
-            "_id": x.id, "_status": x.status, "_provider_id": x.provider_id, "_error": x.error_code,
+            "_id": x.id, "_ref": x.ref, "_status": x.status, "_provider_id": x.provider_id, "_error": x.error_code,
             "_next": x.next_attempt_at or now,
         } for x in outcomes]
         async with self.db.write() as conn:
             await conn.execute(
-                update(o).where(o.c.id == bindparam("_id")).values(
+                update(o).where(o.c.id == bindparam("_id"), o.c.ref == bindparam("_ref")).values(
                     status=bindparam("_status"), provider_id=bindparam("_provider_id"), error_code=bindparam("_error"),
                     next_attempt_at=bindparam("_next"), lease_until=None, updated_at=now),
                 params)
@@ -318,12 +320,12 @@ class Sender:
                     await conn.execute(update(o).where(
                         o.c.identity_id == x.identity_id, o.c.status == "queued", o.c.id > x.id,
                         o.c.next_attempt_at < x.next_attempt_at).values(next_attempt_at=x.next_attempt_at))
-            waited = [x.id for x in outcomes if x.waited]
+            waited = [x.ref for x in outcomes if x.waited]
             if waited:  # the claim counted an attempt that was never made
-                await conn.execute(update(o).where(o.c.id.in_(waited)).values(attempts=o.c.attempts - 1))
-            left = [x.id for x in outcomes if x.erased and x.status != "queued"]
+                await conn.execute(update(o).where(o.c.ref.in_(waited)).values(attempts=o.c.attempts - 1))
+            left = [x.ref for x in outcomes if x.erased and x.status != "queued"]
             if left:
-                await conn.execute(update(o).where(o.c.id.in_(left)).values(address_ct=None, body_ct=None))
+                await conn.execute(update(o).where(o.c.ref.in_(left)).values(address_ct=None, body_ct=None))
             for x in outcomes:
                 if x.unreachable and x.identity_id:
                     await conn.execute(update(schema.identities).where(schema.identities.c.id == x.identity_id)

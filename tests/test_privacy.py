@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 import structlog
+from sqlalchemy import select
 
 from beacon.logs import configure
+from registry import schema
 from tests.conftest import Running, StartBeacon
+from tests.helpers import settle
 
 PHONE = "+2348012345678"
 NAME = "Zainabou"
@@ -137,11 +140,7 @@ async def test_refused_consent_keeps_nothing_but_a_marker(start_beacon: StartBea
     running = await start_beacon()
     await running.converse(PHONE, "JOIN", "1")
     assert await running.simulate(PHONE, "NO")
-    await running.beacon.sender.drain_once()  # the "nothing kept" reply has left
-    from sqlalchemy import select
-
-    from registry import schema
-
+    await settle(running)  # the "nothing kept" reply has left
     async with running.beacon.db.read() as conn:
         identity = (await conn.execute(select(schema.identities))).one()
         registrant = (await conn.execute(select(schema.registrants))).one()
