@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.i18n import gettext_for, render
@@ -87,7 +87,16 @@ async def enqueue_returning_ids(conn: AsyncConnection, keys: KeyRing, drafts: li
 
 def _due(now: datetime):  # type: ignore[no-untyped-def]
     o = schema.outbox.c
-    return or_(and_(o.status == "queued", o.next_attempt_at <= now), and_(o.status == "claimed", o.lease_until < now))
+    earlier = schema.outbox.alias("earlier").c
+    # A person's messages leave in the order they were queued: while an earlier one waits for a retry, a later
+    # one queued meanwhile (a second broadcast, say) is not due. So a claim, ordered by next_attempt_at, takes
+    # each person's messages in id order, and the sender's per-person chain keeps that order on the wire.
+    waiting_behind = exists().where(
+        earlier.identity_id == o.identity_id, earlier.status == "queued", earlier.id < o.id,
+        earlier.next_attempt_at > o.next_attempt_at)
+    return and_(
+        or_(and_(o.status == "queued", o.next_attempt_at <= now), and_(o.status == "claimed", o.lease_until < now)),
+        or_(o.identity_id.is_(None), ~waiting_behind))
 
 
 async def any_due(db: Database) -> bool:

@@ -146,6 +146,7 @@ outbox = Table(
 Index("ix_outbox_due", outbox.c.status, outbox.c.next_attempt_at)
 Index("ix_outbox_provider_id", outbox.c.provider_id)
 Index("ix_outbox_registrant", outbox.c.registrant_id)
+Index("ix_outbox_identity", outbox.c.identity_id, outbox.c.status)
 
 audit_log = Table(
     "audit_log",
