@@ -27,7 +27,7 @@ types: install-test
 	$(BIN)/mypy beacon
 
 test: lint types
-	$(BIN)/python -m pytest -q; code=$$?; if [ $$code -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$code
+	$(BIN)/python -m pytest -q -n 2; code=$$?; if [ $$code -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$code
 
 # Installed once per change of pyproject.toml, so that test-fast spends its minute on tests.
 $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
@@ -36,7 +36,7 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 
 # Everything but the slow (subprocess, kill -9, load, over about a second) and Chromium tests: under a minute.
 test-fast: $(VENV)/.test-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not browser"
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 -m "not slow and not browser"
 
 catalogs: install-test
 	$(BIN)/pybabel extract --no-default-keywords -k N_ --no-location --omit-header -o bot/locales/beacon.pot bot/texts.py channels/telegram.py

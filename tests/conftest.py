@@ -14,7 +14,9 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -36,7 +38,18 @@ from registry.keys import KeyHolder, load_keyring
 from tests.doubles.telegram_api import TelegramDouble
 from tests.doubles.twilio_api import TwilioDouble, sign
 
-POSTGRES_URL = os.environ.get("BEACON_TEST_POSTGRES_URL")
+
+def _own_database(url: str | None) -> str | None:
+    """Under pytest-xdist each worker gets a database of its own (``test_gw0``, ...), created on first use."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"{parts.path}_{worker}"))
+
+
+SHARED_POSTGRES_URL = os.environ.get("BEACON_TEST_POSTGRES_URL")
+POSTGRES_URL = _own_database(SHARED_POSTGRES_URL)
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "f" * 32
 SMS_FROM = "+15005550006"
@@ -72,10 +85,23 @@ def dev_keys() -> str:
     return "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Create this worker's own PostgreSQL database when tests run in parallel."""
+    if SHARED_POSTGRES_URL and POSTGRES_URL != SHARED_POSTGRES_URL:
+        asyncio.run(_create_database(SHARED_POSTGRES_URL, urlsplit(POSTGRES_URL).path.lstrip("/")))
+
+
+async def _create_database(url: str, name: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
 async def reset_postgres(url: str) -> None:
     """Empty the test database."""
-    import asyncpg
-
     conn = await asyncpg.connect(url)
     try:
         await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
