@@ -40,6 +40,7 @@ class Settings:
     rate_limits: bool = True
     max_reminders: int = 2
     outbox_lease_seconds: int = 60
+    sender_capacity: int = 2000  # outbox rows one process holds at once (sending or waiting on a rate limit)
     confirm_after_days: int = 180
     message_retention_days: int = 90
     case_retention_months: int = 12
@@ -273,6 +274,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("BEACON_LOG_LEVEL", "info").lower(),
         max_reminders=_int(env, "BEACON_MAX_REMINDERS", 2),
         outbox_lease_seconds=_int(env, "BEACON_OUTBOX_LEASE_SECONDS", 60, minimum=1),
+        sender_capacity=_int(env, "BEACON_SENDER_CAPACITY", 2000, minimum=1),
         confirm_after_days=_int(env, "BEACON_CONFIRM_AFTER_DAYS", 180, minimum=1),
         message_retention_days=_int(env, "BEACON_MESSAGE_RETENTION_DAYS", 90, minimum=1),
         case_retention_months=_int(env, "BEACON_CASE_RETENTION_MONTHS", 12, minimum=1),

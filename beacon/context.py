@@ -21,6 +21,7 @@ from bot.state import BotConfig
 from campaigns.scheduler import Runner
 from campaigns.sender import Sender
 from channels.base import Provider
+from channels.limits import Limiters, rate_limiter
 from channels.simulator import SimulatorChannel
 from channels.telegram import TelegramChannel
 from channels.twilio import TwilioChannel
@@ -31,6 +32,8 @@ from registry.crypto import MasterKeys
 from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
 from registry.publication import ProtectedTables
+from registry.send_rates import SharedRates
+from registry.single_process import sole_process
 
 log = structlog.get_logger("beacon.context")
 
@@ -60,14 +63,15 @@ def master_keys(settings: Settings) -> MasterKeys:
     return MasterKeys.development(settings.keys_file)
 
 
-def make_providers(settings: Settings) -> dict[str, Provider]:
-    """The providers this configuration enables."""
+def make_providers(settings: Settings, limiters: Limiters = rate_limiter) -> dict[str, Provider]:
+    """The providers this configuration enables, their rate limits made by ``limiters``."""
     providers: dict[str, Provider] = {ProviderName.SIMULATOR: SimulatorChannel()} if settings.simulator else {}
     if settings.twilio:
         providers[ProviderName.TWILIO] = TwilioChannel(settings.twilio, settings.public_url,
-                                                       rate_limits=settings.rate_limits)
+                                                       rate_limits=settings.rate_limits, limiters=limiters)
     if settings.telegram:
-        providers[ProviderName.TELEGRAM] = TelegramChannel(settings.telegram, rate_limits=settings.rate_limits)
+        providers[ProviderName.TELEGRAM] = TelegramChannel(settings.telegram, rate_limits=settings.rate_limits,
+                                                           limiters=limiters)
     return providers
 
 
@@ -87,35 +91,47 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
     """Connect, migrate, load keys and providers; close everything on exit."""
     db = Database(settings.database_url)
     try:
-        await db.migrate()
-        master = master_keys(settings)
-        audit.use(master)
-        keys = KeyHolder(await load_keyring(db, master), master)
-        gazetteer = Gazetteer.load(settings.areas_file)
-        providers = make_providers(settings)
-        by_channel: dict[str, Provider] = {kind: p for p in providers.values() for kind in p.channels}
-        sender = Sender(db, keys, by_channel, lease=timedelta(seconds=settings.outbox_lease_seconds),
-                        default_language=settings.default_language)
-        family = family_channel(settings)
-        bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
-                        retention_months=settings.retention_months, default_language=settings.default_language,
-                        family_sharing=family is not None)
-        service = Service(db, keys, bot, providers, sender, family_channel=family)
-        runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
-                        family_channel=family, max_reminders=settings.max_reminders)
-        intake = Intake(service, keys, settings.spool_dir)
-        beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables(), intake)
-        for provider in providers.values():
-            await provider.start()
-        try:
-            yield beacon
-        finally:
-            beacon.stop.set()
-            await beacon.service.close()
-            for provider in providers.values():
-                await provider.close()
+        async with contextlib.AsyncExitStack() as held:
+            if db.path is not None:
+                held.enter_context(sole_process(db.path))
+            async with _open(settings, db) as beacon:
+                yield beacon
     finally:
         await db.close()
+
+
+@contextlib.asynccontextmanager
+async def _open(settings: Settings, db: Database) -> AsyncIterator[Beacon]:
+    """Migrate, load keys and providers on an open database; stop the parts on exit."""
+    await db.migrate()
+    master = master_keys(settings)
+    audit.use(master)
+    keys = KeyHolder(await load_keyring(db, master), master)
+    gazetteer = Gazetteer.load(settings.areas_file)
+    # One SQLite process paces its own sends; on PostgreSQL every process shares each provider's limit.
+    providers = make_providers(settings, rate_limiter if db.sqlite else SharedRates(db))
+    by_channel: dict[str, Provider] = {kind: p for p in providers.values() for kind in p.channels}
+    sender = Sender(db, keys, by_channel, lease=timedelta(seconds=settings.outbox_lease_seconds),
+                    capacity=settings.sender_capacity,
+                    default_language=settings.default_language)
+    family = family_channel(settings)
+    bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
+                    retention_months=settings.retention_months, default_language=settings.default_language,
+                    family_sharing=family is not None)
+    service = Service(db, keys, bot, providers, sender, family_channel=family)
+    runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
+                    family_channel=family, max_reminders=settings.max_reminders)
+    intake = Intake(service, keys, settings.spool_dir)
+    beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables(), intake)
+    for provider in providers.values():
+        await provider.start()
+    try:
+        yield beacon
+    finally:
+        beacon.stop.set()
+        await beacon.service.close()
+        for provider in providers.values():
+            await provider.close()
 
 
 BEACON = web.AppKey("beacon", Beacon)

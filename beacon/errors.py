@@ -6,13 +6,15 @@ from beacon.config import ConfigError
 from channels.settings import SettingsError
 from domain.areas import GazetteerError
 from registry.crypto import KeyringError
+from registry.single_process import DatabaseInUse
 from registry.tokens import TokenError
 from registry.users import UserError
 
 
 def describe(exc: BaseException) -> str:
     """A single line saying what went wrong, without personal data."""
-    if isinstance(exc, ConfigError | SettingsError | GazetteerError | KeyringError | TokenError | UserError):
+    if isinstance(exc, ConfigError | SettingsError | GazetteerError | KeyringError | TokenError | UserError
+                       | DatabaseInUse):
         return str(exc)
     if isinstance(exc, OSError):
         # Some OSErrors carry no strerror (e.g. "Multiple exceptions: ..." from a failed connect): use the text.

@@ -33,12 +33,17 @@ async def send_nudges(db: Database, keys: KeyHolder, confirm_after_days: int, de
     now = datetime.now(UTC)
     due_before = now - timedelta(days=confirm_after_days)
     async with db.write() as conn:
-        ids = (await conn.execute(select(r.id).where(
-            r.consented.is_(True), r.opted_out.is_(False), r.confirmed_at < due_before,
-            or_(r.nudged_at.is_(None), r.nudged_at < due_before)).limit(NUDGE_BATCH))).scalars().all()
+        not_nudged = or_(r.nudged_at.is_(None), r.nudged_at < due_before)
+        candidates = (await conn.execute(select(r.id).where(
+            r.consented.is_(True), r.opted_out.is_(False), r.confirmed_at < due_before, not_nudged)
+            .limit(NUDGE_BATCH))).scalars().all()
+        if not candidates:
+            return 0
+        # Claim them: with another process nudging at the same time, each person is claimed by one of the two
+        # (PostgreSQL re-checks the condition on a row another transaction just changed).
+        ids = (await conn.execute(update(schema.registrants).where(r.id.in_(candidates), not_nudged)
+                                  .values(nudged_at=now).returning(r.id))).scalars().all()
         drafts = [await outbox.to_registrant(conn, keys.ring, rid, texts.CONFIRM_DETAILS, default_language)
                   for rid in ids]
         await outbox.enqueue(conn, keys.ring, [d for d in drafts if d is not None])
-        if ids:
-            await conn.execute(update(schema.registrants).where(r.id.in_(ids)).values(nudged_at=now))
     return len(ids)

@@ -117,7 +117,8 @@ class TelegramChannel:
         self._rate_limits = rate_limits
         self._make_limiter = limiters
         self._sleep = sleep  # waits out a flood-control pause between the parts of a split message
-        self._overall = limiters(settings.rate_per_second)
+        # Telegram's overall limit is per bot: the key is the bot's id (the token's public part, never its secret).
+        self._overall = limiters(settings.rate_per_second, f"telegram:{settings.bot_token.partition(':')[0]}")
         self._chats: OrderedDict[int, _ChatState] = OrderedDict()
         self._bot: Bot | None = None
 
@@ -208,7 +209,7 @@ class TelegramChannel:
     def _chat_state(self, chat_id: int) -> _ChatState:
         state = self._chats.get(chat_id)
         if state is None:
-            state = self._chats[chat_id] = _ChatState(self._make_limiter(1.0))
+            state = self._chats[chat_id] = _ChatState(self._make_limiter(1.0, None))
             if len(self._chats) > CHAT_STATES:
                 self._chats.popitem(last=False)
         else:

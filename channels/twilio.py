@@ -332,7 +332,7 @@ class TwilioChannel:
             return None
         limiter = self._limiters.get(sender)
         if limiter is None:
-            limiter = self._make_limiter(self._settings.rate_per_second or _default_rate(sender))
+            limiter = self._make_limiter(self._settings.rate_per_second or _default_rate(sender), f"twilio:{sender}")
             self._limiters[sender] = limiter
         return limiter
 

@@ -42,8 +42,9 @@ class Database:
         self.url = async_url(url)
         self.sqlite = self.url.startswith("sqlite")
         self._writes: Engine | None = None
+        self.path: Path | None = None  # the SQLite file
         if self.sqlite:
-            path = Path(self.url.split(":///", 1)[1])
+            path = self.path = Path(self.url.split(":///", 1)[1])
             path.parent.mkdir(parents=True, exist_ok=True)
             self.engine: AsyncEngine = create_async_engine(self.url, pool_size=4, max_overflow=4)
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -9,13 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from registry import audit, schema, store
 from registry.db import Database
 
 MONTH = timedelta(days=30)
+# With several processes on PostgreSQL one applies the policy at a time; another that comes meanwhile skips
+# its turn (the policy is applied again at its next tick), so no one is warned twice.
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(7466356)")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Re
     r, i, o, c = schema.registrants.c, schema.inbound.c, schema.outbox.c, schema.cases.c
     expiry = now - policy.profile_months * MONTH
     async with db.write() as conn:
+        if not db.sqlite and not (await conn.execute(_TRY_LOCK)).scalar():
+            return Report(0, [], 0, 0, 0, 0, 0)  # another process is applying the policy at this moment
         stale = (await conn.execute(select(r.id).where(
             r.consented.is_(True), r.confirmed_at < expiry))).scalars().all()
         for registrant_id in stale:

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -335,3 +336,13 @@ report_runs = Table(
 Index("ix_report_runs_schedule", report_runs.c.schedule_id, report_runs.c.id)
 Index("ix_report_runs_lease", report_runs.c.status, report_runs.c.lease_until)
 Index("ix_report_runs_started", report_runs.c.started_at)
+
+# Provider rate limits shared by every process on PostgreSQL (registry/send_rates.py): per limit (e.g.
+# "twilio:+15005550006", the organisation's sender, never a person's number) the epoch second at which its
+# next message may leave.
+send_rates = Table(
+    "send_rates",
+    metadata,
+    Column("key", String(120), primary_key=True),
+    Column("tat", Float(precision=53), nullable=False),
+)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from beacon.console.web import LOGIN_COOKIE
@@ -34,6 +35,8 @@ async def failures_at(run: Running, when: datetime) -> None:
 
 async def test_two_web_processes_on_one_database_share_the_limits(start_beacon: StartBeacon,
                                                                     database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite serves one process (tests/test_single_process.py)")
     shared = {"BEACON_DATABASE_URL": database_url, "BEACON_KEYS": dev_keys(), **BEHIND_PROXY}
     one = await start_beacon(**shared)
     two = await start_beacon(worker=False, **shared)

@@ -73,6 +73,7 @@ async def test_a_simulated_sender_is_never_a_real_phone(start_beacon: StartBeaco
     assert "Amina" not in mine and "Tripoli" not in mine
     for text in ("DELETE", "YES"):
         await simulated.simulate(PHONE, text)
+    await simulated.client.close()  # SQLite serves one Beacon at a time
     again = await start_beacon(twilio=True, BEACON_DATABASE_URL=database, BEACON_KEYS=keys or "")
     await again.twilio_inbound(PHONE, "MYDATA")
     await settle(again)

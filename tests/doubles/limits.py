@@ -15,6 +15,7 @@ class Gate:
 
     def __init__(self, gates: Gates, rate: float, *, shut: bool) -> None:
         self.rate = rate
+        self.key: str | None = None  # what the provider named the limit, None when per process
         self.waiting = 0  # sends held at the gate now
         self.passed = 0  # sends let through so far
         self._gates = gates
@@ -44,8 +45,9 @@ class Gates:
         self.shut = False
         self._changed = asyncio.Condition()
 
-    def __call__(self, rate: float) -> Gate:
+    def __call__(self, rate: float, key: str | None = None) -> Gate:
         gate = Gate(self, rate, shut=self.shut)
+        gate.key = key
         self.made.append(gate)
         return gate
 
