@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beacon import api_arrangements, api_reports, api_stats
+from beacon import api_arrangements, api_hxl, api_reports, api_stats
 from beacon.api_broadcasts import BroadcastIn
 from domain.vocabulary import CaseStatus, CheckInStatus, Need
 
@@ -174,5 +174,6 @@ def document() -> dict[str, Any]:
             **api_stats.openapi_paths(),
             **api_reports.openapi_paths(),
             **api_arrangements.openapi_paths(),
+            **api_hxl.openapi_paths(),
         },
     }
