@@ -30,6 +30,7 @@ from registry import audit
 from registry.crypto import MasterKeys
 from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
+from registry.public_table import PublicTable
 from registry.publication import ProtectedTables
 
 log = structlog.get_logger("beacon.context")
@@ -49,6 +50,7 @@ class Beacon:
     runner: Runner
     tables: ProtectedTables  # protected tables by their counts, shared by the API, console and reports
     intake: Intake  # webhook messages: stored, or spooled to disk while the database stalls
+    public: PublicTable = field(default_factory=PublicTable)  # /public's table, refreshed on a schedule
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
