@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from beacon import api_broadcasts, api_reports, api_stats
+from beacon import api_arrangements, api_broadcasts, api_hxl, api_reports, api_stats
 from beacon.http import authentication
 from beacon.openapi import document
 
@@ -21,3 +21,5 @@ def setup(app: web.Application) -> None:
     api_broadcasts.setup(app)
     api_stats.setup(app)
     api_reports.setup(app)
+    api_arrangements.setup(app)
+    api_hxl.setup(app)

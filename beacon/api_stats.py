@@ -20,6 +20,7 @@ from aiohttp import web
 from babel import Locale
 from sqlalchemy import select
 
+from beacon import sharing
 from beacon.context import BEACON
 from beacon.http import CALLER, api_error, requires
 from bot.countries import country_name
@@ -31,6 +32,7 @@ from registry.disclosure import ALL, Table
 from registry.publication import Published
 
 READERS = (Role.ANALYST, Role.RESPONDER)  # admin always
+SHARED = (*READERS, Role.PARTNER)  # a partner inside its arrangement (see beacon.sharing)
 REPORT_DIMENSIONS = ("nationality", "gender", "age_band", "language")
 ENGLISH = Locale.parse("en")
 
@@ -40,11 +42,13 @@ def _invalid(exc: QueryError) -> web.HTTPException:
                      [{"field": exc.field, "message": exc.message}])
 
 
-async def compute(request: web.Request, query: StatsQuery) -> Published:
-    """:func:`registry.publication.build` for a request; 422 naming the field for a query that cannot be answered."""
+async def compute(request: web.Request, query: StatsQuery, min_cell: int | None = None) -> Published:
+    """:func:`registry.publication.build` for a request (at ``min_cell``, else the service's); 422 naming the
+    field for a query that cannot be answered."""
     beacon = request.app[BEACON]
     try:
-        return await publication.build(beacon.db, beacon.gazetteer, beacon.tables, query, beacon.settings.min_cell)
+        return await publication.build(beacon.db, beacon.gazetteer, beacon.tables, query,
+                                       min_cell or beacon.settings.min_cell)
     except QueryError as exc:
         raise _invalid(exc) from None
 
@@ -59,43 +63,48 @@ def parse(request: web.Request, default_by: Sequence[str] = ("area",)) -> StatsQ
 
 
 async def record(request: web.Request, detail: dict[str, Any]) -> None:
-    """The audit entry for a read: who, which endpoint, which query."""
+    """The audit entry for a read: who, which endpoint, which query (a partner's, with its arrangement)."""
+    if await sharing.record_fetch(request, detail):
+        return
     async with request.app[BEACON].db.write() as conn:
         await audit.append(conn, request[CALLER].name, "stats.read", None, {"path": request.path, **detail})
 
 
-@requires(*READERS)
+@requires(*SHARED)
 async def stats(request: web.Request) -> web.Response:
     """Aggregate counts by the dimensions in ``by``, suppressed for publication."""
     query = parse(request)
-    published = await compute(request, query)
+    min_cell = await sharing.admit(request, query, "json")
+    published = await compute(request, query, min_cell)
     await record(request, query.describe())
-    return web.json_response(exports.as_json(published, request.app[BEACON].settings.min_cell))
+    return web.json_response(exports.as_json(published, min_cell))
 
 
-@requires(*READERS)
+@requires(*SHARED)
 async def stats_csv(request: web.Request) -> web.Response:
     """The same table as CSV with HXL hashtags and P-codes."""
     query = parse(request)
-    published = await compute(request, query)
+    min_cell = await sharing.admit(request, query, "csv")
+    published = await compute(request, query, min_cell)
     await record(request, query.describe())
     beacon = request.app[BEACON]
-    text = exports.csv_text(published, beacon.gazetteer, beacon.settings.min_cell)
+    text = exports.csv_text(published, beacon.gazetteer, min_cell)
     name = "beacon-stats-" + "-".join(query.by) + ".csv"
     return web.Response(text=text, content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@requires(*READERS)
+@requires(*SHARED)
 async def stats_geojson(request: web.Request) -> web.Response:
     """Areas as GeoJSON points with their suppressed counts."""
     query = parse(request)
     if "area" not in query.by:
         raise _invalid(QueryError("by", "a GeoJSON export needs area among the dimensions"))
-    published = await compute(request, query)
+    min_cell = await sharing.admit(request, query, "geojson")
+    published = await compute(request, query, min_cell)
     await record(request, query.describe())
     beacon = request.app[BEACON]
-    return web.json_response(exports.geojson(published, beacon.gazetteer, beacon.settings.min_cell),
+    return web.json_response(exports.geojson(published, beacon.gazetteer, min_cell),
                              content_type="application/geo+json")
 
 

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from beacon import api, console, metrics
+from beacon import api, console, metrics, public
 from beacon.config import Settings
 from beacon.context import BEACON, Beacon, open_beacon
 from beacon.service import SWEEP_SECONDS
@@ -55,6 +55,8 @@ async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
 
     tasks = [asyncio.create_task(follow_keys(beacon)), asyncio.create_task(recover()),
              asyncio.create_task(beacon.intake.replay(beacon.stop))]
+    if beacon.settings.public_stats:  # in the process that serves /public, worker or not
+        tasks.append(asyncio.create_task(public.keep_fresh(beacon)))
     if worker:
         tasks.append(asyncio.create_task(beacon.sender.run(beacon.stop)))
         tasks.append(asyncio.create_task(beacon.runner.run(beacon.stop)))
@@ -106,6 +108,8 @@ def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
         app.router.add_post(path, webhook)
     api.setup(app)
     console.setup(app)
+    if settings.public_stats:
+        public.setup(app)
     return app
 
 

@@ -119,8 +119,9 @@ def token(settings: config.Settings, args: argparse.Namespace) -> int:
     """Create or revoke an API token."""
     async def run(db: Database, settings: config.Settings) -> int:
         if args.token_command == "create":
-            secret = await tokens.create(db, args.role, args.name)
-            print(f"token for {args.name} ({args.role}); it is shown only once:")
+            secret = await tokens.create(db, args.role, args.name, args.arrangement)
+            bound = f", arrangement {args.arrangement}" if args.arrangement is not None else ""
+            print(f"token for {args.name} ({args.role}{bound}); it is shown only once:")
             print(secret)
         else:
             await tokens.revoke(db, args.name)
@@ -341,12 +342,13 @@ def parser() -> argparse.ArgumentParser:
     create = tsub.add_parser("create", help="print a new token once")
     create.add_argument("--role", required=True, choices=tuple(Role))
     create.add_argument("--name", required=True)
+    create.add_argument("--arrangement", type=_record, help="the sharing arrangement a partner token is bound to")
     tsub.add_parser("revoke", help="revoke a token").add_argument("name")
     t.set_defaults(run=token)
     u = sub.add_parser("user", help="console accounts (password read from stdin, or asked for)")
     usub = u.add_subparsers(dest="user_command", required=True)
     ucreate = usub.add_parser("create", help="add a user who signs in to /console")
-    ucreate.add_argument("--role", required=True, choices=tuple(Role))
+    ucreate.add_argument("--role", required=True, choices=tokens.STAFF_ROLES)
     ucreate.add_argument("--name", required=True)
     usub.add_parser("password", help="set a new password").add_argument("name")
     usub.add_parser("disable", help="stop a user from signing in").add_argument("name")

@@ -48,6 +48,9 @@ class Settings:
     trusted_proxies: frozenset[str] = frozenset()  # addresses whose X-Forwarded-For is believed
     simulator: bool = False  # /simulator: development only, never beside real providers
     spool_dir: Path = Path("./data/spool")  # webhook messages wait here, sealed, while the database stalls
+    public_stats: bool = False  # /public: the coarsest table, no login
+    public_min_cell: int = 20  # the public table's threshold: never below min_cell
+    public_refresh_minutes: int = 60  # how often the public table is computed again
     metrics: bool = True  # /metrics is served at all
     metrics_token: str | None = None  # when set, /metrics needs Authorization: Bearer <token>
     metrics_host: str = "127.0.0.1"
@@ -179,6 +182,17 @@ def _metrics(env: Mapping[str, str], mode: str, host: str, port: int) -> tuple[b
     return True, token, metrics_host, metrics_port
 
 
+def _public(env: Mapping[str, str], min_cell: int) -> tuple[bool, int, int]:
+    """Whether /public is on, its minimum cell (twice the service's by default, never below it) and refresh."""
+    value = env.get("BEACON_PUBLIC_STATS", "off").strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"BEACON_PUBLIC_STATS must be on or off, got {value!r}")
+    public_min_cell = _int(env, "BEACON_PUBLIC_MIN_CELL", 2 * min_cell)
+    if public_min_cell < min_cell:
+        raise ConfigError(f"BEACON_PUBLIC_MIN_CELL must be at least BEACON_MIN_CELL ({min_cell})")
+    return value == "on", public_min_cell, _int(env, "BEACON_PUBLIC_REFRESH_MINUTES", 60, minimum=1)
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check the configuration; raise ConfigError with a one-line reason."""
     env = os.environ if env is None else env
@@ -252,6 +266,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         if missing:
             raise ConfigError(f"production needs {', '.join(missing)}")
     port = _int(env, "BEACON_PORT", 8080, minimum=1)
+    public_stats, public_min_cell, public_refresh_minutes = _public(env, min_cell)
     metrics, metrics_token, metrics_host, metrics_port = _metrics(env, mode, host, port)
 
     database_dir = Path("./data")
@@ -285,6 +300,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         rate_limits=env.get("BEACON_RATE_LIMITS", "on").lower() not in ("off", "0", "false", "no"),
         twilio=twilio,
         telegram=telegram,
+        public_stats=public_stats,
+        public_min_cell=public_min_cell,
+        public_refresh_minutes=public_refresh_minutes,
         metrics=metrics,
         metrics_token=metrics_token,
         metrics_host=metrics_host,

@@ -31,6 +31,7 @@ from registry import audit
 from registry.crypto import MasterKeys
 from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
+from registry.public_table import PublicTable
 from registry.publication import ProtectedTables
 from registry.send_rates import SharedRates
 from registry.single_process import sole_process
@@ -52,6 +53,7 @@ class Beacon:
     runner: Runner
     tables: ProtectedTables  # protected tables by their counts, shared by the API, console and reports
     intake: Intake  # webhook messages: stored, or spooled to disk while the database stalls
+    public: PublicTable = field(default_factory=PublicTable)  # /public's table, refreshed on a schedule
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 

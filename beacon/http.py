@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from beacon.context import BEACON
 from domain.vocabulary import Role
+from registry import arrangements
 from registry.tokens import Caller, authenticate
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -60,6 +61,10 @@ def requires(*roles: Role) -> Callable[[Handler], Handler]:
             if caller is None:
                 raise api_error(401, "unauthorized", "a valid bearer token is required")
             if not may(caller.role, roles):
+                if caller.role == Role.PARTNER:  # every attempt of a partner is audited with its arrangement
+                    async with request.app[BEACON].db.write() as conn:
+                        await arrangements.audit_use(conn, caller.name, caller.arrangement_id, "endpoint",
+                                                     {"path": request.path, "method": request.method})
                 raise api_error(403, "forbidden", f"role {caller.role!r} may not do this")
             return await handler(request)
 

@@ -49,6 +49,7 @@ class Role(StrEnum):
     RESPONDER = "responder"
     ANALYST = "analyst"
     AUDITOR = "auditor"
+    PARTNER = "partner"  # an organisation fetching aggregates under one sharing arrangement (API tokens only)
 
 
 class Answer(StrEnum):

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -179,6 +180,7 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("arrangement_id", Id),  # a partner token: the one sharing arrangement it may fetch under
 )
 
 broadcasts = Table(
@@ -346,3 +348,41 @@ send_rates = Table(
     Column("key", String(120), primary_key=True),
     Column("tat", Float(precision=53), nullable=False),
 )
+# Sharing arrangements (MICIC guidelines): what a partner organisation may fetch, how and until when.
+arrangements = Table(
+    "arrangements",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("partner", String(200), nullable=False),  # the organisation
+    Column("contact", String(200), nullable=False),  # the organisation's data-sharing contact point
+    Column("purposes", JSON, nullable=False),  # accepted purposes, as agreed
+    Column("dimensions", JSON, nullable=False),  # the stats dimensions the partner may ask for
+    Column("area_level", Integer, nullable=False),  # the deepest gazetteer level (0: top) it may see
+    Column("min_cell", Integer, nullable=False),  # never below BEACON_MIN_CELL
+    Column("formats", JSON, nullable=False),  # json, csv, geojson, hxl
+    Column("frequency", String(32), nullable=False),  # how often the data is updated for the partner
+    Column("starts_on", Date, nullable=False),
+    Column("ends_on", Date, nullable=False),  # from this day on the arrangement no longer works
+    Column("legal_basis", String(500), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# On-demand special runs under an arrangement: requested by the partner, decided by an admin, then produced.
+special_runs = Table(
+    "special_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("arrangement_id", Id, ForeignKey("arrangements.id", ondelete="CASCADE"), nullable=False),
+    Column("dimensions", JSON, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("purpose", String(500), nullable=False),
+    Column("status", String(16), nullable=False),  # requested | rejected | ready
+    Column("requested_by", String(64), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(64)),
+    Column("decided_at", DateTime(timezone=True)),
+    Column("produced_at", DateTime(timezone=True)),
+    Column("content", Text),  # the published table as JSON: suppressed aggregates only
+)
+Index("ix_special_runs_arrangement", special_runs.c.arrangement_id, special_runs.c.id)

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from registry import audit, schema
 from registry.db import Database
 from registry.times import aware
-from registry.tokens import ROLES, authenticate
+from registry.tokens import STAFF_ROLES, authenticate
 
 # scrypt with N=2^15, r=8 takes 32 MiB and about 0.1 s: slow enough to make guessing costly.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
@@ -105,8 +105,8 @@ def check_new_password(password: str, username: str) -> None:
 
 async def create_user(db: Database, username: str, role: str, password: str, *, by: str = "cli") -> None:
     """Add a console account."""
-    if role not in ROLES:
-        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if role not in STAFF_ROLES:
+        raise UserError(f"role must be one of {', '.join(STAFF_ROLES)}")
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UserError("username must be 1 to 64 letters, digits, '.', '-' or '_'")
     check_new_password(password, username)
@@ -161,9 +161,9 @@ async def verify_user(db: Database, username: str, password: str) -> str | None:
 
 
 async def verify_token(db: Database, token: str) -> tuple[str, str] | None:
-    """(name, role) of a valid API token."""
+    """(name, role) of a valid staff API token (a partner's token opens the API only, not the console)."""
     caller = await authenticate(db, token)
-    return (caller.name, caller.role) if caller else None
+    return (caller.name, caller.role) if caller and caller.role in STAFF_ROLES else None
 
 
 def _digest(cookie: str) -> str:

@@ -12,10 +12,14 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 
+from registry import arrangements
+from registry.aggregates import DIMENSIONS
+from registry.arrangements import FORMATS, Terms
 from registry.crypto import MasterKeys
 from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
@@ -55,10 +59,25 @@ async def seed(env: Mapping[str, str], count: int) -> None:
         await db.close()
 
 
-def create_token(env: Mapping[str, str], home: Path, role: str, name: str) -> str:
-    """An API token made by `beacon token create`, as an operator would."""
-    result = subprocess.run([BEACON, "token", "create", "--role", role, "--name", name], env=dict(env), cwd=home,
-                            capture_output=True, text=True, check=True)
+async def record_arrangement(env: Mapping[str, str]) -> int:
+    """A sharing arrangement in force that allows every dimension, level and format; its id."""
+    db = Database(env["BEACON_DATABASE_URL"])
+    today = datetime.now(UTC).date()
+    terms = Terms("Partner", "data@partner.example", ("planning",), DIMENSIONS, 5, 3, FORMATS, "weekly",
+                  today - timedelta(days=1), today + timedelta(days=30), "agreement")
+    try:
+        await db.migrate()
+        async with db.write() as conn:
+            return (await arrangements.record(conn, terms, "harness")).id
+    finally:
+        await db.close()
+
+
+def create_token(env: Mapping[str, str], home: Path, role: str, name: str, arrangement: int | None = None) -> str:
+    """An API token made by `beacon token create`, as an operator would (a partner's bound to ``arrangement``)."""
+    bound = ["--arrangement", str(arrangement)] if arrangement is not None else []
+    result = subprocess.run([BEACON, "token", "create", "--role", role, "--name", name, *bound], env=dict(env),
+                            cwd=home, capture_output=True, text=True, check=True)
     return result.stdout.split()[-1]
 
 

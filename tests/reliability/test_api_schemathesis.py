@@ -1,7 +1,7 @@
 """schemathesis against the responder API of a running `beacon serve`, with a token for every role.
 
 The schema is the server's own /api/v1/openapi.json. For every operation, generated requests are sent once
-per role (admin, responder, analyst, auditor): no answer may be a 5xx, and every answer must be one the
+per role (admin, responder, analyst, auditor, partner): no answer may be a 5xx, and every answer must be one the
 document lists for that operation, with a JSON body that matches its schema. A role that may not do
 something must get the documented 403, not an undocumented status.
 """
@@ -25,7 +25,7 @@ from schemathesis.checks import (
 
 from beacon.openapi import document
 from domain.vocabulary import Role
-from tests.reliability.harness import Server, create_token, seed, server_env
+from tests.reliability.harness import Server, create_token, record_arrangement, seed, server_env
 
 EXAMPLES = 12  # per operation; each example is sent once per role
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -41,7 +41,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     home: Path = tmp_path_factory.mktemp("schemathesis")
     env = server_env(home, BEACON_MIN_CELL="3")
     asyncio.run(seed(env, 40))
-    tokens = {role.value: create_token(env, home, role.value, f"fuzz-{role.value}") for role in Role}
+    arrangement = asyncio.run(record_arrangement(env))
+    tokens = {role.value: create_token(env, home, role.value, f"fuzz-{role.value}",
+                                       arrangement if role == Role.PARTNER else None) for role in Role}
     server = Server(env, home)
     asyncio.run(server.start())
     try:

@@ -1,0 +1,148 @@
+"""Sharing arrangements: what a partner organisation may fetch, in which formats, and while it is in force.
+
+The MICIC guidelines ask that aggregated data be shared under arrangements fixing the circumstances,
+the format, how often it is updated, special runs on demand, the exception for small numbers and the
+accepted purposes. A partner's API token is bound to one arrangement; :meth:`Arrangement.refusal`
+says whether one fetch is inside it. Every fetch and every refusal is audited with the arrangement's
+id as the subject, so the register's usage counts come from the audit log itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from registry import audit, schema
+from registry.aggregates import StatsQuery
+
+FORMATS = ("json", "csv", "geojson", "hxl")
+FETCHED = "arrangement.fetch"
+REFUSED = "arrangement.refused"
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What an admin records: the partner and what it may fetch, how, why and until when."""
+
+    partner: str
+    contact: str
+    purposes: tuple[str, ...]
+    dimensions: tuple[str, ...]
+    area_level: int
+    min_cell: int
+    formats: tuple[str, ...]
+    frequency: str
+    starts_on: date
+    ends_on: date
+    legal_basis: str
+
+
+@dataclass(frozen=True)
+class Arrangement:
+    """A recorded arrangement."""
+
+    id: int
+    terms: Terms
+    created_by: str
+    created_at: datetime
+
+    def in_force(self, today: date) -> bool:
+        """From the start date up to, not including, the end date."""
+        return self.terms.starts_on <= today < self.terms.ends_on
+
+    def min_cell(self, service_min_cell: int) -> int:
+        """The threshold for this partner: the arrangement's, never below the service's."""
+        return max(self.terms.min_cell, service_min_cell)
+
+    def refusal(self, query: StatsQuery, fmt: str, today: date) -> str | None:
+        """Why a fetch of ``query`` as ``fmt`` is outside this arrangement (a short reason code); None inside."""
+        if not self.in_force(today):
+            return "not_in_force"
+        if fmt not in self.terms.formats:
+            return "format"
+        if any(name not in self.terms.dimensions for name in query.by):
+            return "dimension"
+        if query.level > self.terms.area_level:
+            return "area_level"
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        """The arrangement as the API shows it."""
+        t = self.terms
+        return {"id": self.id, "partner": t.partner, "contact": t.contact, "purposes": list(t.purposes),
+                "dimensions": list(t.dimensions), "area_level": t.area_level, "min_cell": t.min_cell,
+                "formats": list(t.formats), "frequency": t.frequency, "starts_on": t.starts_on.isoformat(),
+                "ends_on": t.ends_on.isoformat(), "legal_basis": t.legal_basis, "created_by": self.created_by,
+                "created_at": self.created_at.isoformat(timespec="seconds")}
+
+
+def today() -> date:
+    """Today in UTC: arrangements start and end on UTC dates."""
+    return datetime.now(UTC).date()
+
+
+def _day(value: Any) -> date:
+    found: date = date.fromisoformat(value) if isinstance(value, str) else value
+    return found
+
+
+def _from_row(row: Any) -> Arrangement:
+    created = row.created_at
+    if isinstance(created, str):  # pragma: no cover - SQLite without type information
+        created = datetime.fromisoformat(created)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    terms = Terms(row.partner, row.contact, tuple(row.purposes), tuple(row.dimensions), row.area_level,
+                  row.min_cell, tuple(row.formats), row.frequency, _day(row.starts_on), _day(row.ends_on),
+                  row.legal_basis)
+    return Arrangement(row.id, terms, row.created_by, created)
+
+
+async def record(conn: AsyncConnection, terms: Terms, actor: str) -> Arrangement:
+    """Store a new arrangement and audit it (ids and terms, no contact)."""
+    now = datetime.now(UTC)
+    new_id = (await conn.execute(schema.arrangements.insert().values(
+        partner=terms.partner, contact=terms.contact, purposes=list(terms.purposes),
+        dimensions=list(terms.dimensions), area_level=terms.area_level, min_cell=terms.min_cell,
+        formats=list(terms.formats), frequency=terms.frequency, starts_on=terms.starts_on, ends_on=terms.ends_on,
+        legal_basis=terms.legal_basis, created_by=actor, created_at=now,
+    ).returning(schema.arrangements.c.id))).scalar_one()
+    await audit.append(conn, actor, "arrangement.recorded", str(new_id), {
+        "dimensions": list(terms.dimensions), "formats": list(terms.formats), "area_level": terms.area_level,
+        "min_cell": terms.min_cell, "starts_on": terms.starts_on.isoformat(), "ends_on": terms.ends_on.isoformat()})
+    return Arrangement(new_id, terms, actor, now)
+
+
+async def find(conn: AsyncConnection, arrangement_id: int) -> Arrangement | None:
+    """One arrangement by id."""
+    row = (await conn.execute(select(schema.arrangements).where(schema.arrangements.c.id == arrangement_id))).first()
+    return _from_row(row) if row else None
+
+
+async def register(conn: AsyncConnection) -> list[tuple[Arrangement, dict[str, int]]]:
+    """Every arrangement, newest first, with its use: fetches, refused attempts and special runs."""
+    a, log, runs = schema.arrangements.c, schema.audit_log.c, schema.special_runs.c
+    rows = (await conn.execute(select(schema.arrangements).order_by(a.id.desc()))).all()
+    audited = (await conn.execute(select(log.subject, log.action, func.count()).where(
+        log.action.in_((FETCHED, REFUSED))).group_by(log.subject, log.action))).all()
+    uses: dict[tuple[str, str], int] = {(subject, action): n for subject, action, n in audited}
+    run_counts: dict[int, int] = {arrangement: n for arrangement, n in (await conn.execute(
+        select(runs.arrangement_id, func.count()).group_by(runs.arrangement_id))).all()}
+    return [(_from_row(row), {"fetches": uses.get((str(row.id), FETCHED), 0),
+                              "refused": uses.get((str(row.id), REFUSED), 0),
+                              "special_runs": run_counts.get(row.id, 0)}) for row in rows]
+
+
+async def audit_use(conn: AsyncConnection, actor: str, arrangement_id: int | None, refused: str | None,
+                    detail: dict[str, Any]) -> None:
+    """Audit one fetch under an arrangement (``refused`` None) or one refused attempt and its reason."""
+    entry: dict[str, object] = {**detail, "arrangement": arrangement_id}
+    if refused is not None:
+        entry["reason"] = refused
+    await audit.append(conn, actor, REFUSED if refused else FETCHED,
+                       None if arrangement_id is None else str(arrangement_id), entry)
+
