@@ -27,6 +27,7 @@ from bot.state import (
     LookUpStatus,
     OpenCase,
     RecordCheckIn,
+    RecordPollAnswer,
     Reply,
     RevokeShareCodes,
     State,
@@ -111,6 +112,13 @@ async def _record_check_in(ctx: Context, effect: RecordCheckIn, out: AppliedEffe
     out.drafts += await family.family_drafts(ctx.conn, ctx.keys, rid, effect.answer, ctx.now, ctx.family_channel)
 
 
+async def _record_poll_answer(ctx: Context, effect: RecordPollAnswer, out: AppliedEffects) -> None:
+    rc = schema.recipients.c
+    await ctx.conn.execute(update(schema.recipients).where(
+        rc.broadcast_id == effect.broadcast_id, rc.registrant_id == ctx.registrant_id
+    ).values(poll_answer=effect.option, poll_answered_at=ctx.now))
+
+
 async def _open_case(ctx: Context, effect: OpenCase, out: AppliedEffects) -> None:
     case_id = await cases.open_case(ctx.conn, ctx.registrant_id, effect.broadcast_id, ctx.state.profile.area_id)
     await audit.append(ctx.conn, "system", "case.opened", str(case_id), {"registrant": ctx.registrant_id})
@@ -156,6 +164,7 @@ HANDLERS: dict[type[Effect], Handler] = {
     RevokeShareCodes: _revoke_share_codes,
     LookUpStatus: _look_up_status,
     LinkPhone: _link_phone,
+    RecordPollAnswer: _record_poll_answer,
 }
 
 

@@ -195,6 +195,8 @@ broadcasts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
     Column("draft_key", String(64)),  # the console's one-time key: a form sent twice makes one broadcast
+    # {"question": {lang: text}, "options": [{lang: text}, ...]}: public, like the texts
+    Column("poll", JSON(none_as_null=True)),
 )
 Index("ix_broadcasts_due", broadcasts.c.status, broadcasts.c.send_at)
 Index("ux_broadcasts_draft_key", broadcasts.c.draft_key, unique=True)
@@ -210,6 +212,8 @@ recipients = Table(
     Column("answered_at", DateTime(timezone=True)),
     Column("reminders_sent", Integer, nullable=False, default=0),
     Column("last_sent_at", DateTime(timezone=True), nullable=False),
+    Column("poll_answer", Integer),  # the option's number (1..9); the latest answer wins, never free text
+    Column("poll_answered_at", DateTime(timezone=True)),
 )
 Index("ix_recipients_registrant", recipients.c.registrant_id)
 
