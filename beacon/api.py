@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from beacon import api_broadcasts, api_polls, api_reports, api_stats
+from beacon import api_broadcasts, api_polls, api_reports, api_stats, api_webhooks
 from beacon.http import authentication
 from beacon.openapi import document
 
@@ -21,4 +21,5 @@ def setup(app: web.Application) -> None:
     api_broadcasts.setup(app)
     api_stats.setup(app)
     api_polls.setup(app)
+    api_webhooks.setup(app)
     api_reports.setup(app)

@@ -14,7 +14,7 @@ from beacon.context import BEACON, Beacon
 from beacon.http import CALLER, MAX_ID, api_error, parse, path_id, requires
 from bot import texts
 from bot.i18n import LANGUAGES
-from campaigns import broadcasts, cases, queries
+from campaigns import broadcasts, cases, queries, webhooks
 from domain.segments import segments
 from domain.vocabulary import CaseStatus, ChannelKind, Role
 from registry import audit, case_files
@@ -244,6 +244,10 @@ async def apply_case_change(beacon: Beacon, case_id: int, by: str, body: CaseCha
             await beacon.service.tell(conn, row.registrant_id, NOTIFY[moved])
         await audit.append(conn, by, "case.updated", str(case_id),
                            {"status": moved, "assigned": body.assignee is not None, "note": bool(body.note)})
+        if body.assignee is not None:
+            await webhooks.case_event(conn, beacon.keys.ring, "case.assigned", case_id)
+        if moved == CaseStatus.CLOSED:
+            await webhooks.case_event(conn, beacon.keys.ring, "case.closed", case_id)
         view = case_files.view(beacon.keys.ring, row)
     beacon.sender.wake()
     return view

@@ -32,7 +32,7 @@ from bot.state import (
     RevokeShareCodes,
     State,
 )
-from campaigns import cases, family
+from campaigns import cases, family, webhooks
 from campaigns.outbox import Draft
 from registry import audit, schema, store
 from registry.crypto import KeyRing
@@ -109,6 +109,7 @@ async def _record_check_in(ctx: Context, effect: RecordCheckIn, out: AppliedEffe
         await ctx.conn.execute(update(schema.recipients).where(
             rc.broadcast_id == effect.broadcast_id, rc.registrant_id == rid
         ).values(answer=effect.answer, answered_at=ctx.now))
+        await webhooks.check_in_event(ctx.conn, ctx.keys, effect.broadcast_id)
     out.drafts += await family.family_drafts(ctx.conn, ctx.keys, rid, effect.answer, ctx.now, ctx.family_channel)
 
 
@@ -120,8 +121,11 @@ async def _record_poll_answer(ctx: Context, effect: RecordPollAnswer, out: Appli
 
 
 async def _open_case(ctx: Context, effect: OpenCase, out: AppliedEffects) -> None:
+    already = await cases.latest_case(ctx.conn, ctx.registrant_id)
     case_id = await cases.open_case(ctx.conn, ctx.registrant_id, effect.broadcast_id, ctx.state.profile.area_id)
     await audit.append(ctx.conn, "system", "case.opened", str(case_id), {"registrant": ctx.registrant_id})
+    if already is None:
+        await webhooks.case_event(ctx.conn, ctx.keys, "case.opened", case_id)
 
 
 async def _describe_need(ctx: Context, effect: DescribeNeed, out: AppliedEffects) -> None:

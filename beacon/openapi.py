@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beacon import api_polls, api_reports, api_stats
+from beacon import api_polls, api_reports, api_stats, api_webhooks
 from beacon.api_broadcasts import BroadcastIn
 from domain.vocabulary import CaseStatus, CheckInStatus, Need
 
@@ -119,6 +119,7 @@ def document() -> dict[str, Any]:
                         **definitions, **api_reports.openapi_schemas()},
         },
         "security": [{"bearer": []}],
+        "webhooks": api_webhooks.openapi_webhooks(),
         "paths": {
             "/api/v1/broadcasts/preview": {"post": {
                 "summary": "Who a broadcast would reach, in which languages and channels, and what it costs",
@@ -176,6 +177,7 @@ def document() -> dict[str, Any]:
                     **_errors(401, 403)}}},
             **api_stats.openapi_paths(),
             **api_polls.openapi_paths(),
+            **api_webhooks.openapi_paths(),
             **api_reports.openapi_paths(),
         },
     }

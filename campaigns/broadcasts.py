@@ -21,7 +21,7 @@ from bot import texts
 from bot.i18n import gettext_for
 from bot.machine import check_in_buttons
 from bot.polls import open_poll, poll_buttons, poll_text
-from campaigns import outbox
+from campaigns import outbox, webhooks
 from campaigns.outbox import Draft
 from domain.areas import Gazetteer
 from domain.vocabulary import Answer, CheckInStatus
@@ -162,6 +162,10 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
             await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id)
                                .values(status="sent", finished_at=now))
             await audit.append(conn, "system", "broadcast.sent", str(broadcast_id))
+            recipients = (await conn.execute(select(func.count()).select_from(schema.recipients).where(
+                schema.recipients.c.broadcast_id == broadcast_id))).scalar_one()
+            await webhooks.emit(conn, keys, "broadcast.finished", {"broadcast": {
+                "id": broadcast_id, "status": "sent", "recipients": int(recipients), "finished_at": iso(now)}})
             return None
         rows = (await conn.execute(audience_query(gazetteer, audience).where(r.id.in_(ids)))).all()
         chosen = pick(rows)
