@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from beacon import api_arrangements, api_broadcasts, api_hxl, api_reports, api_stats
+from beacon import api_arrangements, api_broadcasts, api_hxl, api_polls, api_reports, api_stats, api_webhooks
 from beacon.http import authentication
 from beacon.openapi import document
 
@@ -20,6 +20,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/openapi.json", openapi)
     api_broadcasts.setup(app)
     api_stats.setup(app)
+    api_polls.setup(app)
+    api_webhooks.setup(app)
     api_reports.setup(app)
     api_arrangements.setup(app)
     api_hxl.setup(app)

@@ -14,7 +14,7 @@ from beacon.context import BEACON, Beacon
 from beacon.http import CALLER, MAX_ID, api_error, parse, path_id, requires
 from bot import texts
 from bot.i18n import LANGUAGES
-from campaigns import broadcasts, cases, queries
+from campaigns import broadcasts, cases, queries, webhooks
 from domain.segments import segments
 from domain.vocabulary import CaseStatus, ChannelKind, Role
 from registry import audit, case_files
@@ -54,6 +54,39 @@ class Audience(BaseModel):
         return value
 
 
+def _texts(value: dict[str, str]) -> dict[str, str]:
+    """Texts by language: supported languages, none empty."""
+    unknown = [k for k in value if k not in LANGUAGES]
+    if unknown:
+        raise ValueError(f"unsupported language(s): {', '.join(unknown)}")
+    empty = [k for k, v in value.items() if not v.strip()]
+    if empty:
+        raise ValueError(f"empty text for: {', '.join(empty)}")
+    return value
+
+
+class PollIn(BaseModel):
+    """A multiple-choice question: the question and 2 to 9 options, each with texts by language."""
+
+    model_config = ConfigDict(extra="forbid")
+    question: dict[str, str] = Field(min_length=1)
+    options: list[dict[str, str]] = Field(min_length=2, max_length=9)
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, value: dict[str, str]) -> dict[str, str]:
+        return _texts(value)
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: list[dict[str, str]]) -> list[dict[str, str]]:
+        for option in value:
+            if not option:
+                raise ValueError("every option needs a text")
+            _texts(option)
+        return value
+
+
 class BroadcastIn(BaseModel):
     """A broadcast as a responder writes it."""
 
@@ -61,19 +94,18 @@ class BroadcastIn(BaseModel):
     text: dict[str, str] = Field(min_length=1)
     audience: Audience = Audience()
     check_in: bool = False
+    poll: PollIn | None = None
     send_at: datetime | None = None
     remind_after_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
 
     @field_validator("text")
     @classmethod
     def _text(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = [k for k in value if k not in LANGUAGES]
-        if unknown:
-            raise ValueError(f"unsupported language(s): {', '.join(unknown)}")
-        empty = [k for k, v in value.items() if not v.strip()]
-        if empty:
-            raise ValueError(f"empty text for: {', '.join(empty)}")
-        return value
+        return _texts(value)
+
+    def poll_json(self) -> dict[str, Any] | None:
+        """The poll as stored."""
+        return self.poll.model_dump() if self.poll else None
 
 
 def check_areas(request: web.Request, body: BroadcastIn) -> None:
@@ -95,7 +127,8 @@ async def preview_of(beacon: Beacon, body: BroadcastIn) -> dict[str, Any]:
     by_channel = Tally(channel for _, channel in members)
     languages = []
     for language, count in sorted(by_language.items()):
-        text = broadcasts.message_for(body.text, language, settings.default_language, body.check_in)
+        text = broadcasts.message_for(body.text, language, settings.default_language, body.check_in,
+                                      body.poll_json())
         seg = segments(text)
         sms = sum(1 for lang, ch in members if lang == language and ch == "sms")
         languages.append({
@@ -131,7 +164,7 @@ async def create_broadcast(request: web.Request) -> web.Response:
     broadcast_id = await broadcasts.create(
         beacon.db, texts_by_language=body.text, audience=broadcasts.Audience.from_json(body.audience.model_dump()),
         check_in=body.check_in, send_at=body.send_at, remind_after_minutes=body.remind_after_minutes,
-        created_by=_caller(request))
+        created_by=_caller(request), poll=body.poll_json())
     beacon.runner.wake()
     async with beacon.db.read() as conn:
         found = await broadcasts.summary(conn, broadcast_id)
@@ -211,6 +244,10 @@ async def apply_case_change(beacon: Beacon, case_id: int, by: str, body: CaseCha
             await beacon.service.tell(conn, row.registrant_id, NOTIFY[moved])
         await audit.append(conn, by, "case.updated", str(case_id),
                            {"status": moved, "assigned": body.assignee is not None, "note": bool(body.note)})
+        if body.assignee is not None:
+            await webhooks.case_event(conn, beacon.keys.ring, "case.assigned", case_id)
+        if moved == CaseStatus.CLOSED:
+            await webhooks.case_event(conn, beacon.keys.ring, "case.closed", case_id)
         view = case_files.view(beacon.keys.ring, row)
     beacon.sender.wake()
     return view

@@ -60,6 +60,7 @@ async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
     if worker:
         tasks.append(asyncio.create_task(beacon.sender.run(beacon.stop)))
         tasks.append(asyncio.create_task(beacon.runner.run(beacon.stop)))
+        tasks.append(asyncio.create_task(beacon.webhooks.run(beacon.stop)))
         beacon.runner.start_schedule(upkeep_jobs(beacon))
     return tasks
 

@@ -69,13 +69,14 @@ def worker(settings: config.Settings, args: argparse.Namespace) -> int:
                 beacon.stop.set()
                 beacon.sender.wake()
                 beacon.runner.wake()
+                beacon.webhooks.wake()
 
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
             await beacon.service.recover()
             beacon.runner.start_schedule(upkeep_jobs(beacon))
             try:
                 await asyncio.gather(beacon.sender.run(beacon.stop), beacon.runner.run(beacon.stop),
-                                     follow_keys(beacon))
+                                     beacon.webhooks.run(beacon.stop), follow_keys(beacon))
             finally:
                 beacon.runner.stop_schedule()
 

@@ -55,6 +55,9 @@ class Settings:
     metrics_token: str | None = None  # when set, /metrics needs Authorization: Bearer <token>
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # when set, /metrics is served there, by serve and worker, not on the main app
+    webhook_retry_seconds: float = 30.0  # the first retry of a failed webhook delivery; doubled each time after
+    cap_feed_url: str | None = None  # a CAP feed (Atom or a CAP alert list) the worker polls for alerts
+    cap_poll_minutes: int = 5
     twilio: TwilioSettings | None = None
     telegram: TelegramSettings | None = None
 
@@ -269,6 +272,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     public_stats, public_min_cell, public_refresh_minutes = _public(env, min_cell)
     metrics, metrics_token, metrics_host, metrics_port = _metrics(env, mode, host, port)
 
+    cap_feed_url = _url("BEACON_CAP_FEED_URL", env["BEACON_CAP_FEED_URL"]) if env.get("BEACON_CAP_FEED_URL") else None
     database_dir = Path("./data")
     if database_url.startswith("sqlite:///"):
         database_dir = Path(database_url[len("sqlite:///"):]).parent
@@ -307,4 +311,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         metrics_token=metrics_token,
         metrics_host=metrics_host,
         metrics_port=metrics_port,
+        webhook_retry_seconds=_float(env, "BEACON_WEBHOOK_RETRY_SECONDS") or 30.0,
+        cap_feed_url=cap_feed_url,
+        cap_poll_minutes=_int(env, "BEACON_CAP_POLL_MINUTES", 5, minimum=1),
     )

@@ -20,6 +20,7 @@ from beacon.service import Service
 from bot.state import BotConfig
 from campaigns.scheduler import Runner
 from campaigns.sender import Sender
+from campaigns.webhook_sender import WebhookSender
 from channels.base import Provider
 from channels.limits import Limiters, rate_limiter
 from channels.simulator import SimulatorChannel
@@ -53,6 +54,7 @@ class Beacon:
     runner: Runner
     tables: ProtectedTables  # protected tables by their counts, shared by the API, console and reports
     intake: Intake  # webhook messages: stored, or spooled to disk while the database stalls
+    webhooks: WebhookSender  # outbound webhook notifications, delivered by the worker
     public: PublicTable = field(default_factory=PublicTable)  # /public's table, refreshed on a schedule
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -124,7 +126,9 @@ async def _open(settings: Settings, db: Database) -> AsyncIterator[Beacon]:
     runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
                     family_channel=family, max_reminders=settings.max_reminders)
     intake = Intake(service, keys, settings.spool_dir)
-    beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables(), intake)
+    webhooks = WebhookSender(db, keys, retry_seconds=settings.webhook_retry_seconds)
+    beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables(), intake,
+                    webhooks)
     for provider in providers.values():
         await provider.start()
     try:

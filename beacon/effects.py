@@ -27,11 +27,12 @@ from bot.state import (
     LookUpStatus,
     OpenCase,
     RecordCheckIn,
+    RecordPollAnswer,
     Reply,
     RevokeShareCodes,
     State,
 )
-from campaigns import cases, family
+from campaigns import cases, family, webhooks
 from campaigns.outbox import Draft
 from registry import audit, schema, store
 from registry.crypto import KeyRing
@@ -108,12 +109,23 @@ async def _record_check_in(ctx: Context, effect: RecordCheckIn, out: AppliedEffe
         await ctx.conn.execute(update(schema.recipients).where(
             rc.broadcast_id == effect.broadcast_id, rc.registrant_id == rid
         ).values(answer=effect.answer, answered_at=ctx.now))
+        await webhooks.check_in_event(ctx.conn, ctx.keys, effect.broadcast_id)
     out.drafts += await family.family_drafts(ctx.conn, ctx.keys, rid, effect.answer, ctx.now, ctx.family_channel)
 
 
+async def _record_poll_answer(ctx: Context, effect: RecordPollAnswer, out: AppliedEffects) -> None:
+    rc = schema.recipients.c
+    await ctx.conn.execute(update(schema.recipients).where(
+        rc.broadcast_id == effect.broadcast_id, rc.registrant_id == ctx.registrant_id
+    ).values(poll_answer=effect.option, poll_answered_at=ctx.now))
+
+
 async def _open_case(ctx: Context, effect: OpenCase, out: AppliedEffects) -> None:
+    already = await cases.latest_case(ctx.conn, ctx.registrant_id)
     case_id = await cases.open_case(ctx.conn, ctx.registrant_id, effect.broadcast_id, ctx.state.profile.area_id)
     await audit.append(ctx.conn, "system", "case.opened", str(case_id), {"registrant": ctx.registrant_id})
+    if already is None:
+        await webhooks.case_event(ctx.conn, ctx.keys, "case.opened", case_id)
 
 
 async def _describe_need(ctx: Context, effect: DescribeNeed, out: AppliedEffects) -> None:
@@ -156,6 +168,7 @@ HANDLERS: dict[type[Effect], Handler] = {
     RevokeShareCodes: _revoke_share_codes,
     LookUpStatus: _look_up_status,
     LinkPhone: _link_phone,
+    RecordPollAnswer: _record_poll_answer,
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beacon import api_arrangements, api_hxl, api_reports, api_stats
+from beacon import api_arrangements, api_hxl, api_polls, api_reports, api_stats, api_webhooks
 from beacon.api_broadcasts import BroadcastIn
 from domain.vocabulary import CaseStatus, CheckInStatus, Need
 
@@ -39,17 +39,21 @@ _PREVIEW = {
 
 _COUNTS = {"type": "object", "required": ["recipients", "queued", "sent", "delivered", "failed"],
            "properties": {k: {"type": "integer", "minimum": 0} for k in
-                          ("recipients", "queued", "sent", "delivered", "failed", *CheckInStatus)},
+                          ("recipients", "queued", "sent", "delivered", "failed", *CheckInStatus)}
+           | {"poll": {"type": "object", "description": "option number -> recipients whose latest answer it is",
+                       "additionalProperties": {"type": "integer", "minimum": 0}}},
            "additionalProperties": False}
 _BROADCAST = {
     "type": "object",
     "required": ["id", "status", "check_in", "texts", "audience", "send_at", "created_at", "created_by", "counts"],
     "properties": {
-        "id": {"type": "integer"}, "status": {"enum": ["scheduled", "sending", "sent", "cancelled"]},
+        "id": {"type": "integer"},
+        "status": {"enum": ["draft", "scheduled", "sending", "sent", "cancelled", "withdrawn"]},
         "check_in": {"type": "boolean"}, "texts": {"type": "object", "additionalProperties": {"type": "string"}},
         "audience": {"type": "object"}, "send_at": {"type": "string", "format": "date-time"},
         "created_at": {"type": "string", "format": "date-time"}, "created_by": {"type": "string"},
         "remind_after_minutes": {"type": ["integer", "null"]}, "counts": {"$ref": "#/components/schemas/Counts"},
+        "poll": {"type": ["object", "null"]},
     },
 }
 _CASE = {
@@ -116,6 +120,7 @@ def document() -> dict[str, Any]:
                         **api_arrangements.openapi_schemas()},
         },
         "security": [{"bearer": []}],
+        "webhooks": api_webhooks.openapi_webhooks(),
         "paths": {
             "/api/v1/broadcasts/preview": {"post": {
                 "summary": "Who a broadcast would reach, in which languages and channels, and what it costs",
@@ -172,6 +177,8 @@ def document() -> dict[str, Any]:
                                    "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}, "the head"),
                     **_errors(401, 403)}}},
             **api_stats.openapi_paths(),
+            **api_polls.openapi_paths(),
+            **api_webhooks.openapi_paths(),
             **api_reports.openapi_paths(),
             **api_arrangements.openapi_paths(),
             **api_hxl.openapi_paths(),

@@ -267,7 +267,8 @@ class Service:
             await conn.execute(update(schema.inbound).where(i.id == inbound_id).values(processed_at=now))
             previous = (await conn.execute(select(func.max(i.received_at)).where(
                 i.registrant_id == row.registrant_id, i.id < inbound_id))).scalar() if row.registrant_id else None
-            state = await store.load_state(conn, keys, row.registrant_id, previous) if row.registrant_id else None
+            state = await store.load_state(conn, keys, row.registrant_id, previous, self.bot.default_language) \
+                if row.registrant_id else None
             identity = (await conn.execute(select(schema.identities).where(
                 schema.identities.c.id == row.identity_id))).first() if row.identity_id else None
             if state is None or identity is None or not row.body_ct:

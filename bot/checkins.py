@@ -7,6 +7,7 @@ from dataclasses import replace
 from bot import texts
 from bot.flow import ask, settled
 from bot.keywords import Intent
+from bot.polls import ask_poll
 from bot.replies import language_for, say
 from bot.state import (
     BotConfig,
@@ -15,6 +16,7 @@ from bot.state import (
     Message,
     OpenCase,
     RecordCheckIn,
+    Reply,
     State,
     Step,
     Transition,
@@ -46,8 +48,10 @@ def on_safe(config: BotConfig, state: State, message: Message, intent: Intent) -
     """SAFE, or 1 after a check-in: recorded, and the details count as confirmed."""
     if not state.registered:
         return Transition(state, (say(config, language_for(config, state, message), texts.NOT_REGISTERED),))
-    return Transition(_answered(state), (say(config, state.language, texts.CHECKIN_SAFE),),
-                      (RecordCheckIn(state.check_in, Answer.SAFE), Confirm()))
+    replies: tuple[Reply, ...] = (say(config, state.language, texts.CHECKIN_SAFE),)
+    if state.poll is not None and state.check_in == state.poll.broadcast_id:  # the same broadcast asked a poll too
+        replies += (ask_poll(state.poll, state.language),)
+    return Transition(_answered(state), replies, (RecordCheckIn(state.check_in, Answer.SAFE), Confirm()))
 
 
 def on_need(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:

@@ -18,6 +18,7 @@ from bot.family import at_family_language, at_share_family, on_code, on_status, 
 from bot.flow import Handler, ask
 from bot.keywords import Intent, classify
 from bot.mydata import on_mydata
+from bot.polls import POLL_BUTTON, answers_poll, on_poll_answer
 from bot.profile import (
     at_age_band,
     at_contact,
@@ -86,6 +87,9 @@ def step(config: BotConfig, state: State, message: Message) -> Transition:
     if pressed:
         return _button(config, state, message, pressed.group(1), int(pressed.group(2)))
     intent = classify(message.text, language, fuzzy=state.step not in FREE_TEXT)
+    # An open poll (with no check-in before it) takes numbers and its options' words, never a command like HELP.
+    if answers_poll(state, intent):
+        return on_poll_answer(config, state, message, intent)
     # A check-in answer first: a 1 or 2 just after a check-in answers it even at the language menu.
     if intent.number in (1, 2) and state.registered and answers_check_in(state):
         return (on_safe if intent.number == 1 else on_need)(config, state, message, intent)
@@ -102,6 +106,8 @@ def _button(config: BotConfig, state: State, message: Message, question: str, nu
     intent = Intent(number=number, text=str(number))
     if question == CHECK_IN_BUTTON and number in (1, 2):
         return (on_safe if number == 1 else on_need)(config, state, message, intent)
+    if question == POLL_BUTTON and answers_poll(state, intent):
+        return on_poll_answer(config, state, message, intent)
     if question == state.step.value and state.step not in (Step.NEW, Step.IDLE):
         # The button names its question: the press answers it, even while a check-in is open.
         return STEPS[state.step](config, state, message, intent)

@@ -49,6 +49,15 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenPoll:
+    """A poll sent to the person that they may answer (again: the latest answer wins), in their language."""
+
+    broadcast_id: int
+    question: str
+    options: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     """One registrant's conversation state, as loaded by the registry."""
 
@@ -66,6 +75,7 @@ class State:
     check_in_latest: bool = False  # that check-in came after the person's previous message
     last_check_in: tuple[str, datetime] | None = None  # (safe | need_help, when), for MYDATA
     cases: tuple[tuple[str | None, str], ...] = ()  # (category, status) of their help requests, for MYDATA
+    poll: OpenPoll | None = None  # the newest poll sent to them, still open for answers
 
     @property
     def registered(self) -> bool:
@@ -132,6 +142,14 @@ class RecordCheckIn:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordPollAnswer:
+    """A poll answer: the number of the option chosen (never the person's own words)."""
+
+    broadcast_id: int
+    option: int
+
+
+@dataclass(frozen=True, slots=True)
 class OpenCase:
     """Open a need-help case at once."""
 
@@ -173,7 +191,7 @@ class LinkPhone:
 
 
 Effect = (GiveConsent | Decline | Erase | Confirm | RecordCheckIn | OpenCase | DescribeNeed | IssueShareCode
-          | RevokeShareCodes | LookUpStatus | LinkPhone)
+          | RevokeShareCodes | LookUpStatus | LinkPhone | RecordPollAnswer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,11 @@ BUTTON_SAFE = N_("I am safe")
 BUTTON_NEED_HELP = N_("I need help")
 REMINDER = N_("Reminder: please reply 1 if you are safe, 2 if you need help.")
 
+# --- polls ------------------------------------------------------------------
+POLL_HINT = N_("Reply with the number of your answer.")
+POLL_ANSWERED = N_("Thank you. We recorded your answer: {option}. You may change it by replying again.")
+POLL_CHOOSE = N_("Please reply with the number of one of the answers shown.")
+
 # --- family and share codes -------------------------------------------------
 SHARE_CODE = N_(
     "Your share code is {code}. Anyone who texts STATUS {code} sees your last check-in. CODE OFF revokes it."

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot import texts
 from bot.i18n import gettext_for
 from bot.machine import check_in_buttons
-from campaigns import outbox
+from bot.polls import open_poll, poll_buttons, poll_text
+from campaigns import outbox, webhooks
 from campaigns.outbox import Draft
 from domain.areas import Gazetteer
 from domain.vocabulary import Answer, CheckInStatus
@@ -52,12 +53,29 @@ class Audience:
                 "nationalities": list(self.nationalities), "channels": list(self.channels)}
 
 
-def message_for(texts_by_language: dict[str, str], language: str, default: str, check_in: bool) -> str:
-    """The text one recipient gets: their language, else the default, with the check-in question."""
+def message_for(texts_by_language: dict[str, str], language: str, default: str, check_in: bool,
+                poll: dict[str, Any] | None = None) -> str:
+    """The text one recipient gets: their language, else the default, with the check-in question or the poll.
+
+    A broadcast that asks both puts the check-in first: the poll follows the person's check-in answer, so
+    that a number never answers two questions."""
     text = texts_by_language.get(language) or texts_by_language.get(default) or next(iter(texts_by_language.values()))
+    shown = language if language in texts_by_language else default
     if check_in:
-        text = f"{text}\n{gettext_for(language if language in texts_by_language else default, texts.CHECKIN_QUESTION)}"
+        text = f"{text}\n{gettext_for(shown, texts.CHECKIN_QUESTION)}"
+    elif poll:
+        text = f"{text}\n{poll_text(open_poll(0, poll, language, default), shown)}"
     return text
+
+
+def buttons_for(language: str, default: str, check_in: bool,
+                poll: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """The quick answers of a broadcast's message: the check-in's, else the poll's."""
+    if check_in:
+        return check_in_buttons(language)
+    if poll:
+        return poll_buttons(open_poll(0, poll, language, default))
+    return ()
 
 
 def audience_query(gazetteer: Gazetteer, audience: Audience):  # type: ignore[no-untyped-def]
@@ -91,7 +109,7 @@ def pick(rows: Iterable[Any]) -> dict[int, Any]:
 
 async def create(db: Database, *, texts_by_language: dict[str, str], audience: Audience, check_in: bool,
                  send_at: datetime | None, remind_after_minutes: int | None, created_by: str,
-                 draft_key: str | None = None) -> int:
+                 draft_key: str | None = None, poll: dict[str, Any] | None = None) -> int:
     """Store a broadcast to send now or at ``send_at``; the runner fans it out.
 
     With a ``draft_key``, sending the same draft again returns the broadcast it already made."""
@@ -102,9 +120,10 @@ async def create(db: Database, *, texts_by_language: dict[str, str], audience: A
             broadcast_id = (await conn.execute(schema.broadcasts.insert().values(
                 texts=texts_by_language, audience=audience.to_json(), check_in=check_in, send_at=send_at or now,
                 remind_after_minutes=remind_after_minutes, status="scheduled", cursor=0, created_by=created_by,
-                created_at=now, draft_key=draft_key).returning(b.id))).scalar_one()
+                created_at=now, draft_key=draft_key, poll=poll).returning(b.id))).scalar_one()
             await audit.append(conn, created_by, "broadcast.created", str(broadcast_id),
-                               {"languages": sorted(texts_by_language), "check_in": check_in})
+                               {"languages": sorted(texts_by_language), "check_in": check_in,
+                                "poll_options": len(poll["options"]) if poll else 0})
     except IntegrityError:
         if draft_key is None:
             raise
@@ -143,6 +162,10 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
             await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id)
                                .values(status="sent", finished_at=now))
             await audit.append(conn, "system", "broadcast.sent", str(broadcast_id))
+            recipients = (await conn.execute(select(func.count()).select_from(schema.recipients).where(
+                schema.recipients.c.broadcast_id == broadcast_id))).scalar_one()
+            await webhooks.emit(conn, keys, "broadcast.finished", {"broadcast": {
+                "id": broadcast_id, "status": "sent", "recipients": int(recipients), "finished_at": iso(now)}})
             return None
         rows = (await conn.execute(audience_query(gazetteer, audience).where(r.id.in_(ids)))).all()
         chosen = pick(rows)
@@ -152,8 +175,8 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
             row = chosen[registrant_id]
             language = row.language or default_language
             address = keys.decrypt(row.address_ct, identity_aad({"bidx": row.bidx}))
-            text = message_for(broadcast.texts, language, default_language, broadcast.check_in)
-            buttons = check_in_buttons(language) if broadcast.check_in else ()
+            text = message_for(broadcast.texts, language, default_language, broadcast.check_in, broadcast.poll)
+            buttons = buttons_for(language, default_language, broadcast.check_in, broadcast.poll)
             drafts.append(Draft(registrant_id, row.identity_id, row.last_channel, address, text,
                                 buttons=buttons, broadcast_id=broadcast_id))
             members.append((registrant_id, language))
@@ -209,15 +232,27 @@ async def summary(conn: AsyncConnection, broadcast_id: int) -> dict[str, Any] | 
         .where(rc.broadcast_id == broadcast_id)
     )).one()
     recipients, queued, sent, delivered, failed, safe, need_help = (int(x or 0) for x in counted)
-    counts = {"recipients": recipients, "queued": queued, "sent": sent, "delivered": delivered, "failed": failed}
+    counts: dict[str, Any] = {"recipients": recipients, "queued": queued, "sent": sent, "delivered": delivered,
+                              "failed": failed}
     if broadcast.check_in:
         counts.update({CheckInStatus.SAFE: safe, CheckInStatus.NEED_HELP: need_help,
                        CheckInStatus.NO_REPLY: recipients - safe - need_help})
+    if broadcast.poll:
+        counts["poll"] = await poll_tally(conn, broadcast_id, len(broadcast.poll["options"]))
     return {
         "id": broadcast.id, "status": broadcast.status, "check_in": broadcast.check_in,
         "texts": broadcast.texts, "audience": broadcast.audience,
         "send_at": iso(broadcast.send_at), "created_at": iso(broadcast.created_at),
         "created_by": broadcast.created_by, "remind_after_minutes": broadcast.remind_after_minutes,
-        "counts": counts,
+        "poll": broadcast.poll, "counts": counts,
     }
+
+
+async def poll_tally(conn: AsyncConnection, broadcast_id: int, options: int) -> dict[str, int]:
+    """How many recipients chose each option ("1" .. "n"), by their latest answer."""
+    rc = schema.recipients.c
+    rows = (await conn.execute(select(rc.poll_answer, func.count()).where(
+        rc.broadcast_id == broadcast_id, rc.poll_answer.is_not(None)).group_by(rc.poll_answer))).all()
+    found = {int(option): int(n) for option, n in rows}
+    return {str(n): found.get(n, 0) for n in range(1, options + 1)}
 

@@ -8,7 +8,8 @@ are not in the table at all (nothing but an opt-out marker is kept for them).
 
 With ``broadcast=<id>`` the population is that broadcast's recipients who are still registered;
 ``status`` (needs ``broadcast``) is their answer to its check-in: ``safe``, ``need_help`` or
-``no_reply``.
+``no_reply``. ``answer`` (a poll's: only through :func:`poll_query`) is the recipient's latest poll
+answer, the option's number, or ``no_reply``.
 
 Dimensions: ``area`` (rolled up to a gazetteer ``level``: 0 is the top, deeper areas count into
 their ancestor at that level, shallower ones stay themselves; an id the gazetteer no longer knows
@@ -143,6 +144,14 @@ def parse_query(by: str | None, level: str | None, broadcast: str | None, gazett
     return StatsQuery(tuple(names), chosen_level, broadcast_id)
 
 
+def poll_query(by: str | None, level: str | None, broadcast_id: int, gazetteer: Gazetteer) -> StatsQuery:
+    """A poll's answers by the dimensions in ``by`` (default: area); QueryError names the field at fault."""
+    base = parse_query(by, level, None, gazetteer)
+    if "status" in base.by:
+        raise QueryError("by", "status is a check-in's answer: ask /api/v1/stats?broadcast=<id>")
+    return StatsQuery(("answer", *base.by), base.level, broadcast_id)
+
+
 def _column_order(query: StatsQuery) -> list[str]:
     """The dimensions in the statement's order: the area goes last, since first SQLite would walk
     the area index for the GROUP BY, which is slower than sorting."""
@@ -154,7 +163,7 @@ def _statement(query: StatsQuery, id_range: tuple[int, int] | None = None):  # t
     r, i, b = schema.registrants.c, schema.identities.c, schema.recipients.c
     source: dict[str, ColumnElement[Any]] = {
         "area": r.area_id, "nationality": r.nationality, "gender": r.gender, "age_band": r.age_band,
-        "language": r.language, "status": b.answer}
+        "language": r.language, "status": b.answer, "answer": b.poll_answer}
     if "channel" in query.by:  # the identity used last; computed per person below, then grouped
         source["channel"] = (select(i.last_channel).where(i.registrant_id == r.id)
                              .order_by(i.last_used_at.desc(), i.id.desc()).limit(1).scalar_subquery())
@@ -176,14 +185,16 @@ def _statement(query: StatsQuery, id_range: tuple[int, int] | None = None):  # t
 
 
 async def check_broadcast(db: Database, query: StatsQuery) -> None:
-    """QueryError when the broadcast does not exist, or has no check-in to count."""
+    """QueryError when the broadcast does not exist, or has no check-in (or poll) to count."""
     if query.broadcast is None:
         return
     async with db.read() as conn:
-        row = (await conn.execute(select(schema.broadcasts.c.check_in).where(
+        row = (await conn.execute(select(schema.broadcasts.c.check_in, schema.broadcasts.c.poll).where(
             schema.broadcasts.c.id == query.broadcast))).first()
     if row is None:
         raise QueryError("broadcast", f"no such broadcast: {query.broadcast}")
+    if "answer" in query.by and not row.poll:
+        raise QueryError("broadcast", f"broadcast {query.broadcast} did not ask a poll")
     if "status" in query.by and not row.check_in:
         raise QueryError("broadcast", f"broadcast {query.broadcast} did not ask for a check-in")
 
@@ -239,6 +250,8 @@ def _labeller(name: str, areas: dict[str, str]) -> Callable[[Any], str]:
         return lambda value: areas.get(value, UNKNOWN)
     if name == "status":
         return lambda value: value if value in ("safe", "need_help") else "no_reply"
+    if name == "answer":
+        return lambda value: str(value) if value else "no_reply"
     return lambda value: str(value) if value is not None and value != "" else UNKNOWN
 
 

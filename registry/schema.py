@@ -198,6 +198,8 @@ broadcasts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
     Column("draft_key", String(64)),  # the console's one-time key: a form sent twice makes one broadcast
+    # {"question": {lang: text}, "options": [{lang: text}, ...]}: public, like the texts
+    Column("poll", JSON(none_as_null=True)),
 )
 Index("ix_broadcasts_due", broadcasts.c.status, broadcasts.c.send_at)
 Index("ux_broadcasts_draft_key", broadcasts.c.draft_key, unique=True)
@@ -213,6 +215,8 @@ recipients = Table(
     Column("answered_at", DateTime(timezone=True)),
     Column("reminders_sent", Integer, nullable=False, default=0),
     Column("last_sent_at", DateTime(timezone=True), nullable=False),
+    Column("poll_answer", Integer),  # the option's number (1..9); the latest answer wins, never free text
+    Column("poll_answered_at", DateTime(timezone=True)),
 )
 Index("ix_recipients_registrant", recipients.c.registrant_id)
 
@@ -386,3 +390,37 @@ special_runs = Table(
     Column("content", Text),  # the published table as JSON: suppressed aggregates only
 )
 Index("ix_special_runs_arrangement", special_runs.c.arrangement_id, special_runs.c.id)
+# Outbound webhooks: who is told of which events, and each notification's delivery (the queue is the log).
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", String(2000), nullable=False),
+    Column("events", JSON, nullable=False),  # case.opened case.assigned case.closed checkins.changed ...
+    Column("secret_ct", LargeBinary, nullable=False),  # the signing secret, sealed to the subscription
+    Column("include_personal_data", Boolean, nullable=False, default=False, server_default=false()),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("webhook_id", Id, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("event_id", String(32), nullable=False),  # random: the receiver's idempotency key
+    Column("payload_ct", LargeBinary),  # the JSON body, sealed; emptied once delivered or given up
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("status_code", Integer),  # the receiver's last HTTP status
+    Column("error", String(64)),  # the last failure's class name, never its message
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_attempt_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),
+)
+Index("ix_webhook_deliveries_due", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at)
+Index("ix_webhook_deliveries_webhook", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id)

@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.state import Profile, State, Step
+from bot.polls import open_poll
+from bot.state import OpenPoll, Profile, State, Step
 from channels.base import Inbound
 from domain.vocabulary import ChannelKind
 from registry import schema
@@ -84,6 +85,10 @@ _OPEN_CHECK_IN = (select(_rc.c.broadcast_id, _rc.c.last_sent_at).join(_b, _b.c.i
                   .where(_rc.c.registrant_id == bindparam("_id"), _rc.c.answer.is_(None), _b.c.check_in.is_(True),
                          _b.c.status != "cancelled", _rc.c.last_sent_at > bindparam("_since"))
                   .order_by(_rc.c.last_sent_at.desc()).limit(1))
+_OPEN_POLL = (select(_rc.c.broadcast_id, _rc.c.language, _b.c.poll).join(_b, _b.c.id == _rc.c.broadcast_id)
+              .where(_rc.c.registrant_id == bindparam("_id"), _b.c.poll.is_not(None),
+                     _b.c.status.not_in(("cancelled", "withdrawn")), _rc.c.last_sent_at > bindparam("_since"))
+              .order_by(_rc.c.last_sent_at.desc()).limit(1))
 _LOAD_CASES = (select(schema.cases.c.category, schema.cases.c.status)
                .where(schema.cases.c.registrant_id == bindparam("_id")).order_by(schema.cases.c.id))
 
@@ -188,8 +193,8 @@ class _NewIdentity:
 
 
 async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int,
-                     previous_message_at: datetime | None = None) -> State | None:
-    """A registrant's conversation state with their decrypted profile, addresses and open check-in."""
+                     previous_message_at: datetime | None = None, default_language: str = "en") -> State | None:
+    """A registrant's conversation state with their decrypted profile, addresses, open check-in and poll."""
     row = (await conn.execute(_LOAD_REGISTRANT, {"_id": registrant_id})).first()
     if row is None:
         return None
@@ -205,8 +210,12 @@ async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int,
     context = row.context or {}
     check_in, check_in_latest = None, False
     cases: tuple[tuple[str, str], ...] = ()
+    poll: OpenPoll | None = None
     if row.consented:
         check_in, check_in_latest = await _open_check_in(conn, registrant_id, previous_message_at)
+        sent = (await conn.execute(_OPEN_POLL, {"_id": registrant_id, "_since": _now() - CHECK_IN_OPEN})).first()
+        if sent is not None:
+            poll = open_poll(int(sent.broadcast_id), sent.poll, sent.language, default_language)
         cases = tuple((c.category, c.status) for c in (await conn.execute(_LOAD_CASES, {"_id": registrant_id})).all())
     last = (row.last_check_in, aware(row.last_check_in_at)) if row.last_check_in and row.last_check_in_at else None
     return State(
@@ -229,6 +238,7 @@ async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int,
         check_in_latest=check_in_latest,
         last_check_in=last,
         cases=cases,
+        poll=poll,
     )
 
 
