@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from beacon import api_broadcasts, api_reports, api_stats
+from beacon import api_broadcasts, api_reports, api_sources, api_stats
 from beacon.http import authentication
 from beacon.openapi import document
 
@@ -21,3 +21,4 @@ def setup(app: web.Application) -> None:
     api_broadcasts.setup(app)
     api_stats.setup(app)
     api_reports.setup(app)
+    api_sources.setup(app)

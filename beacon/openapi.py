@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beacon import api_reports, api_stats
+from beacon import api_reports, api_sources, api_stats
 from beacon.api_broadcasts import BroadcastIn
 from domain.vocabulary import CaseStatus, CheckInStatus, Need
 
@@ -112,7 +112,8 @@ def document() -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Error": _ERROR, "BroadcastIn": broadcast, "Preview": _PREVIEW, "Counts": _COUNTS,
                         "Broadcast": _BROADCAST, "Case": _CASE, "CaseChange": _CASE_CHANGE, "AuditEntry": _AUDIT,
-                        **definitions, **api_reports.openapi_schemas()},
+                        **definitions, **api_reports.openapi_schemas(),
+                        **api_sources.openapi_schemas()},
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -172,5 +173,6 @@ def document() -> dict[str, Any]:
                     **_errors(401, 403)}}},
             **api_stats.openapi_paths(),
             **api_reports.openapi_paths(),
+            **api_sources.openapi_paths(),
         },
     }

@@ -66,6 +66,7 @@ class State:
     check_in_latest: bool = False  # that check-in came after the person's previous message
     last_check_in: tuple[str, datetime] | None = None  # (safe | need_help, when), for MYDATA
     cases: tuple[tuple[str | None, str], ...] = ()  # (category, status) of their help requests, for MYDATA
+    source_id: int | None = None  # the outreach source they registered through
 
     @property
     def registered(self) -> bool:
@@ -74,6 +75,15 @@ class State:
     @property
     def language(self) -> str:
         return self.profile.language or "en"
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePreset:
+    """The outreach source a JOIN <code> or deep link names, as the registry found it."""
+
+    id: int
+    language: str | None = None
+    area_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,7 @@ class Message:
     payload: str | None = None  # Telegram deep-link payload of /start
     contact_phone: str | None = None  # a phone number the person shared as their own (Telegram)
     nonce: str = ""  # a fresh random share code, offered by the service: step() itself draws no randomness
+    source: SourcePreset | None = None  # the outreach source the message names (JOIN <code>, /start <code>)
 
 
 @dataclass(frozen=True, slots=True)
