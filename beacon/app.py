@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from beacon import api, console, metrics
+from beacon import api, console, join, metrics
 from beacon.config import Settings
 from beacon.context import BEACON, Beacon, open_beacon
 from beacon.service import SWEEP_SECONDS
@@ -106,6 +106,7 @@ def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
         app.router.add_post(path, webhook)
     api.setup(app)
     console.setup(app)
+    join.setup(app)
     return app
 
 
