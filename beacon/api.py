@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from beacon import api_arrangements, api_broadcasts, api_hxl, api_polls, api_reports, api_stats, api_webhooks
+from beacon import (
+    api_arrangements,
+    api_broadcasts,
+    api_hxl,
+    api_polls,
+    api_reports,
+    api_sources,
+    api_stats,
+    api_webhooks,
+)
 from beacon.http import authentication
 from beacon.openapi import document
 
@@ -25,3 +34,4 @@ def setup(app: web.Application) -> None:
     api_reports.setup(app)
     api_arrangements.setup(app)
     api_hxl.setup(app)
+    api_sources.setup(app)

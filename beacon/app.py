@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from beacon import api, console, metrics, public
+from beacon import api, console, join, metrics, public
 from beacon.config import Settings
 from beacon.context import BEACON, Beacon, open_beacon
 from beacon.service import SWEEP_SECONDS
@@ -111,6 +111,7 @@ def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
     console.setup(app)
     if settings.public_stats:
         public.setup(app)
+    join.setup(app)
     return app
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from beacon import api_arrangements, api_hxl, api_polls, api_reports, api_stats, api_webhooks
+from beacon import (
+    api_arrangements,
+    api_hxl,
+    api_polls,
+    api_reports,
+    api_sources,
+    api_stats,
+    api_webhooks,
+)
 from beacon.api_broadcasts import BroadcastIn
 from domain.vocabulary import CaseStatus, CheckInStatus, Need
 
@@ -117,7 +125,8 @@ def document() -> dict[str, Any]:
             "schemas": {"Error": _ERROR, "BroadcastIn": broadcast, "Preview": _PREVIEW, "Counts": _COUNTS,
                         "Broadcast": _BROADCAST, "Case": _CASE, "CaseChange": _CASE_CHANGE, "AuditEntry": _AUDIT,
                         **definitions, **api_reports.openapi_schemas(),
-                        **api_arrangements.openapi_schemas()},
+                        **api_arrangements.openapi_schemas(),
+                        **api_sources.openapi_schemas()},
         },
         "security": [{"bearer": []}],
         "webhooks": api_webhooks.openapi_webhooks(),
@@ -182,5 +191,6 @@ def document() -> dict[str, Any]:
             **api_reports.openapi_paths(),
             **api_arrangements.openapi_paths(),
             **api_hxl.openapi_paths(),
+            **api_sources.openapi_paths(),
         },
     }

@@ -30,7 +30,7 @@ from campaigns import family, outbox
 from campaigns.outbox import Draft
 from campaigns.sender import Sender
 from channels.base import Inbound, Provider, StatusUpdate
-from registry import audit, dead_letter, schema, store
+from registry import audit, dead_letter, schema, sources, store
 from registry.crypto import KeyringError
 from registry.db import Database
 from registry.keys import KeyHolder, identity_aad, inbound_aad
@@ -277,9 +277,12 @@ class Service:
             text = keys.decrypt(row.body_ct, inbound_aad({"provider": row.provider, "provider_id": row.provider_id}))
             meta = row.meta or {}
             contact = text if meta.get("contact") else None
+            named = sources.source_code_in(text, meta.get("payload")) if not state.registered else None
+            source = await sources.preset(conn, named) if named else None
             message = Message(text="" if contact else text, channel=row.channel, address=address, at=now,
                               language_hint=meta.get("language_hint"), carrier_opt_out=meta.get("opt_out"),
-                              payload=meta.get("payload"), contact_phone=contact, nonce=family.new_code())
+                              payload=meta.get("payload"), contact_phone=contact, nonce=family.new_code(),
+                              source=source)
             transition = machine.step(self.bot, state, message)
             applied = await effects.apply(
                 conn, keys, transition.effects, row=row, identity=identity, state=state, now=now,

@@ -14,8 +14,13 @@ from domain.text import normalise
 
 
 def start_registration(config: BotConfig, state: State, message: Message) -> Transition:
-    """Offer the languages, the one the channel or phone suggests first."""
-    suggested = language_for(config, state, message)
+    """Offer the languages, the one the channel or phone suggests first (a source's own, if it has one)."""
+    source = message.source
+    if source is not None:
+        # The person came through an outreach source: remember it, and offer its language and area first.
+        state = replace(state, source_id=source.id, area_hint=source.area_id or state.area_hint)
+    suggested = source.language if source is not None and source.language in LANGUAGES else None
+    suggested = suggested or language_for(config, state, message)
     menu = language_menu(suggested)
     fresh = replace(state, step=Step.LANGUAGE, menu=menu, editing=None, resume=None,
                     profile=replace(state.profile, language=suggested))
@@ -46,8 +51,8 @@ def on_lang(config: BotConfig, state: State, message: Message, intent: Intent) -
 
 
 def at_new(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
-    """A newcomer's first words: registration begins."""
-    return start_registration(config, state, message)
+    """A newcomer's first words: registration begins (a source counts only when named after JOIN or START)."""
+    return start_registration(config, state, replace(message, source=None))
 
 
 def at_language(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:

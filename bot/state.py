@@ -76,6 +76,7 @@ class State:
     last_check_in: tuple[str, datetime] | None = None  # (safe | need_help, when), for MYDATA
     cases: tuple[tuple[str | None, str], ...] = ()  # (category, status) of their help requests, for MYDATA
     poll: OpenPoll | None = None  # the newest poll sent to them, still open for answers
+    source_id: int | None = None  # the outreach source they registered through
 
     @property
     def registered(self) -> bool:
@@ -84,6 +85,15 @@ class State:
     @property
     def language(self) -> str:
         return self.profile.language or "en"
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePreset:
+    """The outreach source a JOIN <code> or deep link names, as the registry found it."""
+
+    id: int
+    language: str | None = None
+    area_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,7 @@ class Message:
     payload: str | None = None  # Telegram deep-link payload of /start
     contact_phone: str | None = None  # a phone number the person shared as their own (Telegram)
     nonce: str = ""  # a fresh random share code, offered by the service: step() itself draws no randomness
+    source: SourcePreset | None = None  # the outreach source the message names (JOIN <code>, /start <code>)
 
 
 @dataclass(frozen=True, slots=True)

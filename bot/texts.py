@@ -143,6 +143,37 @@ CONFIRM_DETAILS = N_("Are your details still correct? Reply 1 YES to confirm, or
 CONFIRMED = N_("Thank you, your details are confirmed.")
 EXPIRY_WARNING = N_("Your registration will be erased in {days} days. Reply 1 YES to keep it.")
 
+# --- web sign-up (/join) and posters -----------------------------------------
+WEB_TITLE = N_("Register for crisis alerts")
+WEB_CHOOSE_LANGUAGE = N_("Choose your language")
+WEB_CONSENT = N_("Text MYDATA to see your data, DELETE to erase it. Do you agree?")
+WEB_AGREE = N_("Yes, I agree")
+WEB_DISAGREE = N_("No")
+WEB_AREA = N_("Where are you now?")
+WEB_CHOOSE_AREA = N_("Please choose your area from the list.")
+WEB_OPTIONAL = N_("Optional: leave empty anything you do not want to give.")
+WEB_SHARE = N_("Tell this contact when I check in (safe or need help, and the time, nothing else)")
+WEB_CONTACT_LANGUAGE = N_("Language for my contact")
+WEB_CHECK = N_("Please check this answer.")
+WEB_CONTINUE = N_("Continue")
+WEB_CHANNEL = N_("How should we reach you?")
+WEB_PHONE = N_("Your phone number, with country code (+...)")
+WEB_PHONE_INVALID = N_("That is not a phone number we can use. Include the country code (+...).")
+WEB_SEND_CODE = N_("Send me a code")
+WEB_CODE_SENT = N_("We sent you a code. Enter it here to finish:")
+WEB_CODE_MESSAGE = N_("Your Beacon code is {code}. It expires in {minutes} minutes. Never share it.")
+WEB_CODE_WRONG = N_("That code is not right. Check it and try again.")
+WEB_CODE_EXPIRED = N_("That code has expired or was tried too often. Ask for a new one.")
+WEB_NEW_CODE = N_("Send a new code")
+WEB_FORM_EXPIRED = N_("This page has expired. Please start again.")
+WEB_START_AGAIN = N_("Start again")
+WEB_ALREADY = N_("This number is already registered. Text UPDATE to change your details.")
+WEB_PROTECTED = N_(
+    "Your data is encrypted, used only to warn and help you in a crisis, and you can see or erase it at any time."
+)
+POSTER_SCAN = N_("Scan the code or open the link to register for crisis alerts")
+POSTER_TEXT = N_("Or text {keyword} to {number}")
+
 # --- keywords (context "keyword"): the words people type --------------------
 KEYWORDS: dict[str, str] = {
     "JOIN": N_("JOIN|REGISTER"),

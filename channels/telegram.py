@@ -126,6 +126,11 @@ class TelegramChannel:
         """Create the Bot and check the token with getMe."""
         self._bot = await _open_bot(self._settings)
 
+    @property
+    def username(self) -> str | None:
+        """The bot's username (known once started: getMe), for t.me deep links."""
+        return self._bot.username if self._bot is not None else None
+
     async def close(self) -> None:
         """Shut the Bot's HTTP client down."""
         if self._bot is not None:

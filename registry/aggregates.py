@@ -14,7 +14,8 @@ answer, the option's number, or ``no_reply``.
 Dimensions: ``area`` (rolled up to a gazetteer ``level``: 0 is the top, deeper areas count into
 their ancestor at that level, shallower ones stay themselves; an id the gazetteer no longer knows
 is ``unknown``), ``nationality``, ``gender``, ``age_band``, ``language``, ``channel`` (the channel of
-the identity the person used last) and ``status``. A missing value is ``unknown``.
+the identity the person used last), ``status`` and ``source`` (the code of the outreach source the
+person registered through). A missing value is ``unknown``.
 
 Nothing here is publishable as is: :mod:`registry.disclosure` decides what may be shown.
 """
@@ -37,7 +38,9 @@ from registry import schema
 from registry.db import Database
 from registry.times import aware
 
-DIMENSIONS = ("area", "nationality", "gender", "age_band", "language", "channel", "status")
+DIMENSIONS = ("area", "nationality", "gender", "age_band", "language", "channel", "status", "source")
+# Dimensions computed per person by a subquery, then grouped.
+PER_PERSON = frozenset({"channel", "source"})
 STATUSES = tuple(CheckInStatus)
 UNKNOWN = "unknown"
 # Above this many registrant ids, SQLite is asked in id ranges on several connections at once: a
@@ -167,6 +170,9 @@ def _statement(query: StatsQuery, id_range: tuple[int, int] | None = None):  # t
     if "channel" in query.by:  # the identity used last; computed per person below, then grouped
         source["channel"] = (select(i.last_channel).where(i.registrant_id == r.id)
                              .order_by(i.last_used_at.desc(), i.id.desc()).limit(1).scalar_subquery())
+    if "source" in query.by:
+        s = schema.sources.c
+        source["source"] = select(s.code).where(s.id == r.source_id).scalar_subquery()
     ordered = _column_order(query)
     people = select(*(source[name].label(name) for name in ordered))
     if query.broadcast is not None:
@@ -177,7 +183,7 @@ def _statement(query: StatsQuery, id_range: tuple[int, int] | None = None):  # t
     people = people.where(r.consented.is_(True), r.area_id.is_not(None))
     if id_range is not None:
         people = people.where(r.id > id_range[0], r.id <= id_range[1])
-    if "channel" not in query.by:
+    if not PER_PERSON & set(query.by):
         return people.add_columns(func.count().label("n")).group_by(*(source[name] for name in ordered))
     inner = people.subquery("people")
     columns = [inner.c[name] for name in ordered]

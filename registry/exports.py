@@ -25,11 +25,13 @@ HXL = {
     "age_band": "#group+age",
     "language": "#language",
     "channel": "#meta+channel",
+    "source": "#meta+source",
 }
 HXL_TOTAL = "#population+migrants+total"
 HXL_STATUS = {"safe": "#affected+safe", "need_help": "#affected+need_help", "no_reply": "#affected+no_reply"}
 TITLES = {"area": "Area", "nationality": "Nationality", "gender": "Gender", "age_band": "Age band",
-          "language": "Language", "channel": "Channel", "status": "Check-in"}
+          "language": "Language", "channel": "Channel", "status": "Check-in",
+          "source": "Outreach source"}
 
 
 def suppression_rule(min_cell: int) -> str:

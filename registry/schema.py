@@ -61,6 +61,7 @@ registrants = Table(
     Column("family_language", String(8)),
     Column("nudged_at", DateTime(timezone=True)),
     Column("expiry_warned_at", DateTime(timezone=True)),
+    Column("source_id", Id),  # the outreach source they came through: nothing else about how
 )
 Index("ix_registrants_area", registrants.c.area_id)
 
@@ -424,3 +425,35 @@ webhook_deliveries = Table(
 )
 Index("ix_webhook_deliveries_due", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at)
 Index("ix_webhook_deliveries_webhook", webhook_deliveries.c.webhook_id, webhook_deliveries.c.id)
+# Outreach sources: a poster, a community centre, a partner; each has a code for links, QR codes and JOIN <code>.
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", String(16), nullable=False),  # upper case letters and digits
+    Column("name", String(100), nullable=False),
+    Column("area_id", String(64)),  # pre-selected area, if any
+    Column("language", String(8)),  # pre-selected language, if any
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("code", name="uq_sources_code"),
+)
+
+# The web sign-up's one-time codes: only hashes and the number's blind index, gone soon after expiry.
+signup_codes = Table(
+    "signup_codes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ref", String(32), nullable=False),  # random; what the code form carries
+    Column("bidx", LargeBinary(32), nullable=False),  # blind index of the number (or Telegram: of the ref)
+    Column("client", String(64), nullable=False),  # keyed hash of the client address, for the rate limit
+    Column("channel", String(16), nullable=False),
+    Column("code_hash", LargeBinary(32), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    UniqueConstraint("ref", name="uq_signup_codes_ref"),
+)
+Index("ix_signup_codes_bidx", signup_codes.c.bidx, signup_codes.c.created_at)
+Index("ix_signup_codes_client", signup_codes.c.client, signup_codes.c.created_at)

@@ -239,6 +239,7 @@ async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int,
         last_check_in=last,
         cases=cases,
         poll=poll,
+        source_id=row.source_id,
     )
 
 
@@ -259,6 +260,7 @@ async def save_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int, b
     context = {"menu": list(after.menu), "editing": after.editing, "resume": resume, "area_hint": after.area_hint}
     values: dict[str, object] = {
         "step": after.step.value, "context": context, "consented": after.consented, "opted_out": after.opted_out,
+        "source_id": after.source_id,
     }
     values.update({name: getattr(after.profile, name) for name in COARSE_FIELDS})
     if after.profile != before.profile and after.registered:
@@ -292,7 +294,7 @@ async def forget(conn: AsyncConnection, registrant_id: int) -> None:
                        .values(address_ct=b""))
     await conn.execute(update(schema.registrants).where(schema.registrants.c.id == registrant_id).values(
         step=Step.NEW.value, context={}, consented=False, opted_out=True, area_id=None, nationality=None,
-        gender=None, age_band=None, household_size=None, confirmed_at=None))
+        gender=None, age_band=None, household_size=None, confirmed_at=None, source_id=None))
 
 
 async def erase(conn: AsyncConnection, registrant_id: int) -> None:
