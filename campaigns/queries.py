@@ -24,7 +24,10 @@ def _tally(condition: Any) -> Any:
 
 
 async def latest_broadcasts(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
-    """The latest broadcasts, newest first, with their tallies as ``broadcasts.summary`` gives them; one statement."""
+    """The latest broadcasts, newest first, with their tallies as ``broadcasts.summary`` gives them.
+
+    One statement, and one more for the answers of any polls among them.
+    """
     b, rc, o = schema.broadcasts.c, schema.recipients.c, schema.outbox.c
     latest = select(schema.broadcasts).order_by(b.id.desc()).limit(limit).subquery("latest")
     tallies = (
@@ -49,14 +52,26 @@ async def latest_broadcasts(conn: AsyncConnection, limit: int) -> list[dict[str,
         .select_from(latest.outerjoin(tallies, t.broadcast_id == latest.c.id))
         .order_by(latest.c.id.desc())
     )).all()
-    return [_with_tallies(row) for row in rows]
+    found = [_with_tallies(row) for row in rows]
+    polls = {int(row.id): len(row.poll["options"]) for row in rows if row.poll}
+    if polls:
+        answers = (await conn.execute(
+            select(rc.broadcast_id, rc.poll_answer, func.count())
+            .where(rc.broadcast_id.in_(polls), rc.poll_answer.is_not(None))
+            .group_by(rc.broadcast_id, rc.poll_answer))).all()
+        chosen = {(int(broadcast), int(option)): int(n) for broadcast, option, n in answers}
+        for item in found:
+            if (options := polls.get(item["id"])) is not None:
+                item["counts"]["poll"] = {str(n): chosen.get((item["id"], n), 0) for n in range(1, options + 1)}
+    return found
 
 
 def _with_tallies(row: Any) -> dict[str, Any]:
     recipients, queued, sent, delivered, failed, safe, need_help = (
         int(x or 0) for x in (row.recipients, row.queued, row.sent, row.delivered, row.failed, row.safe,
                               row.need_help))
-    counts = {"recipients": recipients, "queued": queued, "sent": sent, "delivered": delivered, "failed": failed}
+    counts: dict[str, Any] = {"recipients": recipients, "queued": queued, "sent": sent, "delivered": delivered,
+                              "failed": failed}
     if row.check_in:
         counts.update(safe=safe, need_help=need_help, no_reply=recipients - safe - need_help)
     return {
@@ -64,7 +79,7 @@ def _with_tallies(row: Any) -> dict[str, Any]:
         "texts": row.texts, "audience": row.audience,
         "send_at": iso(row.send_at), "created_at": iso(row.created_at),
         "created_by": row.created_by, "remind_after_minutes": row.remind_after_minutes,
-        "counts": counts,
+        "poll": row.poll, "counts": counts,
     }
 
 
