@@ -30,6 +30,7 @@ class Step(StrEnum):
     FAMILY_LANGUAGE = "family_language"
     CHECK_IN_KIND = "check_in_kind"
     CHECK_IN_DETAILS = "check_in_details"
+    INVITED = "invited"  # brought in by an import and sent one invitation: nothing else until YES
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,7 @@ class GiveConsent:
 
     notice_version: str
     language: str
+    method: str = "text"  # text | import-invitation (the assisted kind is recorded by the console)
 
 
 @dataclass(frozen=True, slots=True)

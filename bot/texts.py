@@ -138,6 +138,17 @@ CONFIRM_DETAILS = N_("Are your details still correct? Reply 1 YES to confirm, or
 CONFIRMED = N_("Thank you, your details are confirmed.")
 EXPIRY_WARNING = N_("Your registration will be erased in {days} days. Reply 1 YES to keep it.")
 
+# --- imported lists and assisted registration -----------------------------
+INVITATION = N_(
+    "{operator} holds this number, from a list it was given, only to warn and help you in a crisis. "
+    "Reply YES to agree, STOP to refuse, DELETE to erase it."
+)
+INVITATION_UNCLEAR = N_("Please reply YES to agree to crisis messages, or STOP to refuse.")
+ASSISTED_CONFIRMATION = N_(
+    "{operator} registered you in person. Text MYDATA to see what was recorded, UPDATE to change it, "
+    "DELETE to erase it."
+)
+
 # --- keywords (context "keyword"): the words people type --------------------
 KEYWORDS: dict[str, str] = {
     "JOIN": N_("JOIN|REGISTER"),

@@ -265,10 +265,11 @@ async def save_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int, b
 
 
 async def record_consent(conn: AsyncConnection, registrant_id: int, notice_version: str, language: str,
-                         channel: str, at: datetime) -> None:
-    """Keep the proof of consent: when, to which notice, in which language, on which channel."""
+                         channel: str, at: datetime, *, method: str = "text", recorded_by: str | None = None) -> None:
+    """Keep the proof of consent: when, to which notice, in which language, on which channel, how and by whom."""
     await conn.execute(schema.consents.insert().values(
-        registrant_id=registrant_id, notice_version=notice_version, language=language, channel=channel, given_at=at))
+        registrant_id=registrant_id, notice_version=notice_version, language=language, channel=channel, given_at=at,
+        method=method, recorded_by=recorded_by))
     await conn.execute(update(schema.registrants).where(schema.registrants.c.id == registrant_id)
                        .values(confirmed_at=at))
 
