@@ -47,6 +47,8 @@ class Profile:
     family_contact: str | None = None  # E.164
     share_family: bool = False  # the contact may learn the check-in status
     family_language: str | None = None  # the language the contact is written to in
+    employer: str | None = None  # only where the operator turned the employer fields on (assisted registration)
+    recruitment_agency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ class Role(StrEnum):
     RESPONDER = "responder"
     ANALYST = "analyst"
     AUDITOR = "auditor"
+    FIELDWORKER = "fieldworker"  # registers people met in person; sees only those, for 24 hours
 
 
 class Answer(StrEnum):

@@ -24,7 +24,7 @@ from registry.crypto import KeyRing
 from registry.keys import identity_aad, inbound_aad, secret_aad
 from registry.times import aware
 
-SECRET_FIELDS = ("first_name", "family_contact")
+SECRET_FIELDS = ("first_name", "family_contact", "employer", "recruitment_agency")
 COARSE_FIELDS = ("language", "area_id", "nationality", "gender", "age_band", "household_size", "share_family",
                  "family_language")
 # The last-use time of an identity the person has not written from.
@@ -215,6 +215,7 @@ async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int,
             language=row.language, area_id=row.area_id, nationality=row.nationality, gender=row.gender,
             age_band=row.age_band, household_size=row.household_size,
             first_name=secrets_.get("first_name"), family_contact=secrets_.get("family_contact"),
+            employer=secrets_.get("employer"), recruitment_agency=secrets_.get("recruitment_agency"),
             share_family=row.share_family, family_language=row.family_language,
         ),
         consented=row.consented,

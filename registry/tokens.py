@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from registry import audit, schema
 from registry.db import Database
 
-ROLES = ("admin", "responder", "analyst", "auditor")
+ROLES = ("admin", "responder", "analyst", "auditor", "fieldworker")
 
 
 class TokenError(Exception):
