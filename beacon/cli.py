@@ -11,8 +11,10 @@ import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import NoReturn
 
+import phonenumbers
 from aiohttp import web
 
 from beacon import config, metrics
@@ -23,10 +25,12 @@ from beacon.http import record_id
 from beacon.logs import configure
 from bot.countries import normalise_phone
 from bot.i18n import LANGUAGES, gettext_for
-from campaigns import reports, upkeep
+from bot.state import BotConfig
+from campaigns import imports, reports, upkeep
+from campaigns.import_file import FIELDS, ImportFileError, column_indexes, parse_mapping, read_table
 from channels import telegram as tg
 from domain.areas import Gazetteer
-from domain.vocabulary import Role
+from domain.vocabulary import LegalBasis, Role
 from registry import audit, dead_letter, subject, tokens, users
 from registry import keys as keyring
 from registry.db import Database
@@ -327,6 +331,39 @@ def inbound_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
     return _database(settings, run)
 
 
+def import_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Import a CSV or XLSX list: a report of every problem, and (unless --dry-run) invitations queued."""
+    try:
+        content = Path(args.file).read_bytes()
+    except OSError as exc:
+        return _fail(f"cannot read {args.file}: {exc.strerror}")
+    region = args.region.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        return _fail(f"--region must be a two-letter country code, e.g. LY, not {args.region!r}")
+    try:
+        table = read_table(content)
+        mapping = parse_mapping(args.map)
+        column_indexes(table.header, mapping)
+    except ImportFileError as exc:
+        return _fail(str(exc))
+
+    async def run(db: Database, settings: config.Settings) -> int:
+        holder = await _keyholder(db, settings)
+        bot = BotConfig(gazetteer=Gazetteer.load(settings.areas_file), operator=settings.operator_name,
+                        retention_months=settings.retention_months, default_language=settings.default_language)
+        if args.dry_run:
+            report = await imports.check(db, holder.ring, bot, table, mapping, region)
+            print("dry run: nothing was stored")
+        else:
+            import_id, report = await imports.run(db, holder.ring, bot, table, mapping, region=region,
+                                                  legal_basis=args.legal_basis, by=args.actor)
+            print(f"import {import_id} (legal basis: {args.legal_basis}): {report.imported} invitation(s) queued")
+        print("\n".join(report.lines()))
+        return 0
+
+    return _database(settings, run)
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = _Parser(prog="beacon", description="Crisis messaging for migrants.")
@@ -385,6 +422,17 @@ def parser() -> argparse.ArgumentParser:
     who.add_argument("--telegram", type=int, help="Telegram chat id")
     x.add_argument("--actor", default="admin-cli", help="who asks, for the audit log")
     x.set_defaults(run=export_subject)
+    im = sub.add_parser("import", help="invite the people of a CSV or XLSX list (admin)")
+    im.add_argument("file", help="a .csv (UTF-8) or .xlsx file with a header row")
+    im.add_argument("--map", required=True, help="FIELD=COLUMN pairs, e.g. phone=Phone,language=Lang,area=Region "
+                    f"(fields: {', '.join(FIELDS)})")
+    im.add_argument("--region", required=True, help="where numbers without a country code are from, e.g. LY")
+    im.add_argument("--dry-run", action="store_true", help="report what would happen, store nothing")
+    im.add_argument("--legal-basis", choices=tuple(LegalBasis), default=LegalBasis.CONSENT,
+                    help="consent (default): invited, nothing else until YES; vital_interests: crisis "
+                    "messages too (see docs/data-protection.md)")
+    im.add_argument("--actor", default="admin-cli", help="who imports, for the audit log")
+    im.set_defaults(run=import_cmd)
     tg = sub.add_parser("telegram", help="Telegram webhook")
     tgsub = tg.add_subparsers(dest="telegram_command", required=True)
     tgsub.add_parser("set-webhook", help="register the webhook and the command menu")

@@ -45,6 +45,8 @@ class Settings:
     message_retention_days: int = 90
     case_retention_months: int = 12
     unconsented_days: int = 30  # a sender who never consented is erased after this long without writing
+    employer_fields: bool = False  # assisted registration asks for employer and recruitment agency
+    invitation_days: int = 30  # an imported person who never said yes is erased this long after the invitation
     trusted_proxies: frozenset[str] = frozenset()  # addresses whose X-Forwarded-For is believed
     simulator: bool = False  # /simulator: development only, never beside real providers
     spool_dir: Path = Path("./data/spool")  # webhook messages wait here, sealed, while the database stalls
@@ -68,7 +70,8 @@ class Settings:
     def retention_policy(self) -> Policy:
         """The retention policy this configuration sets."""
         return Policy(profile_months=self.retention_months, message_days=self.message_retention_days,
-                      case_months=self.case_retention_months, unconsented_days=self.unconsented_days)
+                      case_months=self.case_retention_months, unconsented_days=self.unconsented_days,
+                      invitation_days=self.invitation_days)
 
     @property
     def data_dir(self) -> Path:
@@ -100,6 +103,14 @@ def _float(env: Mapping[str, str], name: str) -> float | None:
     if value <= 0:
         raise ConfigError(f"{name} must be positive")
     return value
+
+
+def _on_off(env: Mapping[str, str], name: str) -> bool:
+    """A switch that is off unless set to ``on``."""
+    value = env.get(name, "off").strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"{name} must be on or off, got {value!r}")
+    return value == "on"
 
 
 def _url(name: str, value: str) -> str:
@@ -298,6 +309,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         message_retention_days=_int(env, "BEACON_MESSAGE_RETENTION_DAYS", 90, minimum=1),
         case_retention_months=_int(env, "BEACON_CASE_RETENTION_MONTHS", 12, minimum=1),
         unconsented_days=_int(env, "BEACON_UNCONSENTED_DAYS", 30, minimum=1),
+        invitation_days=_int(env, "BEACON_INVITATION_DAYS", 30, minimum=1),
+        employer_fields=_on_off(env, "BEACON_EMPLOYER_FIELDS"),
         trusted_proxies=trusted_proxies,
         simulator=simulator,
         spool_dir=Path(env.get("BEACON_SPOOL_DIR") or database_dir / "spool"),

@@ -72,9 +72,10 @@ Handler = Callable[[Context, Any, AppliedEffects], Awaitable[None]]
 
 async def _give_consent(ctx: Context, effect: GiveConsent, out: AppliedEffects) -> None:
     rid, channel = ctx.registrant_id, ctx.row.channel
-    await store.record_consent(ctx.conn, rid, effect.notice_version, effect.language, channel, ctx.now)
+    await store.record_consent(ctx.conn, rid, effect.notice_version, effect.language, channel, ctx.now,
+                               method=effect.method)
     await audit.append(ctx.conn, "system", "consent.given", str(rid),
-                       {"notice": effect.notice_version, "channel": channel})
+                       {"notice": effect.notice_version, "channel": channel, "method": effect.method})
 
 
 def _forgotten(out: AppliedEffects) -> None:

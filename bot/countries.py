@@ -24,6 +24,25 @@ def _names() -> dict[str, str]:
     return table
 
 
+@cache
+def _language_names() -> dict[str, str]:
+    """Normalised language name (in any supported language), own name or ISO 639-1 code -> supported code."""
+    table: dict[str, str] = {code: code for code in LANGUAGES}
+    for code, own in LANGUAGES.items():
+        table.setdefault(normalise(own).replace(" ", ""), code)
+    for shown_in in LANGUAGES:
+        names = Locale.parse(shown_in).languages
+        for code in LANGUAGES:
+            if names.get(code):
+                table.setdefault(normalise(names[code]).replace(" ", ""), code)
+    return table
+
+
+def find_language(text: str) -> str | None:
+    """The supported language a code or name (in any supported language) means, or None."""
+    return _language_names().get(normalise(text).replace(" ", "").replace("_", "-").split("-")[0])
+
+
 def find_country(text: str) -> str | None:
     """The ISO code of the country a person named, or None."""
     return _names().get(normalise(text).replace(" ", ""))

@@ -65,6 +65,9 @@ def ask(config: BotConfig, state: State, step: Step, *, editing: str | None = No
     if step is Step.CHECK_IN_DETAILS:
         return Transition(replace(state, step=step, menu=(), editing=None), (
             say(config, language, texts.CHECKIN_DETAILS),))
+    if step is Step.INVITED:
+        return Transition(replace(state, step=step, menu=(), editing=None, resume=None),
+                          (say(config, language, texts.INVITATION_UNCLEAR),))
     if step in QUESTIONS:
         return Transition(replace(state, step=step, menu=(), editing=editing),
                           (say(config, language, QUESTIONS[step]),))

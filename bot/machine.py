@@ -16,6 +16,7 @@ from bot.checkins import answers_check_in, at_check_in_details, at_check_in_kind
 from bot.commands import at_confirm_delete, at_idle, on_delete, on_help, on_stop
 from bot.family import at_family_language, at_share_family, on_code, on_status, status_reply
 from bot.flow import Handler, ask
+from bot.invitation import at_invited
 from bot.keywords import Intent, classify
 from bot.mydata import on_mydata
 from bot.polls import POLL_BUTTON, answers_poll, on_poll_answer
@@ -74,6 +75,7 @@ STEPS: dict[Step, Handler] = {
     Step.FAMILY_LANGUAGE: at_family_language,
     Step.CHECK_IN_KIND: at_check_in_kind,
     Step.CHECK_IN_DETAILS: at_check_in_details,
+    Step.INVITED: at_invited,
 }
 
 

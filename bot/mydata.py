@@ -60,6 +60,9 @@ def describe(config: BotConfig, state: State, language: str) -> list[tuple[str, 
         (texts.LABEL_CONSENT, state.consent_at.strftime("%Y-%m-%d") if state.consent_at else none),
         (texts.LABEL_MESSAGES, gettext_for(language, texts.VALUE_OFF if state.opted_out else texts.VALUE_ON)),
     ]
+    # Employer fields exist only where the operator turned them on and a fieldworker filled them in.
+    fields += [(label, value) for label, value in ((texts.LABEL_EMPLOYER, p.employer),
+                                                   (texts.LABEL_AGENCY, p.recruitment_agency)) if value]
     return [(gettext_for(language, label), value) for label, value in fields]
 
 

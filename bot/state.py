@@ -30,6 +30,7 @@ class Step(StrEnum):
     FAMILY_LANGUAGE = "family_language"
     CHECK_IN_KIND = "check_in_kind"
     CHECK_IN_DETAILS = "check_in_details"
+    INVITED = "invited"  # brought in by an import and sent one invitation: nothing else until YES
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,8 @@ class Profile:
     family_contact: str | None = None  # E.164
     share_family: bool = False  # the contact may learn the check-in status
     family_language: str | None = None  # the language the contact is written to in
+    employer: str | None = None  # only where the operator turned the employer fields on (assisted registration)
+    recruitment_agency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +130,7 @@ class GiveConsent:
 
     notice_version: str
     language: str
+    method: str = "text"  # text | import-invitation (the assisted kind is recorded by the console)
 
 
 @dataclass(frozen=True, slots=True)

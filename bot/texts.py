@@ -83,6 +83,8 @@ LABEL_MESSAGES = N_("Messages")
 LABEL_SHARING = N_("Status shared with contact")
 LABEL_LAST_CHECK_IN = N_("Last check-in")
 LABEL_REQUESTS = N_("Help requests")
+LABEL_EMPLOYER = N_("Employer")
+LABEL_AGENCY = N_("Recruitment agency")
 VALUE_SAFE = N_("safe")
 VALUE_NEED_HELP = N_("needs help")
 VALUE_YES = N_("yes")
@@ -173,6 +175,16 @@ WEB_PROTECTED = N_(
 )
 POSTER_SCAN = N_("Scan the code or open the link to register for crisis alerts")
 POSTER_TEXT = N_("Or text {keyword} to {number}")
+# --- imported lists and assisted registration -----------------------------
+INVITATION = N_(
+    "{operator} holds this number, from a list it was given, only to warn and help you in a crisis. "
+    "Reply YES to agree, STOP to refuse, DELETE to erase it."
+)
+INVITATION_UNCLEAR = N_("Please reply YES to agree to crisis messages, or STOP to refuse.")
+ASSISTED_CONFIRMATION = N_(
+    "{operator} registered you in person. Text MYDATA to see what was recorded, UPDATE to change it, "
+    "DELETE to erase it."
+)
 
 # --- keywords (context "keyword"): the words people type --------------------
 KEYWORDS: dict[str, str] = {

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,7 +24,7 @@ from bot.polls import open_poll, poll_buttons, poll_text
 from campaigns import outbox, webhooks
 from campaigns.outbox import Draft
 from domain.areas import Gazetteer
-from domain.vocabulary import Answer, CheckInStatus
+from domain.vocabulary import Answer, CheckInStatus, LegalBasis
 from registry import audit, schema
 from registry.crypto import KeyRing
 from registry.db import Database
@@ -79,13 +79,16 @@ def buttons_for(language: str, default: str, check_in: bool,
 
 
 def audience_query(gazetteer: Gazetteer, audience: Audience):  # type: ignore[no-untyped-def]
-    """Registrants a broadcast reaches with their reachable identities (one row per identity)."""
+    """Registrants a broadcast reaches with their reachable identities (one row per identity).
+
+    Invited people (imported, not yet consenting) are left out, unless their import recorded vital
+    interests as the legal basis for crisis messages."""
     r, i = schema.registrants.c, schema.identities.c
     query = (select(r.id, r.language, i.id.label("identity_id"), i.last_channel, i.preferred_channel,
                     i.address_ct, i.bidx, i.last_used_at)
              .join(schema.identities, i.registrant_id == r.id)
-             .where(r.consented.is_(True), r.opted_out.is_(False), r.area_id.is_not(None), i.reachable.is_(True),
-                    i.address_ct != b""))
+             .where(or_(r.consented.is_(True), r.legal_basis == LegalBasis.VITAL_INTERESTS), r.opted_out.is_(False),
+                    r.area_id.is_not(None), i.reachable.is_(True), i.address_ct != b""))
     if audience.areas:
         query = query.where(r.area_id.in_(sorted(gazetteer.descendants(list(audience.areas)))))
     if audience.languages:

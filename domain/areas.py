@@ -41,7 +41,7 @@ class Gazetteer:
                 raise GazetteerError(f"area {area.id!r} has unknown parent {area.parent!r}")
         self._by_name: dict[str, str] = {}
         for area in areas:
-            for name in (area.id, *area.names.values()):
+            for name in (area.id, *area.names.values(), *((area.pcode,) if area.pcode else ())):
                 self._by_name.setdefault(normalise(name).replace(" ", ""), area.id)
         self.top_level = tuple(area.id for area in areas if area.parent is None)
 
@@ -69,7 +69,7 @@ class Gazetteer:
         return cls(areas)
 
     def find(self, text: str) -> Area | None:
-        """The area a person named, in any language, ignoring case, accents and spacing."""
+        """The area a person named (or its id or P-code), in any language, ignoring case, accents and spacing."""
         area_id = self._by_name.get(normalise(text).replace(" ", ""))
         return self.areas[area_id] if area_id else None
 

@@ -13,6 +13,13 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class LegalBasis(StrEnum):
+    """Why an imported person may be written to before they consent (GDPR art. 6)."""
+
+    CONSENT = "consent"  # invited only: nothing else until they reply YES
+    VITAL_INTERESTS = "vital_interests"  # crisis messages too, until they refuse or are erased
+
+
 class ChannelKind(StrEnum):
     """How a person is reached; stored on identities and outbox rows."""
 
@@ -50,6 +57,7 @@ class Role(StrEnum):
     ANALYST = "analyst"
     AUDITOR = "auditor"
     PARTNER = "partner"  # an organisation fetching aggregates under one sharing arrangement (API tokens only)
+    FIELDWORKER = "fieldworker"  # registers people met in person; sees only those, for 24 hours
 
 
 class Answer(StrEnum):

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.state import Step
 from registry import audit, schema, store
 from registry.db import Database
 
@@ -19,6 +20,7 @@ MONTH = timedelta(days=30)
 # With several processes on PostgreSQL one applies the policy at a time; another that comes meanwhile skips
 # its turn (the policy is applied again at its next tick), so no one is warned twice.
 _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(7466356)")
+INVITED = Step.INVITED.value
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Policy:
     case_months: int = 12  # closed cases
     lookup_days: int = 1  # STATUS look-up records (only kept for the guessing limit)
     unconsented_days: int = 30  # someone who never consented, after this long without writing
+    invitation_days: int = 30  # an imported person who never said yes, after this long since the invitation
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,13 @@ class Report:
     cases: int
     lookups: int
     unconsented_erased: int
+    invitations_expired: int = 0
 
     def counts(self) -> dict[str, int]:
         return {"profiles_erased": self.profiles_erased, "warnings": len(self.warnings_due),
                 "inbound_bodies": self.inbound_bodies, "outbox_bodies": self.outbox_bodies,
-                "cases": self.cases, "lookups": self.lookups, "unconsented_erased": self.unconsented_erased}
+                "cases": self.cases, "lookups": self.lookups, "unconsented_erased": self.unconsented_erased,
+                "invitations_expired": self.invitations_expired}
 
 
 async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Report:
@@ -81,8 +86,9 @@ async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Re
         lookups = await conn.execute(delete(schema.status_lookups).where(
             schema.status_lookups.c.at < now - timedelta(days=policy.lookup_days)))
         unconsented = await _erase_unconsented(conn, now - timedelta(days=policy.unconsented_days))
+        expired = await _erase_invited(conn, now - timedelta(days=policy.invitation_days))
         report = Report(len(stale), [int(x) for x in due], inbound.rowcount, outbound.rowcount, cases.rowcount,
-                        lookups.rowcount, unconsented)
+                        lookups.rowcount, unconsented, expired)
         await audit.append(conn, "system", "retention.run", None, dict(report.counts()))
     return report
 
@@ -97,7 +103,7 @@ async def _erase_unconsented(conn: AsyncConnection, idle_before: datetime) -> in
     r, i = schema.registrants.c, schema.identities.c
     holds_address = exists().where(i.registrant_id == r.id, i.address_ct != b"")
     idle = (await conn.execute(select(r.id, r.opted_out).where(
-        r.consented.is_(False), func.coalesce(r.last_seen_at, r.created_at) < idle_before,
+        r.consented.is_(False), r.step != INVITED, func.coalesce(r.last_seen_at, r.created_at) < idle_before,
         or_(r.opted_out.is_(False), holds_address)))).all()
     for registrant_id, opted_out in idle:
         if opted_out:
@@ -105,3 +111,20 @@ async def _erase_unconsented(conn: AsyncConnection, idle_before: datetime) -> in
         else:
             await store.erase(conn, registrant_id)
     return len(idle)
+
+
+async def _erase_invited(conn: AsyncConnection, invited_before: datetime) -> int:
+    """Erase imported people who were invited before ``invited_before`` and never said yes.
+
+    Someone who said STOP keeps only the opt-out marker, so that a later list with their number
+    cannot invite them again; everyone else goes entirely.
+    """
+    r = schema.registrants.c
+    expired = (await conn.execute(select(r.id, r.opted_out).where(
+        r.step == INVITED, r.consented.is_(False), r.invited_at < invited_before))).all()
+    for registrant_id, opted_out in expired:
+        if opted_out:
+            await store.forget(conn, registrant_id)
+        else:
+            await store.erase(conn, registrant_id)
+    return len(expired)

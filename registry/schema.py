@@ -38,6 +38,31 @@ data_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# Lists brought in by an operator: who, when, which file (its hash, never its contents), the counts.
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("file_sha256", String(64), nullable=False),
+    Column("region", String(2), nullable=False),  # the default region numbers without a country code are read in
+    Column("legal_basis", String(24)),  # NULL: consent (invited, nothing else until YES) | vital_interests
+    Column("status", String(16), nullable=False),  # running | done
+    Column("counts", JSON, nullable=False, default=dict),  # the report: rows, imported, bad numbers, duplicates...
+    Column("imported_by", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    UniqueConstraint("file_sha256", name="uq_imports_file"),  # the same file again resumes its import
+)
+
+# The file rows already imported: a re-run of the same file skips them.
+import_rows = Table(
+    "import_rows",
+    metadata,
+    Column("import_id", Id, ForeignKey("imports.id", ondelete="CASCADE"), primary_key=True),
+    Column("row_number", Integer, primary_key=True, autoincrement=False),
+    Column("registrant_id", Id, ForeignKey("registrants.id", ondelete="SET NULL")),
+)
+
 registrants = Table(
     "registrants",
     metadata,
@@ -62,8 +87,14 @@ registrants = Table(
     Column("nudged_at", DateTime(timezone=True)),
     Column("expiry_warned_at", DateTime(timezone=True)),
     Column("source_id", Id),  # the outreach source they came through: nothing else about how
+    Column("import_id", Id, ForeignKey("imports.id", name="fk_registrants_import", ondelete="SET NULL")),
+    Column("invited_at", DateTime(timezone=True)),  # brought in by an import and sent its one invitation
+    Column("legal_basis", String(24)),  # vital_interests: crisis messages before consent (from the import)
+    Column("registered_by", String(64)),  # "user:NAME" of the fieldworker who registered the person
 )
 Index("ix_registrants_area", registrants.c.area_id)
+Index("ix_registrants_invited", registrants.c.step, registrants.c.invited_at)
+Index("ix_registrants_registered_by", registrants.c.registered_by, registrants.c.created_at)
 
 identities = Table(
     "identities",
@@ -100,6 +131,8 @@ consents = Table(
     Column("channel", String(16), nullable=False),
     Column("given_at", DateTime(timezone=True), nullable=False),
     Column("withdrawn_at", DateTime(timezone=True)),
+    Column("method", String(24)),  # text (NULL before 0013) | import-invitation | assisted
+    Column("recorded_by", String(64)),  # assisted: the fieldworker's "user:NAME"
 )
 Index("ix_consents_registrant", consents.c.registrant_id)
 

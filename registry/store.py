@@ -25,7 +25,7 @@ from registry.crypto import KeyRing
 from registry.keys import identity_aad, inbound_aad, secret_aad
 from registry.times import aware
 
-SECRET_FIELDS = ("first_name", "family_contact")
+SECRET_FIELDS = ("first_name", "family_contact", "employer", "recruitment_agency")
 COARSE_FIELDS = ("language", "area_id", "nationality", "gender", "age_band", "household_size", "share_family",
                  "family_language")
 # The last-use time of an identity the person has not written from.
@@ -224,6 +224,7 @@ async def load_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int,
             language=row.language, area_id=row.area_id, nationality=row.nationality, gender=row.gender,
             age_band=row.age_band, household_size=row.household_size,
             first_name=secrets_.get("first_name"), family_contact=secrets_.get("family_contact"),
+            employer=secrets_.get("employer"), recruitment_agency=secrets_.get("recruitment_agency"),
             share_family=row.share_family, family_language=row.family_language,
         ),
         consented=row.consented,
@@ -277,10 +278,11 @@ async def save_state(conn: AsyncConnection, keys: KeyRing, registrant_id: int, b
 
 
 async def record_consent(conn: AsyncConnection, registrant_id: int, notice_version: str, language: str,
-                         channel: str, at: datetime) -> None:
-    """Keep the proof of consent: when, to which notice, in which language, on which channel."""
+                         channel: str, at: datetime, *, method: str = "text", recorded_by: str | None = None) -> None:
+    """Keep the proof of consent: when, to which notice, in which language, on which channel, how and by whom."""
     await conn.execute(schema.consents.insert().values(
-        registrant_id=registrant_id, notice_version=notice_version, language=language, channel=channel, given_at=at))
+        registrant_id=registrant_id, notice_version=notice_version, language=language, channel=channel, given_at=at,
+        method=method, recorded_by=recorded_by))
     await conn.execute(update(schema.registrants).where(schema.registrants.c.id == registrant_id)
                        .values(confirmed_at=at))
 

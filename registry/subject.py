@@ -43,6 +43,7 @@ async def export(conn: AsyncConnection, keys: KeyRing, registrant_id: int) -> di
     ]
     consents = [
         {"notice_version": c.notice_version, "language": c.language, "channel": c.channel,
+         "method": c.method or "text", "recorded_by": c.recorded_by,
          "given_at": iso(c.given_at), "withdrawn_at": iso(c.withdrawn_at)}
         for c in (await conn.execute(select(schema.consents).where(
             schema.consents.c.registrant_id == registrant_id))).all()

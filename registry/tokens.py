@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from registry import audit, schema
 from registry.db import Database
 
-STAFF_ROLES = ("admin", "responder", "analyst", "auditor")  # people: console accounts and their tokens
+STAFF_ROLES = ("admin", "responder", "analyst", "auditor", "fieldworker")  # people: console accounts and their tokens
 PARTNER = "partner"  # an organisation's token, bound to one sharing arrangement
 ROLES = (*STAFF_ROLES, PARTNER)
 

@@ -63,6 +63,10 @@ def states(language: str) -> dict[Step, tuple[State, ...]]:
         state = converse(history, *typed)
         at[state.step].append(state)
     at[Step.NEW].append(converse(idle, "DELETE", "1"))
+    # Only an import invites: with and without an area from the list, and after a STOP.
+    invited = replace(new, step=Step.INVITED, profile=replace(idle.profile, first_name=None, family_contact=None))
+    at[Step.INVITED] += [invited, replace(invited, profile=replace(invited.profile, area_id=None)),
+                         replace(invited, opted_out=True)]
     with_check_ins = {s: tuple(found + [replace(f, check_in=7, check_in_latest=latest)
                                         for f in found if f.registered for latest in (True, False)])
                       for s, found in at.items()}

@@ -175,6 +175,9 @@ def states(language: str) -> dict[str, State]:
     found["share_family (UPDATE)"] = converse(t.state, "UPDATE", "8", CONTACT).state
     found["check_in_kind"] = send(t.state, "2").state  # a bare 2 at idle: need help
     found["check_in_details"] = send(found["check_in_kind"], "1").state
+    # Only an import puts someone here: invited, with the language and area of the list.
+    listed = Profile(language=language, area_id=CONFIG.gazetteer.top_level[0])
+    found["invited"] = State(step=Step.INVITED, profile=listed, addresses=ADDRESSES)
     for label, state in found.items():
         assert label.split(" ")[0] == state.step.value, label
         assert state.language == language or label == "new"
@@ -210,6 +213,8 @@ def pending_question(language: str, state: State) -> list[str]:
         return [say(language, texts.CHECKIN_NEED_HELP)]
     if s is Step.CHECK_IN_DETAILS:
         return [say(language, texts.CHECKIN_DETAILS)]
+    if s is Step.INVITED:
+        return [say(language, texts.INVITATION_UNCLEAR)]
     assert s is Step.IDLE
     return []
 
@@ -785,7 +790,7 @@ EXPECTED_FOR_JUNK = {
     Step.GENDER: texts.INVALID_CHOICE, Step.AGE_BAND: texts.INVALID_CHOICE, Step.HOUSEHOLD: texts.INVALID_NUMBER,
     Step.CONTACT: texts.INVALID_PHONE, Step.IDLE: texts.NOT_UNDERSTOOD, Step.UPDATE_MENU: texts.INVALID_CHOICE,
     Step.CONFIRM_DELETE: texts.CONSENT_UNCLEAR, Step.SHARE_FAMILY: texts.CONSENT_UNCLEAR,
-    Step.FAMILY_LANGUAGE: texts.LANGUAGE_UNKNOWN,
+    Step.FAMILY_LANGUAGE: texts.LANGUAGE_UNKNOWN, Step.INVITED: texts.INVITATION_UNCLEAR,
 }
 
 

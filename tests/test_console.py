@@ -20,12 +20,13 @@ from tests.conftest import Running, StartBeacon, environment
 
 PASSWORD = "lantern-harbour-42"
 HTTP = {"BEACON_PUBLIC_URL": "http://127.0.0.1:8080"}  # plain http: the test client then sends the cookie back
-PAGES = ("overview", "compose", "broadcasts", "cases", "aggregates", "audit")
+PAGES = ("overview", "compose", "broadcasts", "cases", "aggregates", "audit", "assisted")
 ALLOWED = {
     "admin": set(PAGES),
     "responder": {"overview", "compose", "broadcasts", "cases", "aggregates"},
     "analyst": {"overview", "aggregates"},
     "auditor": {"overview", "audit"},
+    "fieldworker": {"assisted"},
 }
 
 
@@ -41,7 +42,7 @@ async def sign_in(run: Running, username: str, password: str = PASSWORD, *, next
     response = await run.client.post("/console/login", allow_redirects=False, data={
         "csrf": csrf_of(await form.text()), "username": username, "password": password, "next": next_})
     assert response.status == 303, await response.text()
-    page = await run.client.get("/console/overview")
+    page = await run.client.get("/console/")  # the role's front door
     assert page.status == 200
     return csrf_of(await page.text())
 

@@ -10,6 +10,7 @@ from beacon.console.i18n import CONSOLE_LANGUAGES
 from beacon.console.throttle import Throttle
 from beacon.console.web import (
     COOKIE,
+    FIELDWORK,
     LOGIN_COOKIE,
     SESSION,
     client_address,
@@ -20,6 +21,7 @@ from beacon.console.web import (
     translate,
 )
 from beacon.context import BEACON
+from domain.vocabulary import Role
 from registry import users
 
 THROTTLE = web.AppKey("console_throttle", Throttle)
@@ -80,7 +82,10 @@ async def login(request: web.Request) -> web.StreamResponse:
             request, "The username and password, or the token, are not right."))
     language = str(form.get("lang") or language_of(request))
     cookie, _ = await users.open_session(beacon.db, actor, role, language if language in CONSOLE_LANGUAGES else "en")
-    response = web.HTTPSeeOther(_safe_next(str(form.get("next") or "")))
+    target = _safe_next(str(form.get("next") or ""))
+    if role == Role.FIELDWORKER and not target.startswith(FIELDWORK):
+        target = FIELDWORK  # the only page a fieldworker may open
+    response = web.HTTPSeeOther(target)
     set_cookie(response, beacon.settings, COOKIE, cookie, max_age=int(users.LIFETIME.total_seconds()))
     response.del_cookie(LOGIN_COOKIE, path="/console")
     raise response

@@ -9,7 +9,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from beacon import api_stats
-from beacon.console.web import SESSION, area_label, language_of, may_see, page, render, translate
+from beacon.console.web import FIELDWORK, SESSION, area_label, language_of, may_see, page, render, translate
 from beacon.context import BEACON
 from campaigns import queries
 from domain.vocabulary import Role
@@ -21,8 +21,8 @@ LATEST = 5
 
 
 async def root(request: web.Request) -> web.StreamResponse:
-    """The console's front door."""
-    raise web.HTTPSeeOther("/console/overview")
+    """The console's front door (a fieldworker's is the registration page)."""
+    raise web.HTTPSeeOther(FIELDWORK if request[SESSION].role == Role.FIELDWORKER else "/console/overview")
 
 
 async def area_table(request: web.Request, exact: bool) -> Table:

@@ -25,6 +25,7 @@ SESSION = web.RequestKey("console_session", users.Session)
 COOKIE = "beacon_session"
 LOGIN_COOKIE = "beacon_login"
 PUBLIC = frozenset({"/console/login"})
+FIELDWORK = "/console/assisted"  # a fieldworker's front door: the only page their role opens
 # Pages by role; admin sees everything.
 PAGES: dict[str, tuple[Role, ...]] = {
     "overview": (Role.RESPONDER, Role.ANALYST, Role.AUDITOR),
@@ -33,6 +34,7 @@ PAGES: dict[str, tuple[Role, ...]] = {
     "cases": (Role.RESPONDER,),
     "aggregates": api_stats.READERS,  # the API's own rule for the numbers and exports
     "audit": (Role.AUDITOR,),
+    "assisted": (Role.FIELDWORKER,),
 }
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
