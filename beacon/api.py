@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from beacon import api_broadcasts, api_polls, api_reports, api_stats, api_webhooks
+from beacon import api_broadcasts, api_cap, api_polls, api_reports, api_stats, api_webhooks
 from beacon.http import authentication
 from beacon.openapi import document
 
@@ -22,4 +22,5 @@ def setup(app: web.Application) -> None:
     api_stats.setup(app)
     api_polls.setup(app)
     api_webhooks.setup(app)
+    api_cap.setup(app)
     api_reports.setup(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from beacon import api_polls, api_reports, api_stats, api_webhooks
+from beacon import api_cap, api_polls, api_reports, api_stats, api_webhooks
 from beacon.api_broadcasts import BroadcastIn
 from domain.vocabulary import CaseStatus, CheckInStatus, Need
 
@@ -54,6 +54,8 @@ _BROADCAST = {
         "created_at": {"type": "string", "format": "date-time"}, "created_by": {"type": "string"},
         "remind_after_minutes": {"type": ["integer", "null"]}, "counts": {"$ref": "#/components/schemas/Counts"},
         "poll": {"type": ["object", "null"]},
+        "cap": {"type": "array", "items": {"type": "object"},
+                "description": "the CAP messages that made or concern this broadcast"},
     },
 }
 _CASE = {
@@ -144,6 +146,9 @@ def document() -> dict[str, Any]:
             "/api/v1/broadcasts/{id}/cancel": {"post": {
                 "summary": "Stop what has not left", "parameters": _ID,
                 "responses": {"200": _json(_ref("Broadcast"), "the broadcast"), **_errors(401, 403, 404)}}},
+            "/api/v1/broadcasts/{id}/send": {"post": {
+                "summary": "Send a draft now (a CAP alert's draft, after review)", "parameters": _ID,
+                "responses": {"200": _json(_ref("Broadcast"), "the broadcast"), **_errors(401, 403, 404, 409)}}},
             "/api/v1/cases": {"get": {
                 "summary": "Need-help cases (every read is audited)",
                 "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
@@ -178,6 +183,7 @@ def document() -> dict[str, Any]:
             **api_stats.openapi_paths(),
             **api_polls.openapi_paths(),
             **api_webhooks.openapi_paths(),
+            **api_cap.openapi_paths(),
             **api_reports.openapi_paths(),
         },
     }

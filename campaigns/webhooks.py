@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from domain.vocabulary import Answer
 from registry import case_files, schema
 from registry.crypto import KeyRing
+from registry.keys import webhook_payload_aad, webhook_secret_aad
 from registry.times import iso
 
 CASE_EVENTS = ("case.opened", "case.assigned", "case.closed")
@@ -28,11 +29,13 @@ DELIVERY_LOG = 200  # deliveries listed at most
 
 
 def secret_aad(webhook_id: int) -> str:
-    return f"webhooks.secret:{webhook_id}"
+    """The associated data sealing a subscription's secret."""
+    return webhook_secret_aad({"id": webhook_id})
 
 
 def payload_aad(event_id: str) -> str:
-    return f"webhook_deliveries.payload:{event_id}"
+    """The associated data sealing a notification's body."""
+    return webhook_payload_aad({"event_id": event_id})
 
 
 def view(row: Any) -> dict[str, Any]:

@@ -123,6 +123,16 @@ def case_aad(field: str) -> Callable[[dict[str, object]], str]:
     return aad
 
 
+def webhook_secret_aad(row: dict[str, object]) -> str:
+    """A webhook subscription's signing secret, bound to the subscription."""
+    return f"webhooks.secret:{row['id']}"
+
+
+def webhook_payload_aad(row: dict[str, object]) -> str:
+    """A queued webhook notification's body, bound to its event id."""
+    return f"webhook_deliveries.payload:{row['event_id']}"
+
+
 SEALED = (
     Sealed("identities", "address_ct", ("id",), identity_aad, ("bidx",)),
     Sealed("profile_secrets", "value_ct", ("registrant_id", "field"), secret_aad),
@@ -131,6 +141,8 @@ SEALED = (
     Sealed("outbox", "body_ct", ("id",), outbox_aad("body"), ("ref",)),
     Sealed("cases", "details_ct", ("id",), case_aad("details")),
     Sealed("cases", "notes_ct", ("id",), case_aad("notes")),
+    Sealed("webhooks", "secret_ct", ("id",), webhook_secret_aad),
+    Sealed("webhook_deliveries", "payload_ct", ("id",), webhook_payload_aad, ("event_id",)),
 )
 
 
