@@ -53,7 +53,7 @@ _BROADCAST = {
         "audience": {"type": "object"}, "send_at": {"type": "string", "format": "date-time"},
         "created_at": {"type": "string", "format": "date-time"}, "created_by": {"type": "string"},
         "remind_after_minutes": {"type": ["integer", "null"]}, "counts": {"$ref": "#/components/schemas/Counts"},
-        "poll": {"type": ["object", "null"]},
+        "poll": {"type": "object", "description": "the question and options, when the broadcast asks a poll"},
         "cap": {"type": "array", "items": {"type": "object"},
                 "description": "the CAP messages that made or concern this broadcast"},
     },

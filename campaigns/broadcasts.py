@@ -264,13 +264,16 @@ async def summary(conn: AsyncConnection, broadcast_id: int) -> dict[str, Any] | 
                        CheckInStatus.NO_REPLY: recipients - safe - need_help})
     if broadcast.poll:
         counts["poll"] = await poll_tally(conn, broadcast_id, len(broadcast.poll["options"]))
-    return {
+    found = {
         "id": broadcast.id, "status": broadcast.status, "check_in": broadcast.check_in,
         "texts": broadcast.texts, "audience": broadcast.audience,
         "send_at": iso(broadcast.send_at), "created_at": iso(broadcast.created_at),
         "created_by": broadcast.created_by, "remind_after_minutes": broadcast.remind_after_minutes,
-        "poll": broadcast.poll, "counts": counts,
+        "counts": counts,
     }
+    if broadcast.poll:
+        found["poll"] = broadcast.poll
+    return found
 
 
 async def poll_tally(conn: AsyncConnection, broadcast_id: int, options: int) -> dict[str, int]:

@@ -50,8 +50,8 @@ async def broadcast(beacon: Running, headers: dict[str, str], broadcast_id: int)
     return dict(await (await beacon.client.get(f"/api/v1/broadcasts/{broadcast_id}", headers=headers)).json())
 
 
-async def test_cap_alert_drafts_for_tripoli_and_cancel_withdraws(start_beacon: StartBeacon) -> None:
-    beacon = await start_beacon()
+async def test_cap_alert_drafts_for_tripoli_and_cancel_withdraws(start_beacon: StartBeacon, database_url: str) -> None:
+    beacon = await start_beacon(BEACON_DATABASE_URL=database_url)
     await beacon.converse(PHONE, "JOIN", "1", "1", "tripoli", "0", "0", "0", "0", "0", "0")
     responder = {"Authorization": f"Bearer {await tokens.create(beacon.beacon.db, 'responder', 'resp')}"}
 

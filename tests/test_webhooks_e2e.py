@@ -27,7 +27,7 @@ def verify(secret: str, header: str, body: bytes) -> bool:
 
 
 @pytest.mark.slow
-async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBeacon) -> None:
+async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBeacon, database_url: str) -> None:
     received: list[tuple[dict[str, str], bytes]] = []
     calls = {"n": 0}
 
@@ -41,7 +41,7 @@ async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBe
     receiver = TestServer(app, host="127.0.0.1")
     await receiver.start_server()
     try:
-        beacon = await start_beacon(BEACON_WEBHOOK_RETRY_SECONDS="0.05")
+        beacon = await start_beacon(BEACON_WEBHOOK_RETRY_SECONDS="0.05", BEACON_DATABASE_URL=database_url)
         admin = {"Authorization": f"Bearer {await tokens.create(beacon.beacon.db, 'admin', 'root')}"}
         responder = {"Authorization": f"Bearer {await tokens.create(beacon.beacon.db, 'responder', 'resp')}"}
         url = str(receiver.make_url("/hook"))
