@@ -269,6 +269,7 @@ async def apply_case_change(beacon: Beacon, case_id: int, by: str, body: CaseCha
             await webhooks.case_event(conn, beacon.keys.ring, "case.closed", case_id)
         view = case_files.view(beacon.keys.ring, row)
     beacon.sender.wake()
+    beacon.webhooks.wake()
     return view
 
 

@@ -41,11 +41,13 @@ class Report:
     cases: int
     lookups: int
     unconsented_erased: int
+    webhook_deliveries: int = 0  # delivery log entries past the message period
 
     def counts(self) -> dict[str, int]:
         return {"profiles_erased": self.profiles_erased, "warnings": len(self.warnings_due),
                 "inbound_bodies": self.inbound_bodies, "outbox_bodies": self.outbox_bodies,
-                "cases": self.cases, "lookups": self.lookups, "unconsented_erased": self.unconsented_erased}
+                "cases": self.cases, "lookups": self.lookups, "unconsented_erased": self.unconsented_erased,
+                "webhook_deliveries": self.webhook_deliveries}
 
 
 async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Report:
@@ -76,8 +78,11 @@ async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Re
         lookups = await conn.execute(delete(schema.status_lookups).where(
             schema.status_lookups.c.at < now - timedelta(days=policy.lookup_days)))
         unconsented = await _erase_unconsented(conn, now - timedelta(days=policy.unconsented_days))
+        d = schema.webhook_deliveries.c
+        deliveries = await conn.execute(delete(schema.webhook_deliveries).where(
+            d.created_at < bodies_before, d.status != "pending"))
         report = Report(len(stale), [int(x) for x in due], inbound.rowcount, outbound.rowcount, cases.rowcount,
-                        lookups.rowcount, unconsented)
+                        lookups.rowcount, unconsented, deliveries.rowcount)
         await audit.append(conn, "system", "retention.run", None, dict(report.counts()))
     return report
 
