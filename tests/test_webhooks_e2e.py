@@ -26,6 +26,12 @@ def verify(secret: str, header: str, body: bytes) -> bool:
     return hmac.compare_digest(expected, parts["v1"])
 
 
+def bodies_id(received: list[tuple[dict[str, str], bytes]]) -> int:
+    """The case id in the case.opened notification among ``received``."""
+    events = [json.loads(body) for _, body in received]
+    return int(next(e for e in events if e["event"] == "case.opened")["data"]["case"]["id"])
+
+
 @pytest.mark.slow
 async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBeacon, database_url: str) -> None:
     received: list[tuple[dict[str, str], bytes]] = []
@@ -36,8 +42,15 @@ async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBe
         received.append((dict(request.headers), await request.read()))
         return web.Response(status=500 if calls["n"] == 1 else 200)
 
+    personal: list[dict[str, Any]] = []
+
+    async def case_system(request: web.Request) -> web.Response:
+        personal.append(await request.json())
+        return web.Response(status=204)
+
     app = web.Application()
     app.router.add_post("/hook", hook)
+    app.router.add_post("/cases", case_system)
     receiver = TestServer(app, host="127.0.0.1")
     await receiver.start_server()
     try:
@@ -57,6 +70,9 @@ async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBe
         secret = subscription["secret"]
         listed = await (await beacon.client.get("/api/v1/webhooks", headers=admin)).json()
         assert [h["id"] for h in listed["items"]] == [subscription["id"]] and "secret" not in listed["items"][0]
+        with_data = await beacon.client.post("/api/v1/webhooks", headers=admin, json={
+            "url": str(receiver.make_url("/cases")), "events": ["case.opened"], "include_personal_data": True})
+        assert with_data.status == 201
 
         await beacon.converse(PHONE, "JOIN", "1", "1", "tripoli", "0", "0", "0", "0", "0", "0")
         sent = await beacon.client.post("/api/v1/broadcasts", headers=responder,
@@ -82,6 +98,12 @@ async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBe
         assert not any("payload" in d or "data" in d for d in deliveries)
 
         assert len(received) == 3
+        for _ in range(100):
+            if personal:
+                break
+            await asyncio.sleep(0.05)
+        shared = personal[0]["data"]["case"]  # a case system allowed personal data gets the responder's view
+        assert shared["id"] == bodies_id(received) and {"registrant_id", "details", "notes"} <= set(shared)
         bodies = {}
         for headers, body in received:
             assert verify(secret, headers["X-Beacon-Signature"], body)
@@ -97,6 +119,7 @@ async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBe
             "broadcast_id": broadcast_id, "counts": {"recipients": 1, "safe": 0, "need_help": 1, "no_reply": 0}}
 
         assert (await beacon.client.delete(f"/api/v1/webhooks/{subscription['id']}", headers=admin)).status == 204
-        assert (await (await beacon.client.get("/api/v1/webhooks", headers=admin)).json())["items"] == []
+        remaining = (await (await beacon.client.get("/api/v1/webhooks", headers=admin)).json())["items"]
+        assert [h["id"] for h in remaining] == [(await with_data.json())["id"]]
     finally:
         await receiver.close()
