@@ -64,7 +64,8 @@ async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBe
         assert (await beacon.client.post("/api/v1/webhooks", headers=responder,
                                          json={"url": url, "events": ["case.opened"]})).status == 403
         created = await beacon.client.post("/api/v1/webhooks", headers=admin,
-                                           json={"url": url, "events": ["case.opened", "checkins.changed"]})
+                                           json={"url": url, "events": ["case.opened", "checkins.changed",
+                                                                              "broadcast.finished"]})
         assert created.status == 201, await created.text()
         subscription = await created.json()
         secret = subscription["secret"]
@@ -89,15 +90,15 @@ async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBe
         for _ in range(200):
             log = await beacon.client.get(f"/api/v1/webhooks/{subscription['id']}/deliveries", headers=admin)
             deliveries = (await log.json())["items"]
-            if len(deliveries) == 2 and all(d["status"] == "delivered" for d in deliveries):
+            if len(deliveries) == 3 and all(d["status"] == "delivered" for d in deliveries):
                 break
             await asyncio.sleep(0.05)
-        assert {d["event"] for d in deliveries} == {"case.opened", "checkins.changed"}
+        assert {d["event"] for d in deliveries} == {"case.opened", "checkins.changed", "broadcast.finished"}
         assert all(d["status_code"] == 200 and d["delivered_at"] for d in deliveries)
-        assert sorted(d["attempts"] for d in deliveries) == [1, 2]  # the first post got a 500 and was retried
+        assert sorted(d["attempts"] for d in deliveries) == [1, 1, 2]  # the first post got a 500 and was retried
         assert not any("payload" in d or "data" in d for d in deliveries)
 
-        assert len(received) == 3
+        assert len(received) == 4
         for _ in range(100):
             if personal:
                 break
@@ -117,6 +118,8 @@ async def test_signed_webhook_retried_after_500_and_logged(start_beacon: StartBe
         assert "registrant_id" not in case and "details" not in case  # no personal data unless enabled
         assert bodies["checkins.changed"]["data"] == {
             "broadcast_id": broadcast_id, "counts": {"recipients": 1, "safe": 0, "need_help": 1, "no_reply": 0}}
+        assert bodies["broadcast.finished"]["data"]["broadcast"]["id"] == broadcast_id
+        assert bodies["broadcast.finished"]["data"]["broadcast"]["recipients"] == 1
 
         assert (await beacon.client.delete(f"/api/v1/webhooks/{subscription['id']}", headers=admin)).status == 204
         remaining = (await (await beacon.client.get("/api/v1/webhooks", headers=admin)).json())["items"]
