@@ -10,7 +10,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from campaigns import cap
 from campaigns.cap_feed import CapFeed
+from domain.areas import Gazetteer
 from registry import tokens
 from tests.conftest import Running, StartBeacon
 
@@ -142,3 +144,12 @@ async def test_cap_feed_atom_entries_become_drafts_once(start_beacon: StartBeaco
                              str(server.make_url("/feed.atom"))).poll() == {"duplicate": 1}  # another process
     finally:
         await server.close()
+
+
+def test_a_circle_around_an_area_matches_it_and_areas_within_it_go_with_it() -> None:
+    gazetteer = Gazetteer.load()
+    near = cap.parse(alert("C", area="<circle>32.89,13.19 5</circle>"))
+    assert cap.matching_areas(gazetteer, near) == ["tripoli"]  # Tripoli Centre, within it, goes with it
+    misrata = cap.parse(alert("M", area="<circle>32.3754,15.0925 1</circle>"))
+    assert cap.matching_areas(gazetteer, misrata) == ["misrata"]
+    assert cap.matching_areas(gazetteer, cap.parse(alert("S", area="<circle>0,0 10</circle>"))) == []
