@@ -7,6 +7,7 @@ from aiohttp import web
 from beacon import (
     api_arrangements,
     api_broadcasts,
+    api_cap,
     api_hxl,
     api_polls,
     api_reports,
@@ -31,6 +32,7 @@ def setup(app: web.Application) -> None:
     api_stats.setup(app)
     api_polls.setup(app)
     api_webhooks.setup(app)
+    api_cap.setup(app)
     api_reports.setup(app)
     api_arrangements.setup(app)
     api_hxl.setup(app)

@@ -14,7 +14,7 @@ from beacon.context import BEACON, Beacon
 from beacon.http import CALLER, MAX_ID, api_error, parse, path_id, requires
 from bot import texts
 from bot.i18n import LANGUAGES
-from campaigns import broadcasts, cases, queries, webhooks
+from campaigns import broadcasts, cap, cases, queries, webhooks
 from domain.segments import segments
 from domain.vocabulary import CaseStatus, ChannelKind, Role
 from registry import audit, case_files
@@ -173,12 +173,31 @@ async def create_broadcast(request: web.Request) -> web.Response:
 
 @requires(Role.RESPONDER)
 async def get_broadcast(request: web.Request) -> web.Response:
-    """A broadcast with its tallies."""
+    """A broadcast with its tallies, and the CAP messages that made or concern it."""
+    broadcast_id = path_id(request, "broadcast")
     async with request.app[BEACON].db.read() as conn:
-        found = await broadcasts.summary(conn, path_id(request, "broadcast"))
+        found = await broadcasts.summary(conn, broadcast_id)
+        alerts = await cap.history(conn, broadcast_id)
     if found is None:
         raise api_error(404, "not_found", "no such broadcast")
+    if alerts:
+        found["cap"] = alerts
     return web.json_response(found)
+
+
+@requires(Role.RESPONDER)
+async def send_broadcast(request: web.Request) -> web.Response:
+    """Send a draft (a CAP alert's) now; 409 for a broadcast that is not a draft."""
+    beacon = request.app[BEACON]
+    broadcast_id = path_id(request, "broadcast")
+    status = await broadcasts.approve(beacon.db, broadcast_id, _caller(request))
+    if status is None:
+        raise api_error(404, "not_found", "no such broadcast")
+    if status != "draft":
+        raise api_error(409, "conflict", f"only a draft can be sent; this broadcast is {status}")
+    beacon.runner.wake()
+    async with beacon.db.read() as conn:
+        return web.json_response(await broadcasts.summary(conn, broadcast_id))
 
 
 @requires(Role.RESPONDER)
@@ -250,6 +269,7 @@ async def apply_case_change(beacon: Beacon, case_id: int, by: str, body: CaseCha
             await webhooks.case_event(conn, beacon.keys.ring, "case.closed", case_id)
         view = case_files.view(beacon.keys.ring, row)
     beacon.sender.wake()
+    beacon.webhooks.wake()
     return view
 
 
@@ -311,6 +331,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/broadcasts", list_broadcasts)
     app.router.add_get("/api/v1/broadcasts/{id}", get_broadcast)
     app.router.add_post("/api/v1/broadcasts/{id}/cancel", cancel_broadcast)
+    app.router.add_post("/api/v1/broadcasts/{id}/send", send_broadcast)
     app.router.add_get("/api/v1/cases", list_cases)
     app.router.add_patch("/api/v1/cases/{id}", change_case)
     app.router.add_get("/api/v1/audit", list_audit)

@@ -15,6 +15,7 @@ from beacon.config import Settings
 from beacon.context import BEACON, Beacon, open_beacon
 from beacon.service import SWEEP_SECONDS
 from campaigns import reports, upkeep
+from campaigns.cap_feed import CapFeed
 from channels.base import Provider, WebhookCall, WebhookRejected
 from registry.keys import CHECK_SECONDS
 
@@ -81,7 +82,16 @@ def upkeep_jobs(beacon: Beacon) -> list[tuple[Callable[[], Awaitable[None]], int
     async def reports_due() -> None:  # next_run_at in the database is the clock; this only looks
         await reports.run_due(beacon.db, beacon.gazetteer, beacon.tables, settings.min_cell)
 
-    return [(retention, 24 * 3600), (nudges, 3600), (reports_due, reports.CHECK_SECONDS)]
+    jobs: list[tuple[Callable[[], Awaitable[None]], int]] = [
+        (retention, 24 * 3600), (nudges, 3600), (reports_due, reports.CHECK_SECONDS)]
+    if settings.cap_feed_url:
+        feed = CapFeed(beacon.db, beacon.gazetteer, settings.cap_feed_url)
+
+        async def cap_alerts() -> None:  # drafts only: a responder sends them
+            await feed.poll()
+
+        jobs.append((cap_alerts, settings.cap_poll_minutes * 60))
+    return jobs
 
 
 def create_app(settings: Settings, *, worker: bool = True) -> web.Application:

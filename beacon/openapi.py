@@ -6,6 +6,7 @@ from typing import Any
 
 from beacon import (
     api_arrangements,
+    api_cap,
     api_hxl,
     api_polls,
     api_reports,
@@ -61,7 +62,9 @@ _BROADCAST = {
         "audience": {"type": "object"}, "send_at": {"type": "string", "format": "date-time"},
         "created_at": {"type": "string", "format": "date-time"}, "created_by": {"type": "string"},
         "remind_after_minutes": {"type": ["integer", "null"]}, "counts": {"$ref": "#/components/schemas/Counts"},
-        "poll": {"type": ["object", "null"]},
+        "poll": {"type": "object", "description": "the question and options, when the broadcast asks a poll"},
+        "cap": {"type": "array", "items": {"type": "object"},
+                "description": "the CAP messages that made or concern this broadcast"},
     },
 }
 _CASE = {
@@ -154,6 +157,9 @@ def document() -> dict[str, Any]:
             "/api/v1/broadcasts/{id}/cancel": {"post": {
                 "summary": "Stop what has not left", "parameters": _ID,
                 "responses": {"200": _json(_ref("Broadcast"), "the broadcast"), **_errors(401, 403, 404)}}},
+            "/api/v1/broadcasts/{id}/send": {"post": {
+                "summary": "Send a draft now (a CAP alert's draft, after review)", "parameters": _ID,
+                "responses": {"200": _json(_ref("Broadcast"), "the broadcast"), **_errors(401, 403, 404, 409)}}},
             "/api/v1/cases": {"get": {
                 "summary": "Need-help cases (every read is audited)",
                 "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
@@ -188,6 +194,7 @@ def document() -> dict[str, Any]:
             **api_stats.openapi_paths(),
             **api_polls.openapi_paths(),
             **api_webhooks.openapi_paths(),
+            **api_cap.openapi_paths(),
             **api_reports.openapi_paths(),
             **api_arrangements.openapi_paths(),
             **api_hxl.openapi_paths(),

@@ -135,6 +135,31 @@ async def create(db: Database, *, texts_by_language: dict[str, str], audience: A
     return int(broadcast_id)
 
 
+async def insert_draft(conn: AsyncConnection, *, texts_by_language: dict[str, str], audience: Audience,
+                       created_by: str) -> int:
+    """Store a draft: it waits for a responder to send it (``approve``), and is never due by itself."""
+    now = datetime.now(UTC)
+    b = schema.broadcasts.c
+    broadcast_id = (await conn.execute(schema.broadcasts.insert().values(
+        texts=texts_by_language, audience=audience.to_json(), check_in=False, send_at=now, status="draft", cursor=0,
+        created_by=created_by, created_at=now).returning(b.id))).scalar_one()
+    await audit.append(conn, created_by, "broadcast.drafted", str(broadcast_id),
+                       {"languages": sorted(texts_by_language)})
+    return int(broadcast_id)
+
+
+async def approve(db: Database, broadcast_id: int, by: str) -> str | None:
+    """Send a draft now: it becomes due at once. Returns the status it had (None when unknown)."""
+    b = schema.broadcasts.c
+    async with db.write() as conn:
+        found = (await conn.execute(select(b.status).where(b.id == broadcast_id))).scalar()
+        if found == "draft":
+            await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id, b.status == "draft")
+                               .values(status="scheduled", send_at=datetime.now(UTC)))
+            await audit.append(conn, by, "broadcast.approved", str(broadcast_id))
+    return str(found) if found is not None else None
+
+
 async def due(db: Database) -> list[int]:
     """Broadcasts whose time has come and that are not finished (including ones a crash interrupted)."""
     b = schema.broadcasts.c
@@ -205,7 +230,7 @@ async def cancel(db: Database, broadcast_id: int, by: str) -> int | None:
         if found is None:
             return None
         stopped = (await conn.execute(update(schema.broadcasts).where(
-            b.id == broadcast_id, b.status.in_(("scheduled", "sending")))
+            b.id == broadcast_id, b.status.in_(("draft", "scheduled", "sending")))
             .values(status="cancelled", finished_at=datetime.now(UTC)))).rowcount
         withdrawn = (await conn.execute(update(schema.outbox).where(
             o.broadcast_id == broadcast_id, o.status == "queued")
@@ -242,13 +267,16 @@ async def summary(conn: AsyncConnection, broadcast_id: int) -> dict[str, Any] | 
                        CheckInStatus.NO_REPLY: recipients - safe - need_help})
     if broadcast.poll:
         counts["poll"] = await poll_tally(conn, broadcast_id, len(broadcast.poll["options"]))
-    return {
+    found = {
         "id": broadcast.id, "status": broadcast.status, "check_in": broadcast.check_in,
         "texts": broadcast.texts, "audience": broadcast.audience,
         "send_at": iso(broadcast.send_at), "created_at": iso(broadcast.created_at),
         "created_by": broadcast.created_by, "remind_after_minutes": broadcast.remind_after_minutes,
-        "poll": broadcast.poll, "counts": counts,
+        "counts": counts,
     }
+    if broadcast.poll:
+        found["poll"] = broadcast.poll
+    return found
 
 
 async def poll_tally(conn: AsyncConnection, broadcast_id: int, options: int) -> dict[str, int]:

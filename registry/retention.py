@@ -48,12 +48,13 @@ class Report:
     lookups: int
     unconsented_erased: int
     invitations_expired: int = 0
+    webhook_deliveries: int = 0  # delivery log entries past the message period
 
     def counts(self) -> dict[str, int]:
         return {"profiles_erased": self.profiles_erased, "warnings": len(self.warnings_due),
                 "inbound_bodies": self.inbound_bodies, "outbox_bodies": self.outbox_bodies,
                 "cases": self.cases, "lookups": self.lookups, "unconsented_erased": self.unconsented_erased,
-                "invitations_expired": self.invitations_expired}
+                "invitations_expired": self.invitations_expired, "webhook_deliveries": self.webhook_deliveries}
 
 
 async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Report:
@@ -87,8 +88,11 @@ async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Re
             schema.status_lookups.c.at < now - timedelta(days=policy.lookup_days)))
         unconsented = await _erase_unconsented(conn, now - timedelta(days=policy.unconsented_days))
         expired = await _erase_invited(conn, now - timedelta(days=policy.invitation_days))
+        d = schema.webhook_deliveries.c
+        deliveries = await conn.execute(delete(schema.webhook_deliveries).where(
+            d.created_at < bodies_before, d.status != "pending"))
         report = Report(len(stale), [int(x) for x in due], inbound.rowcount, outbound.rowcount, cases.rowcount,
-                        lookups.rowcount, unconsented, expired)
+                        lookups.rowcount, unconsented, expired, deliveries.rowcount)
         await audit.append(conn, "system", "retention.run", None, dict(report.counts()))
     return report
 

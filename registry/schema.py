@@ -490,3 +490,22 @@ signup_codes = Table(
 )
 Index("ix_signup_codes_bidx", signup_codes.c.bidx, signup_codes.c.created_at)
 Index("ix_signup_codes_client", signup_codes.c.client, signup_codes.c.created_at)
+
+# CAP 1.2 messages received (by POST or from the feed): a message is taken once (sender + identifier);
+# an Alert makes a draft broadcast, an Update or Cancel changes or withdraws it while it is a draft.
+cap_alerts = Table(
+    "cap_alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("sender", String(200), nullable=False),
+    Column("identifier", String(200), nullable=False),
+    Column("sent", String(40), nullable=False),
+    Column("msg_type", String(16), nullable=False),  # Alert | Update | Cancel
+    Column("headline", Text),  # public alert text
+    Column("broadcast_id", Id, ForeignKey("broadcasts.id", ondelete="SET NULL")),
+    Column("outcome", String(32), nullable=False),  # drafted | updated | withdrawn | noted | no_area | ...
+    Column("received_by", String(64), nullable=False),  # the token's name, or "cap-feed"
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("sender", "identifier", name="uq_cap_alerts_message"),
+)
+Index("ix_cap_alerts_broadcast", cap_alerts.c.broadcast_id)

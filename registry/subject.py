@@ -63,7 +63,8 @@ async def export(conn: AsyncConnection, keys: KeyRing, registrant_id: int) -> di
     ]
     check_ins = [
         {"broadcast_id": x.broadcast_id, "answer": x.answer, "answered_at": iso(x.answered_at),
-         "reminders_sent": x.reminders_sent}
+         "reminders_sent": x.reminders_sent, "poll_answer": x.poll_answer,
+         "poll_answered_at": iso(x.poll_answered_at)}
         for x in (await conn.execute(select(schema.recipients).where(
             schema.recipients.c.registrant_id == registrant_id))).all()
     ]

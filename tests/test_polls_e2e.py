@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from registry import schema, tokens
@@ -50,8 +51,10 @@ async def broadcast(beacon: Running, headers: dict[str, str], **extra: Any) -> i
     raise AssertionError("the broadcast never left")
 
 
-async def test_poll_answers_in_three_languages_tallied_and_suppressed(start_beacon: StartBeacon) -> None:
-    beacon = await start_beacon(BEACON_MIN_CELL="3")
+@pytest.mark.slow
+async def test_poll_answers_in_three_languages_tallied_and_suppressed(start_beacon: StartBeacon,
+                                                                     database_url: str) -> None:
+    beacon = await start_beacon(BEACON_MIN_CELL="3", BEACON_DATABASE_URL=database_url)
     await register(beacon)
     responder = await bearer(beacon, "responder", "resp")
     poll_id = await broadcast(beacon, responder, poll=POLL)
