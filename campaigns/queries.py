@@ -79,8 +79,8 @@ def _with_tallies(row: Any) -> dict[str, Any]:
         "texts": row.texts, "audience": row.audience,
         "send_at": iso(row.send_at), "created_at": iso(row.created_at),
         "created_by": row.created_by, "remind_after_minutes": row.remind_after_minutes,
-        "poll": row.poll, "counts": counts,
-    }
+        "counts": counts,
+    } | ({"poll": row.poll} if row.poll else {})
 
 
 async def broadcast_total(conn: AsyncConnection) -> int:
