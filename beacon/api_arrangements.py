@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from sqlalchemy import select, update
 
 from beacon import api_stats, sharing
-from beacon.context import BEACON
+from beacon.context import BEACON, Beacon
 from beacon.http import CALLER, api_error, parse, path_id, requires
 from domain.vocabulary import Role
 from registry import aggregates, arrangements, audit, exports, schema
@@ -75,19 +75,25 @@ def _invalid(field: str, message: str) -> web.HTTPException:
     return api_error(422, "validation_error", f"invalid field(s): {field}", [{"field": field, "message": message}])
 
 
+def terms_of(beacon: Beacon, body: ArrangementIn) -> Terms | tuple[str, str]:
+    """The terms to record, or (field, message) for what this service cannot accept (API and console)."""
+    if body.min_cell < beacon.settings.min_cell:
+        return "min_cell", f"min_cell may not be below the service's ({beacon.settings.min_cell})"
+    if body.area_level > aggregates.max_level(beacon.gazetteer):
+        return "area_level", "the gazetteer has no such level"
+    if len(set(body.dimensions)) != len(body.dimensions) or len(set(body.formats)) != len(body.formats):
+        return "dimensions", "a dimension or format is listed twice"
+    return Terms(body.partner, body.contact, tuple(body.purposes), tuple(body.dimensions), body.area_level,
+                 body.min_cell, tuple(body.formats), body.frequency, body.starts_on, body.ends_on, body.legal_basis)
+
+
 @requires()
 async def create_arrangement(request: web.Request) -> web.Response:
     """Record an arrangement (admin)."""
     body = await parse(request, ArrangementIn)
-    settings = request.app[BEACON].settings
-    if body.min_cell < settings.min_cell:
-        raise _invalid("min_cell", f"min_cell may not be below the service's ({settings.min_cell})")
-    if body.area_level > aggregates.max_level(request.app[BEACON].gazetteer):
-        raise _invalid("area_level", "the gazetteer has no such level")
-    if len(set(body.dimensions)) != len(body.dimensions) or len(set(body.formats)) != len(body.formats):
-        raise _invalid("dimensions", "a dimension or format is listed twice")
-    terms = Terms(body.partner, body.contact, tuple(body.purposes), tuple(body.dimensions), body.area_level,
-                  body.min_cell, tuple(body.formats), body.frequency, body.starts_on, body.ends_on, body.legal_basis)
+    terms = terms_of(request.app[BEACON], body)
+    if isinstance(terms, tuple):
+        raise _invalid(*terms)
     async with request.app[BEACON].db.write() as conn:
         found = await arrangements.record(conn, terms, request[CALLER].name)
     return web.json_response(found.as_json(), status=201)

@@ -66,6 +66,8 @@ class Arrangement:
             return "format"
         if any(name not in self.terms.dimensions for name in query.by):
             return "dimension"
+        if query.broadcast is not None and "status" not in self.terms.dimensions:
+            return "dimension"  # a broadcast's recipients are a population the arrangement does not cover
         if query.level > self.terms.area_level:
             return "area_level"
         return None

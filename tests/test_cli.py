@@ -102,11 +102,16 @@ async def test_migrate_and_tokens(env: dict[str, str]) -> None:
         rows = db.execute("SELECT name, role, token_hash, revoked_at FROM api_tokens").fetchall()
     assert rows == [("x", "responder", hashlib.sha256(token.encode()).hexdigest(), None)]
 
-    again, bad_role = await asyncio.gather(beacon(env, "token", "create", "--role", "admin", "--name", "x"),
-                                           beacon(env, "token", "create", "--role", "king", "--name", "y"))
+    again, bad_role, unbound, no_such = await asyncio.gather(
+        beacon(env, "token", "create", "--role", "admin", "--name", "x"),
+        beacon(env, "token", "create", "--role", "king", "--name", "y"),
+        beacon(env, "token", "create", "--role", "partner", "--name", "p"),
+        beacon(env, "token", "create", "--role", "partner", "--name", "q", "--arrangement", "5"))
     assert_one_line_error(again, contains="already exists")
     assert token not in again.out + again.err
     assert_one_line_error(bad_role, contains="king")
+    assert_one_line_error(unbound, contains="--arrangement")  # a partner token is always bound to one
+    assert_one_line_error(no_such, contains="no arrangement 5")
 
     revoked = await beacon(env, "token", "revoke", "x")
     assert revoked.code == 0, revoked

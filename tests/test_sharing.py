@@ -103,12 +103,12 @@ async def test_partner_fetches_only_inside_its_arrangement(start_beacon: StartBe
     assert all(e["actor"] == "unhcr" and e["detail"]["arrangement"] == current for e in fetched)
 
     # -- outside: another dimension, a finer level, another format, another endpoint: 403, audited --
-    for path in ("/api/v1/stats?by=nationality", "/api/v1/stats?by=area&level=1",
+    for path in ("/api/v1/stats?by=nationality", "/api/v1/stats?by=area&broadcast=1", "/api/v1/stats?by=area&level=1",
                  "/api/v1/stats.geojson?by=area", "/api/v1/cases", "/api/v1/reports/situation"):
         refused = await beacon.client.get(path, headers=partner)
         assert refused.status == 403, path
     reasons = [e["detail"]["reason"] for e in await audited(beacon, auditor, "arrangement.refused")]
-    assert sorted(reasons) == sorted(["dimension", "area_level", "format", "endpoint", "endpoint"])
+    assert sorted(reasons) == sorted(["dimension", "dimension", "area_level", "format", "endpoint", "endpoint"])
 
     # -- outside its dates: expired on its end date, not yet started --
     for arrangement, name in ((expired, "old"), (future, "new")):
@@ -125,7 +125,7 @@ async def test_partner_fetches_only_inside_its_arrangement(start_beacon: StartBe
     document = await (await beacon.client.get("/api/v1/openapi.json")).json()
     validate(document, "/api/v1/arrangements", "get", 200, register)
     listed = {a["id"]: a for a in register["items"]}
-    assert listed[current]["usage"] == {"fetches": 2, "refused": 6, "special_runs": 0}
+    assert listed[current]["usage"] == {"fetches": 2, "refused": 7, "special_runs": 0}
     assert listed[current]["in_force"] and not listed[expired]["in_force"] and not listed[future]["in_force"]
     assert listed[expired]["usage"]["refused"] == 1 and listed[current]["legal_basis"].startswith("Data sharing")
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from registry import arrangements
+from registry import arrangements, audit
 from registry.aggregates import DIMENSIONS
 from registry.arrangements import FORMATS, Terms
 from registry.crypto import MasterKeys
@@ -67,6 +67,7 @@ async def record_arrangement(env: Mapping[str, str]) -> int:
                   today - timedelta(days=1), today + timedelta(days=30), "agreement")
     try:
         await db.migrate()
+        audit.use(MasterKeys.parse(env["BEACON_KEYS"]))  # keyed as the server keys the same chain
         async with db.write() as conn:
             return (await arrangements.record(conn, terms, "harness")).id
     finally:
