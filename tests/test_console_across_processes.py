@@ -21,7 +21,8 @@ async def test_a_session_signed_in_on_one_web_process_works_on_the_other(start_b
     two = await start_beacon(worker=False, **shared)
     await users.create_user(one.beacon.db, "amal", "responder", PASSWORD)
     csrf = await sign_in(one, "amal")
-    session = {COOKIE: one.client.session.cookie_jar.filter_cookies(one.client.make_url("/console/overview"))[COOKIE].value}
+    jar = one.client.session.cookie_jar
+    session = {COOKIE: jar.filter_cookies(one.client.make_url("/console/overview"))[COOKIE].value}
     page = await two.client.get("/console/broadcasts", cookies=session)
     assert page.status == 200 and csrf_of(await page.text()) == csrf
     signed_out = await two.client.post("/console/logout", cookies=session, data={"csrf": csrf},
