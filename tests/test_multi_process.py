@@ -131,5 +131,5 @@ async def test_two_web_and_two_workers_survive_a_killed_worker(tmp_path: Path) -
             for process in (*webs, *workers):
                 if process.proc is not None and process.proc.poll() is None:
                     process.stop()
-    steps = ", ".join(f"{name} {at - before:.1f} s" for (_, before), (name, at) in zip(marks, marks[1:]))
+    steps = ", ".join(f"{name} {at - before:.1f} s" for (_, before), (name, at) in zip(marks, marks[1:], strict=False))
     print(f"\n{RECIPIENTS} recipients, {duplicates} sent twice after the kill; {steps}")
