@@ -26,6 +26,7 @@ from tests.conftest import POSTGRES_URL, dev_keys, reset_postgres
 MESSAGES = 20
 
 
+@pytest.mark.slow
 async def test_two_processes_racing_for_one_message_reply_once() -> None:
     if not POSTGRES_URL:
         pytest.skip("BEACON_TEST_POSTGRES_URL is not set")

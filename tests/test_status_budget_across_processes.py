@@ -18,6 +18,7 @@ from tests.conftest import POSTGRES_URL, dev_keys, reset_postgres
 GUESSES = family.FAILED_LOOKUP_BUDGET + 40
 
 
+@pytest.mark.slow
 async def test_concurrent_guesses_on_two_processes_share_one_budget() -> None:
     if not POSTGRES_URL:
         pytest.skip("BEACON_TEST_POSTGRES_URL is not set")

@@ -35,6 +35,7 @@ class Woken:
                 await self.changed.wait()
 
 
+@pytest.mark.slow
 async def test_a_web_process_wakes_the_workers_of_other_processes() -> None:
     if not POSTGRES_URL:
         pytest.skip("BEACON_TEST_POSTGRES_URL is not set")
