@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from beacon import api, console, join, metrics, public
+from beacon import api, console, join, metrics, public, wakeups
 from beacon.config import Settings
 from beacon.context import BEACON, Beacon, open_beacon
 from beacon.service import SWEEP_SECONDS
@@ -63,6 +63,14 @@ async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
         tasks.append(asyncio.create_task(beacon.runner.run(beacon.stop)))
         tasks.append(asyncio.create_task(beacon.webhooks.run(beacon.stop)))
         beacon.runner.start_schedule(upkeep_jobs(beacon))
+    if not beacon.db.sqlite:  # other processes share the database: wake theirs, or be woken by them
+        if worker:
+            tasks.append(asyncio.create_task(
+                wakeups.listen(beacon.settings.database_url, beacon.sender, beacon.runner, beacon.stop)))
+        else:
+            announcer = wakeups.Announcer(beacon.db)
+            announcer.attach(beacon.sender, beacon.runner)
+            tasks.append(asyncio.create_task(announcer.run(beacon.stop)))
     return tasks
 
 

@@ -17,7 +17,7 @@ from typing import NoReturn
 import phonenumbers
 from aiohttp import web
 
-from beacon import config, metrics
+from beacon import config, metrics, wakeups
 from beacon.app import create_app, follow_keys, upkeep_jobs
 from beacon.context import master_keys, open_beacon
 from beacon.errors import describe
@@ -78,9 +78,12 @@ def worker(settings: config.Settings, args: argparse.Namespace) -> int:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
             await beacon.service.recover()
             beacon.runner.start_schedule(upkeep_jobs(beacon))
+            loops = [beacon.sender.run(beacon.stop), beacon.runner.run(beacon.stop), beacon.webhooks.run(beacon.stop),
+                     follow_keys(beacon)]
+            if not beacon.db.sqlite:  # web processes announce the work they queue
+                loops.append(wakeups.listen(settings.database_url, beacon.sender, beacon.runner, beacon.stop))
             try:
-                await asyncio.gather(beacon.sender.run(beacon.stop), beacon.runner.run(beacon.stop),
-                                     beacon.webhooks.run(beacon.stop), follow_keys(beacon))
+                await asyncio.gather(*loops)
             finally:
                 beacon.runner.stop_schedule()
 

@@ -264,7 +264,10 @@ class Service:
             if row is None:
                 return []
             now = datetime.now(UTC)
-            await conn.execute(update(schema.inbound).where(i.id == inbound_id).values(processed_at=now))
+            claimed = await conn.execute(update(schema.inbound).where(
+                i.id == inbound_id, i.processed_at.is_(None)).values(processed_at=now))
+            if claimed.rowcount != 1:  # another process took it meanwhile (PostgreSQL re-checks the row)
+                return []
             previous = (await conn.execute(select(func.max(i.received_at)).where(
                 i.registrant_id == row.registrant_id, i.id < inbound_id))).scalar() if row.registrant_id else None
             state = await store.load_state(conn, keys, row.registrant_id, previous, self.bot.default_language) \

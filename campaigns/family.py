@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from prometheus_client import Counter, Gauge
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot import texts
@@ -39,6 +39,9 @@ CODE_LENGTH = 8
 LOOKUP_WINDOW = timedelta(hours=1)
 MAX_FAILED_LOOKUPS = 5  # per asker and window
 FAILED_LOOKUP_BUDGET = 100  # across everyone and window: more means someone is guessing codes
+# On PostgreSQL look-ups from every process take turns, so that concurrent ones cannot all pass the count
+# before any is recorded (the limits hold exactly, however many web processes there are).
+_LOOKUP_LOCK = text("SELECT pg_advisory_xact_lock(7466357)")
 BUDGET_EXHAUSTED = Counter("beacon_status_lookup_budget_exhausted_total",
                            "STATUS look-ups refused because everyone's failed look-ups used up the window's budget")
 FAILED_IN_WINDOW = Gauge("beacon_status_lookup_failures_window",
@@ -131,6 +134,8 @@ async def lookup(conn: AsyncConnection, keys: KeyRing, requester_bidx: bytes, co
     budget across everyone; a refused look-up is not counted, so the window ends for everyone alike."""
     sl = schema.status_lookups.c
     now = now or datetime.now(UTC)
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_LOOKUP_LOCK)
     failed = (sl.found.is_(False), sl.at > now - LOOKUP_WINDOW)
     own = (await conn.execute(select(func.count()).where(sl.requester_bidx == requester_bidx, *failed))).scalar_one()
     if own >= MAX_FAILED_LOOKUPS:

@@ -45,11 +45,14 @@ class Runner:
         self.max_reminders = max_reminders
         self.family_channel = family_channel
         self._wake = asyncio.Event()
+        self.also_wake: list[Callable[[], None]] = []  # told on each wake(): e.g. the workers of other processes
         self._scheduler: AsyncIOScheduler | None = None
 
     def wake(self) -> None:
         """Look for due broadcasts now."""
         self._wake.set()
+        for tell in self.also_wake:
+            tell()
 
     def start_schedule(self, extra_jobs: Sequence[tuple[Callable[[], Awaitable[None]], int]] = ()) -> None:
         """Start APScheduler's ticks: broadcasts every 5 s, reminders every 30 s, plus extra (job, seconds)."""

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,6 +84,7 @@ class Sender:
         self.default_language = default_language  # for the labels of messages queued without one
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
+        self.also_wake: list[Callable[[], None]] = []  # told on each wake(): e.g. the workers of other processes
         # refs of rows claimed by this process and not yet recorded (a row id can be reused on SQLite once
         # its row was erased: the random ref cannot)
         self._held: set[str] = set()
@@ -103,6 +105,8 @@ class Sender:
     def wake(self) -> None:
         """Tell the loop there is something new to send."""
         self._wake.set()
+        for tell in self.also_wake:
+            tell()
 
     async def wait_idle(self) -> None:
         """Return once this process holds no row and none is due in the outbox (a later retry may wait).

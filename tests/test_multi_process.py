@@ -65,6 +65,7 @@ async def test_two_web_and_two_workers_survive_a_killed_worker(tmp_path: Path) -
     if not POSTGRES_URL:
         pytest.skip("BEACON_TEST_POSTGRES_URL is not set")
     await reset_postgres(POSTGRES_URL)
+    marks = [("start", time.monotonic())]
     keys = dev_keys()
     master = MasterKeys.parse(keys)
     audit.use(master)
@@ -75,6 +76,7 @@ async def test_two_web_and_two_workers_survive_a_killed_worker(tmp_path: Path) -
         token = await tokens.create(db, "responder", "scale")
     finally:
         await db.close()
+    marks.append(("seeded", time.monotonic()))
     headers = {"Authorization": f"Bearer {token}"}
     async with TwilioDouble(ACCOUNT_SID, AUTH_TOKEN) as twilio:
         env = postgres_env(POSTGRES_URL, keys, twilio, BEACON_PUBLIC_URL=PUBLIC_URL,
@@ -90,6 +92,7 @@ async def test_two_web_and_two_workers_survive_a_killed_worker(tmp_path: Path) -
             async with aiohttp.ClientSession() as session:
                 for web, port in zip(webs, ports, strict=True):
                     await healthy(session, web, port)
+                marks.append(("up", time.monotonic()))
                 async with session.post(f"http://127.0.0.1:{ports[0]}/api/v1/broadcasts", headers=headers,
                                         json={"text": {"en": "Evacuate now"}, "check_in": True}) as r:
                     assert r.status == 201
@@ -100,6 +103,7 @@ async def test_two_web_and_two_workers_survive_a_killed_worker(tmp_path: Path) -
                 everyone = {phone(n) for n in range(1, RECIPIENTS + 1)}
                 await twilio.wait_for(lambda: len({m.to for m in twilio.messages}) >= RECIPIENTS, timeout=180)
                 assert {m.to for m in twilio.messages} == everyone
+                marks.append(("sent", time.monotonic()))
                 delivered = Counter(m.to for m in twilio.messages)
                 duplicates = sum(n - 1 for n in delivered.values())
                 # Only what the killed worker held can have left twice; the live one is never the cause.
@@ -118,6 +122,7 @@ async def test_two_web_and_two_workers_survive_a_killed_worker(tmp_path: Path) -
                     if all(c["safe"] >= REPLIES for c in seen):
                         break
                     await asyncio.sleep(0.2)
+                marks.append(("tallied", time.monotonic()))
                 for tally in seen:
                     assert tally["recipients"] == RECIPIENTS
                     assert tally["safe"] == REPLIES and tally["need_help"] == 0, tally
@@ -126,4 +131,5 @@ async def test_two_web_and_two_workers_survive_a_killed_worker(tmp_path: Path) -
             for process in (*webs, *workers):
                 if process.proc is not None and process.proc.poll() is None:
                     process.stop()
-    print(f"\n{RECIPIENTS} recipients, {duplicates} sent twice after the kill")
+    steps = ", ".join(f"{name} {at - before:.1f} s" for (_, before), (name, at) in zip(marks, marks[1:], strict=False))
+    print(f"\n{RECIPIENTS} recipients, {duplicates} sent twice after the kill; {steps}")
