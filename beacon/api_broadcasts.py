@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter as Tally
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from beacon.context import BEACON, Beacon
 from beacon.http import CALLER, MAX_ID, api_error, parse, path_id, requires
 from bot import texts
 from bot.i18n import LANGUAGES
-from campaigns import broadcasts, cases, queries
+from campaigns import broadcasts, cases, outbox, queries
 from domain.segments import segments
 from domain.vocabulary import CaseStatus, ChannelKind, Role
 from registry import audit, case_files
@@ -22,6 +23,8 @@ from registry.times import iso
 
 # Estimated price of one SMS segment in USD; a planning figure, not a bill.
 SMS_SEGMENT_PRICE = 0.0079
+WORDS_PER_MINUTE = 130  # a synthetic voice reading a broadcast
+CALL_OVERHEAD_SECONDS = 20  # ringing, machine detection, the check-in question and its answer
 
 
 def _caller(request: web.Request) -> str:
@@ -90,7 +93,9 @@ async def preview_of(beacon: Beacon, body: BroadcastIn) -> dict[str, Any]:
     audience = broadcasts.Audience.from_json(body.audience.model_dump())
     async with beacon.db.read() as conn:
         chosen = broadcasts.pick((await conn.execute(broadcasts.audience_query(beacon.gazetteer, audience))).all())
-    members = [(row.language or settings.default_language, row.last_channel) for row in chosen.values()]
+    members = [(row.language or settings.default_language, outbox.delivery_channel(row.last_channel,
+                                                                                  row.preferred_channel))
+               for row in chosen.values()]
     by_language = Tally(lang for lang, _ in members)
     by_channel = Tally(channel for _, channel in members)
     languages = []
@@ -98,10 +103,14 @@ async def preview_of(beacon: Beacon, body: BroadcastIn) -> dict[str, Any]:
         text = broadcasts.message_for(body.text, language, settings.default_language, body.check_in)
         seg = segments(text)
         sms = sum(1 for lang, ch in members if lang == language and ch == "sms")
+        calls = sum(1 for lang, ch in members if lang == language and ch == ChannelKind.VOICE)
+        minutes = call_minutes(broadcasts.message_for(body.text, language, settings.default_language, False))
+        call_cost = calls * minutes * settings.voice_price_per_minute
         languages.append({
             "language": language, "recipients": count, "has_text": language in body.text,
             "encoding": seg.encoding, "characters": seg.characters, "segments": seg.segments,
-            "estimated_cost_usd": round(sms * seg.segments * SMS_SEGMENT_PRICE, 4),
+            "calls": calls, "call_minutes": minutes,
+            "estimated_cost_usd": round(sms * seg.segments * SMS_SEGMENT_PRICE + call_cost, 4),
         })
     missing = sorted(lang for lang in by_language if lang not in body.text)
     return {
@@ -112,6 +121,12 @@ async def preview_of(beacon: Beacon, body: BroadcastIn) -> dict[str, Any]:
         "fallback_language": settings.default_language,
         "estimated_cost_usd": round(sum(x["estimated_cost_usd"] for x in languages), 4),  # type: ignore[misc]
     }
+
+
+def call_minutes(text: str) -> int:
+    """Minutes one call reading ``text`` is billed for (Twilio bills each minute begun), at least one."""
+    seconds = len(text.split()) * 60 / WORDS_PER_MINUTE + CALL_OVERHEAD_SECONDS
+    return max(1, math.ceil(seconds / 60))
 
 
 @requires(Role.RESPONDER)

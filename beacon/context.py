@@ -14,6 +14,7 @@ from datetime import timedelta
 import structlog
 from aiohttp import web
 
+from beacon.calls import Calls
 from beacon.config import Settings
 from beacon.intake import Intake
 from beacon.service import Service
@@ -49,6 +50,7 @@ class Beacon:
     runner: Runner
     tables: ProtectedTables  # protected tables by their counts, shared by the API, console and reports
     intake: Intake  # webhook messages: stored, or spooled to disk while the database stalls
+    calls: Calls  # phone calls' webhooks, answered with TwiML
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -100,11 +102,15 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
         bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
                         retention_months=settings.retention_months, default_language=settings.default_language,
                         family_sharing=family is not None)
-        service = Service(db, keys, bot, providers, sender, family_channel=family)
+        service = Service(db, keys, bot, providers, sender, family_channel=family,
+                          call_attempts=settings.voice_max_attempts, call_retry_seconds=settings.voice_retry_seconds)
         runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
                         family_channel=family, max_reminders=settings.max_reminders)
         intake = Intake(service, keys, settings.spool_dir)
-        beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables(), intake)
+        calls = Calls(db, keys, bot, sender, gazetteer, public_url=settings.public_url,
+                      prompts_dir=settings.voice_prompts_dir, family_channel=family)
+        beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables(), intake,
+                        calls)
         for provider in providers.values():
             await provider.start()
         try:

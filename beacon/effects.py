@@ -26,6 +26,7 @@ from bot.state import (
     LinkPhone,
     LookUpStatus,
     OpenCase,
+    PreferCalls,
     RecordCheckIn,
     Reply,
     RevokeShareCodes,
@@ -33,6 +34,7 @@ from bot.state import (
 )
 from campaigns import cases, family
 from campaigns.outbox import Draft
+from domain.vocabulary import ChannelKind
 from registry import audit, schema, store
 from registry.crypto import KeyRing
 
@@ -144,6 +146,13 @@ async def _link_phone(ctx: Context, effect: LinkPhone, out: AppliedEffects) -> N
                        {"merged": merged} if merged else {})
 
 
+async def _prefer_calls(ctx: Context, effect: PreferCalls, out: AppliedEffects) -> None:
+    i = schema.identities.c
+    await ctx.conn.execute(update(schema.identities).where(i.id == ctx.identity.id).values(
+        preferred_channel=ChannelKind.VOICE))
+    await audit.append(ctx.conn, "system", "channel.preferred", str(ctx.registrant_id), {"channel": "voice"})
+
+
 HANDLERS: dict[type[Effect], Handler] = {
     GiveConsent: _give_consent,
     Decline: _decline,
@@ -156,6 +165,7 @@ HANDLERS: dict[type[Effect], Handler] = {
     RevokeShareCodes: _revoke_share_codes,
     LookUpStatus: _look_up_status,
     LinkPhone: _link_phone,
+    PreferCalls: _prefer_calls,
 }
 
 

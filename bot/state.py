@@ -172,8 +172,13 @@ class LinkPhone:
     phone: str
 
 
+@dataclass(frozen=True, slots=True)
+class PreferCalls:
+    """Reach the person by phone call from now on (voice as their preferred channel)."""
+
+
 Effect = (GiveConsent | Decline | Erase | Confirm | RecordCheckIn | OpenCase | DescribeNeed | IssueShareCode
-          | RevokeShareCodes | LookUpStatus | LinkPhone)
+          | RevokeShareCodes | LookUpStatus | LinkPhone | PreferCalls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,28 @@ BUTTON_SAFE = N_("I am safe")
 BUTTON_NEED_HELP = N_("I need help")
 REMINDER = N_("Reminder: please reply 1 if you are safe, 2 if you need help.")
 
+# --- voice calls: short sentences for the ear (bot/ivr.py) ------------------
+VOICE_OPTION = N_("For {option}, press {number}.")
+VOICE_MORE = N_("For more choices, press 9.")
+VOICE_NOTICE = N_(
+    "{operator} keeps your language and area for {months} months to warn you in emergencies. "
+    "You can have them deleted. To agree, press 1. To refuse, press 2."
+)
+VOICE_AREA = N_("Where are you now?")
+VOICE_REGISTERED = N_("You are registered.")
+VOICE_MENU = N_(
+    "Safe: press 1. Need help: press 2. Latest alert: press 3. Deleting your data: press 4. "
+    "Alerts by phone call: press 5."
+)
+VOICE_CHECK_IN = N_("If you are safe, press 1. If you need help, press 2.")
+VOICE_KIND = N_("What help do you need?")
+VOICE_INVALID = N_("That key is not in the menu.")
+VOICE_GOODBYE = N_("Goodbye.")
+VOICE_NO_ALERT = N_("There is no alert for your area now.")
+VOICE_DELETE_HOW = N_("To delete your data, text DELETE to this number.")
+VOICE_CALLS_ON = N_("From now on, we will call you with alerts.")
+VOICE_NO_CONSENT = N_("Nothing about you was kept.")
+
 # --- family and share codes -------------------------------------------------
 SHARE_CODE = N_(
     "Your share code is {code}. Anyone who texts STATUS {code} sees your last check-in. CODE OFF revokes it."

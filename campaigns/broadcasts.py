@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,7 +23,7 @@ from bot.machine import check_in_buttons
 from campaigns import outbox
 from campaigns.outbox import Draft
 from domain.areas import Gazetteer
-from domain.vocabulary import Answer, CheckInStatus
+from domain.vocabulary import Answer, ChannelKind, CheckInStatus
 from registry import audit, schema
 from registry.crypto import KeyRing
 from registry.db import Database
@@ -60,6 +60,13 @@ def message_for(texts_by_language: dict[str, str], language: str, default: str, 
     return text
 
 
+def _delivery_channel_column() -> ColumnElement[str]:
+    """:func:`campaigns.outbox.delivery_channel` in SQL, for the audience's channel filter."""
+    i = schema.identities.c
+    return case((i.preferred_channel == ChannelKind.VOICE, ChannelKind.VOICE.value),
+                (i.last_channel == ChannelKind.VOICE, ChannelKind.SMS.value), else_=i.last_channel)
+
+
 def audience_query(gazetteer: Gazetteer, audience: Audience):  # type: ignore[no-untyped-def]
     """Registrants a broadcast reaches with their reachable identities (one row per identity)."""
     r, i = schema.registrants.c, schema.identities.c
@@ -75,7 +82,7 @@ def audience_query(gazetteer: Gazetteer, audience: Audience):  # type: ignore[no
     if audience.nationalities:
         query = query.where(r.nationality.in_([n.upper() for n in audience.nationalities]))
     if audience.channels:
-        query = query.where(i.last_channel.in_(audience.channels))
+        query = query.where(_delivery_channel_column().in_(audience.channels))
     return query
 
 
@@ -152,9 +159,12 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
             row = chosen[registrant_id]
             language = row.language or default_language
             address = keys.decrypt(row.address_ct, identity_aad({"bidx": row.bidx}))
-            text = message_for(broadcast.texts, language, default_language, broadcast.check_in)
-            buttons = check_in_buttons(language) if broadcast.check_in else ()
-            drafts.append(Draft(registrant_id, row.identity_id, row.last_channel, address, text,
+            channel = outbox.delivery_channel(row.last_channel, row.preferred_channel)
+            # A call speaks the check-in question and gathers the answer itself (bot.ivr).
+            asks = broadcast.check_in and channel != ChannelKind.VOICE
+            text = message_for(broadcast.texts, language, default_language, asks)
+            buttons = check_in_buttons(language) if asks else ()
+            drafts.append(Draft(registrant_id, row.identity_id, channel, address, text,
                                 buttons=buttons, broadcast_id=broadcast_id))
             members.append((registrant_id, language))
         refs = await outbox.enqueue_returning_ids(conn, keys, drafts)

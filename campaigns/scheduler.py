@@ -23,6 +23,7 @@ from campaigns.family import family_drafts
 from campaigns.outbox import Draft
 from campaigns.sender import Sender
 from domain.areas import Gazetteer
+from domain.vocabulary import ChannelKind
 from registry import schema
 from registry.db import Database
 from registry.keys import KeyHolder, identity_aad
@@ -122,9 +123,13 @@ class Runner:
                 other = [x for x in identities if x.id != first_identity]
                 identity = other[0] if other else identities[0]
                 address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
-                buttons = check_in_buttons(row.language)
-                drafts = [Draft(row.registrant_id, identity.id, identity.last_channel, address,
-                                gettext_for(row.language, texts.REMINDER), buttons=buttons)]
+                channel = outbox.delivery_channel(identity.last_channel, identity.preferred_channel)
+                # A call reads the broadcast again and gathers the answer: it needs the broadcast's id.
+                called = channel == ChannelKind.VOICE
+                buttons = () if called else check_in_buttons(row.language)
+                drafts = [Draft(row.registrant_id, identity.id, channel, address,
+                                gettext_for(row.language, texts.REMINDER), buttons=buttons,
+                                broadcast_id=row.broadcast_id if called else None)]
                 if row.reminders_sent == 0:
                     drafts += await family_drafts(conn, keys, row.registrant_id, "no_reply", aware(row.send_at),
                                                   self.family_channel)

@@ -45,7 +45,8 @@ def params(language: str) -> dict[str, object]:
     gazetteer = Gazetteer.load()
     menu = "\n".join(f"{n} {gazetteer.areas[a].name(language)}" for n, a in enumerate(gazetteer.top_level, 1))
     return {"operator": OPERATOR, "months": 24, "days": 30, "menu": menu, "code": "K7Q2M9",
-            "name": gettext_for(language, texts.RELATIVE), "time": "2026-11-25 14:05"}
+            "name": gettext_for(language, texts.RELATIVE), "time": "2026-11-25 14:05",
+            "option": gazetteer.areas["tripoli-centre"].name(language), "number": 9}
 
 
 def rendered(language: str, message: str) -> str:
