@@ -10,8 +10,11 @@ from sqlalchemy import select
 from bot.i18n import gettext_for
 from bot.texts import VOICE_MENU, VOICE_NOTICE
 from registry import schema
-from tests.conftest import AUTH_TOKEN, Running, StartBeacon
+from tests.conftest import AUTH_TOKEN, VOICE_FROM, Running, StartBeacon
 from tests.doubles.twilio_api import sign
+from tests.doubles.twilio_voice import PlacedCall, report
+from tests.helpers import eventually
+from tests.test_broadcasts_e2e import token, wait_counts
 
 CALLER = "+218912345678"
 
@@ -89,3 +92,103 @@ async def test_a_bad_signature_is_refused_and_nothing_is_stored(start_beacon: St
     good = sign(AUTH_TOKEN, url, params)
     response = await run.client.post("/webhooks/twilio/voice", data=params, headers={"X-Twilio-Signature": good})
     assert response.status == 200
+
+
+# -- outbound: voice broadcasts ---------------------------------------------------------------------------------
+
+SAFE, NEEDY, AWAY = "+218910000001", "+218910000002", "+218910000003"
+
+
+async def register_by_phone(run: Running, number: str, area_key: str = "1") -> None:
+    """English, agree, an area: a caller registered by keypad (their preferred channel is voice)."""
+    phone = run.phone(number)
+    await phone.dial()
+    for key in ("1", "1", area_key):
+        await phone.press(key)
+    assert gettext_for("en", VOICE_MENU) in phone.said()
+
+
+async def placed(run: Running, number: str, count: int) -> list[PlacedCall]:
+    assert run.twilio is not None and run.voice is not None
+    voice = run.voice
+    await run.twilio.wait_for(lambda: len(voice.placed_to(number)) >= count)
+    calls = voice.placed_to(number)
+    # The sender records the call's SID a moment after the create; a call again replaces it on the same row.
+    await eventually(lambda: outbox_has_sids(run, [calls[-1].sid]), what="call sid recorded")
+    return calls
+
+
+async def outbox_has_sids(run: Running, sids: list[str]) -> bool:
+    async with run.beacon.db.read() as conn:
+        found = set((await conn.execute(select(schema.outbox.c.provider_id))).scalars().all())
+    return set(sids) <= found
+
+
+async def test_a_voice_broadcast_counts_keypad_answers_with_the_texts(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(voice=True, BEACON_VOICE_RETRY_SECONDS="0", BEACON_VOICE_MAX_ATTEMPTS="2")
+    for number in (SAFE, NEEDY, AWAY):
+        await register_by_phone(run, number)
+    headers = await token(run)
+    body = {"text": {"en": "Flood warning for Tripoli. Move to high ground."}, "audience": {"channels": ["voice"]},
+            "check_in": True}
+    preview = await (await run.client.post("/api/v1/broadcasts/preview", json=body, headers=headers)).json()
+    assert preview["by_channel"] == {"voice": 3}
+    [english] = preview["by_language"]
+    assert english["calls"] == 3 and english["call_minutes"] == 1
+    assert preview["estimated_cost_usd"] == round(3 * 1 * 0.05, 4)
+    created = await run.client.post("/api/v1/broadcasts", json=body, headers=headers)
+    assert created.status == 201
+    broadcast_id = (await created.json())["id"]
+    post = run.post_form
+    # One presses 1.
+    [call] = await placed(run, SAFE, 1)
+    assert call.machine_detection == "DetectMessageEnd" and call.from_ == VOICE_FROM
+    assert call.status_callback == run.settings.public_url + "/webhooks/twilio/voice/status"
+    for status in ("initiated", "ringing"):
+        assert await report(post, AUTH_TOKEN, call, status) == 200
+    phone = run.phone(SAFE)
+    await phone.pick_up(call)
+    assert "Flood warning for Tripoli" in phone.said() and phone.gather is not None
+    await phone.press("1")
+    assert phone.hung_up
+    await report(post, AUTH_TOKEN, call, "completed", answered_by="human", duration=31)
+    # One presses 2, then the kind of help: a case opens.
+    [call] = await placed(run, NEEDY, 1)
+    phone = run.phone(NEEDY)
+    await phone.pick_up(call)
+    await phone.wait()  # silence: the message and the question again
+    assert "Flood warning" in phone.said()
+    await phone.press("2")
+    await phone.press("1")  # medical
+    await report(post, AUTH_TOKEN, call, "completed", answered_by="human", duration=45)
+    # One does not answer: called again, then counted as no reply.
+    [first] = await placed(run, AWAY, 1)
+    await report(post, AUTH_TOKEN, first, "ringing")
+    await report(post, AUTH_TOKEN, first, "no-answer")
+    calls = await placed(run, AWAY, 2)
+    await report(post, AUTH_TOKEN, calls[1], "busy")
+    counts = await wait_counts(run, headers, broadcast_id, recipients=3, safe=1, need_help=1, no_reply=1, failed=1)
+    assert counts["delivered"] == 2
+    assert len(run.voice.placed_to(AWAY)) == 2  # the cap: no third call  # type: ignore[union-attr]
+    [case] = await rows(run, schema.cases)
+    assert (case.category, case.broadcast_id) == ("medical", broadcast_id)
+    answers = {r.answer for r in await rows(run, schema.recipients)}
+    assert answers == {"safe", "need_help", None}
+
+
+async def test_an_answering_machine_gets_the_message_once_and_no_check_in(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(voice=True)
+    await register_by_phone(run, SAFE)
+    headers = await token(run)
+    body = {"text": {"en": "Curfew from 8 pm."}, "check_in": True}
+    broadcast_id = (await (await run.client.post("/api/v1/broadcasts", json=body, headers=headers)).json())["id"]
+    [call] = await placed(run, SAFE, 1)
+    machine = run.phone(SAFE)
+    await machine.pick_up(call, answered_by="machine_end_beep")
+    assert "Curfew from 8 pm." in machine.said()
+    assert machine.hung_up and machine.gather is None
+    await report(run.post_form, AUTH_TOKEN, call, "completed", answered_by="machine_end_beep", duration=12)
+    counts = await wait_counts(run, headers, broadcast_id, recipients=1, delivered=1)
+    assert (counts["safe"], counts["need_help"], counts["no_reply"]) == (0, 0, 1)
+    [row] = [r for r in await rows(run, schema.outbox) if r.broadcast_id == broadcast_id]
+    assert row.error_code == "machine"
