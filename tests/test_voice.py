@@ -192,3 +192,33 @@ async def test_an_answering_machine_gets_the_message_once_and_no_check_in(start_
     assert (counts["safe"], counts["need_help"], counts["no_reply"]) == (0, 0, 1)
     [row] = [r for r in await rows(run, schema.outbox) if r.broadcast_id == broadcast_id]
     assert row.error_code == "machine"
+
+
+async def test_recorded_prompts_play_where_twilio_has_no_voice(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(voice=True)
+    recording = b"RIFF" + bytes(40)
+    path = "/api/v1/voice/prompts/am/menu"
+    responder = await token(run)
+    assert (await run.client.put(path, data=recording, headers={**responder, "Content-Type": "audio/wav"})).status \
+        == 403
+    admin = await token(run, "admin", "adm")
+    bad = await run.client.put(path, data=b"x", headers={**admin, "Content-Type": "text/plain"})
+    assert bad.status == 415
+    stored = await run.client.put(path, data=recording, headers={**admin, "Content-Type": "audio/wav"})
+    assert stored.status == 201 and (await stored.json())["format"] == "wav"
+    # An Amharic caller: the language menu's second page (9), then Amharic (8), agree, an area.
+    phone = run.phone(CALLER)
+    await phone.dial()
+    await phone.press("9")
+    # No voice and no recording for that option: it is spoken in the default language, naming Amharic itself.
+    assert any(h.language == "en-US" and "አማርኛ" in h.text and "8" in h.text for h in phone.last)
+    for key in ("8", "1", "1"):
+        await phone.press(key)
+    played = [h for h in phone.last if h.verb == "Play"]
+    assert [h.text for h in played] == [run.settings.public_url + "/voice/prompts/am/menu.wav"]
+    # Sentences without a recording are spoken in the default language rather than not at all.
+    assert any(h.verb == "Say" and h.language == "en-US" and h.text == "You are registered." for h in phone.last)
+    served = await run.client.get("/voice/prompts/am/menu.wav")
+    assert served.status == 200 and await served.read() == recording
+    assert (await run.client.get("/voice/prompts/am/menu.mp3")).status == 404
+    assert (await run.client.get("/voice/prompts/xx/menu.wav")).status == 404
