@@ -98,8 +98,8 @@ _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "intege
 
 def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): {"description": {401: "no valid token", 403: "role may not", 404: "not found",
-                                        409: "the change does not apply", 413: "too large", 415: "not an accepted media type",
-                                        422: "invalid input"}[code],
+                                        409: "the change does not apply", 413: "too large",
+                                        415: "not an accepted media type", 422: "invalid input"}[code],
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             for code in codes}
 
