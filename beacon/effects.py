@@ -148,9 +148,11 @@ async def _link_phone(ctx: Context, effect: LinkPhone, out: AppliedEffects) -> N
 
 async def _prefer_calls(ctx: Context, effect: PreferCalls, out: AppliedEffects) -> None:
     i = schema.identities.c
-    await ctx.conn.execute(update(schema.identities).where(i.id == ctx.identity.id).values(
-        preferred_channel=ChannelKind.VOICE))
-    await audit.append(ctx.conn, "system", "channel.preferred", str(ctx.registrant_id), {"channel": "voice"})
+    # Back to texts: where they write from, or SMS to the phone they call from.
+    channel = ChannelKind.VOICE if effect.on else (ChannelKind.SMS if ctx.row.channel == ChannelKind.VOICE
+                                                   else ctx.row.channel)
+    await ctx.conn.execute(update(schema.identities).where(i.id == ctx.identity.id).values(preferred_channel=channel))
+    await audit.append(ctx.conn, "system", "channel.preferred", str(ctx.registrant_id), {"channel": channel})
 
 
 HANDLERS: dict[type[Effect], Handler] = {

@@ -174,7 +174,9 @@ class LinkPhone:
 
 @dataclass(frozen=True, slots=True)
 class PreferCalls:
-    """Reach the person by phone call from now on (voice as their preferred channel)."""
+    """Reach the person by phone call from now on (voice as their preferred channel), or by text again."""
+
+    on: bool = True
 
 
 Effect = (GiveConsent | Decline | Erase | Confirm | RecordCheckIn | OpenCase | DescribeNeed | IssueShareCode

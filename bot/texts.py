@@ -141,6 +141,8 @@ VOICE_NO_ALERT = N_("There is no alert for your area now.")
 VOICE_DELETE_HOW = N_("To delete your data, text DELETE to this number.")
 VOICE_CALLS_ON = N_("From now on, we will call you with alerts.")
 VOICE_NO_CONSENT = N_("Nothing about you was kept.")
+CALLS_ON = N_("From now on, we will call you with alerts. Text TEXTS to get them by text again.")
+TEXTS_ON = N_("From now on, we will send you alerts by text message.")
 
 # --- family and share codes -------------------------------------------------
 SHARE_CODE = N_(
@@ -177,4 +179,6 @@ KEYWORDS: dict[str, str] = {
     "CODE": N_("CODE"),
     "YES": N_("YES|Y"),
     "NO": N_("NO|N"),
+    "CALLS": N_("CALLS|CALL ME"),
+    "TEXTS": N_("TEXTS|TEXT ME"),
 }

@@ -15,6 +15,7 @@ from tests.doubles.twilio_api import sign
 from tests.doubles.twilio_voice import PlacedCall, report
 from tests.helpers import eventually
 from tests.test_broadcasts_e2e import token, wait_counts
+from tests.test_twilio_e2e import register, say, texts
 
 CALLER = "+218912345678"
 
@@ -97,6 +98,7 @@ async def test_a_bad_signature_is_refused_and_nothing_is_stored(start_beacon: St
 # -- outbound: voice broadcasts ---------------------------------------------------------------------------------
 
 SAFE, NEEDY, AWAY = "+218910000001", "+218910000002", "+218910000003"
+TEXTER = "+2348010000077"  # a Nigerian number: English is offered first
 
 
 async def register_by_phone(run: Running, number: str, area_key: str = "1") -> None:
@@ -222,3 +224,22 @@ async def test_recorded_prompts_play_where_twilio_has_no_voice(start_beacon: Sta
     assert served.status == 200 and await served.read() == recording
     assert (await run.client.get("/voice/prompts/am/menu.mp3")).status == 404
     assert (await run.client.get("/voice/prompts/xx/menu.wav")).status == 404
+
+
+async def test_texting_calls_makes_broadcasts_call_and_texts_brings_texts_back(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(twilio=True, voice=True)
+    assert run.twilio is not None and run.voice is not None
+    await register(run, TEXTER)
+    replies = await say(run, TEXTER, "calls")
+    assert "we will call you" in texts(replies)
+    headers = await token(run)
+    body = {"text": {"en": "Storm tonight."}, "check_in": True}
+    first = (await (await run.client.post("/api/v1/broadcasts", json=body, headers=headers)).json())["id"]
+    [call] = await placed(run, TEXTER, 1)
+    assert not any("Storm" in m.body for m in run.twilio.sent_to(TEXTER))
+    await wait_counts(run, headers, first, recipients=1, sent=1)
+    replies = await say(run, TEXTER, "TEXTS")
+    assert "by text message" in texts(replies)
+    [identity] = await rows(run, schema.identities)
+    assert identity.preferred_channel == "sms"
+    assert call.to == TEXTER
