@@ -66,6 +66,7 @@ class BroadcastIn(BaseModel):
     check_in: bool = False
     send_at: datetime | None = None
     remind_after_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    call_reminders: bool = Field(default=False, description="remind those who have not answered by phone call")
 
     @field_validator("text")
     @classmethod
@@ -146,7 +147,7 @@ async def create_broadcast(request: web.Request) -> web.Response:
     broadcast_id = await broadcasts.create(
         beacon.db, texts_by_language=body.text, audience=broadcasts.Audience.from_json(body.audience.model_dump()),
         check_in=body.check_in, send_at=body.send_at, remind_after_minutes=body.remind_after_minutes,
-        created_by=_caller(request))
+        created_by=_caller(request), call_reminders=body.call_reminders)
     beacon.runner.wake()
     async with beacon.db.read() as conn:
         found = await broadcasts.summary(conn, broadcast_id)

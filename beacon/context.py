@@ -105,7 +105,8 @@ async def open_beacon(settings: Settings) -> AsyncIterator[Beacon]:
         service = Service(db, keys, bot, providers, sender, family_channel=family,
                           call_attempts=settings.voice_max_attempts, call_retry_seconds=settings.voice_retry_seconds)
         runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
-                        family_channel=family, max_reminders=settings.max_reminders)
+                        family_channel=family, max_reminders=settings.max_reminders,
+                        calls=bool(settings.twilio and settings.twilio.voice_from))
         intake = Intake(service, keys, settings.spool_dir)
         calls = Calls(db, keys, bot, sender, gazetteer, public_url=settings.public_url,
                       prompts_dir=settings.voice_prompts_dir, family_channel=family)

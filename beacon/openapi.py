@@ -51,7 +51,8 @@ _BROADCAST = {
         "check_in": {"type": "boolean"}, "texts": {"type": "object", "additionalProperties": {"type": "string"}},
         "audience": {"type": "object"}, "send_at": {"type": "string", "format": "date-time"},
         "created_at": {"type": "string", "format": "date-time"}, "created_by": {"type": "string"},
-        "remind_after_minutes": {"type": ["integer", "null"]}, "counts": {"$ref": "#/components/schemas/Counts"},
+        "remind_after_minutes": {"type": ["integer", "null"]}, "call_reminders": {"type": "boolean"},
+        "counts": {"$ref": "#/components/schemas/Counts"},
     },
 }
 _CASE = {

@@ -98,7 +98,7 @@ def pick(rows: Iterable[Any]) -> dict[int, Any]:
 
 async def create(db: Database, *, texts_by_language: dict[str, str], audience: Audience, check_in: bool,
                  send_at: datetime | None, remind_after_minutes: int | None, created_by: str,
-                 draft_key: str | None = None) -> int:
+                 draft_key: str | None = None, call_reminders: bool = False) -> int:
     """Store a broadcast to send now or at ``send_at``; the runner fans it out.
 
     With a ``draft_key``, sending the same draft again returns the broadcast it already made."""
@@ -109,7 +109,7 @@ async def create(db: Database, *, texts_by_language: dict[str, str], audience: A
             broadcast_id = (await conn.execute(schema.broadcasts.insert().values(
                 texts=texts_by_language, audience=audience.to_json(), check_in=check_in, send_at=send_at or now,
                 remind_after_minutes=remind_after_minutes, status="scheduled", cursor=0, created_by=created_by,
-                created_at=now, draft_key=draft_key).returning(b.id))).scalar_one()
+                created_at=now, draft_key=draft_key, call_reminders=call_reminders).returning(b.id))).scalar_one()
             await audit.append(conn, created_by, "broadcast.created", str(broadcast_id),
                                {"languages": sorted(texts_by_language), "check_in": check_in})
     except IntegrityError:
@@ -228,6 +228,7 @@ async def summary(conn: AsyncConnection, broadcast_id: int) -> dict[str, Any] | 
         "texts": broadcast.texts, "audience": broadcast.audience,
         "send_at": iso(broadcast.send_at), "created_at": iso(broadcast.created_at),
         "created_by": broadcast.created_by, "remind_after_minutes": broadcast.remind_after_minutes,
+        "call_reminders": broadcast.call_reminders,
         "counts": counts,
     }
 

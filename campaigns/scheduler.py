@@ -37,13 +37,15 @@ class Runner:
     """Fans out due broadcasts and sends reminders, woken by the API or by the scheduler's ticks."""
 
     def __init__(self, db: Database, keys: KeyHolder, gazetteer: Gazetteer, sender: Sender, *,
-                 default_language: str, family_channel: str | None, max_reminders: int = 2) -> None:
+                 default_language: str, family_channel: str | None, max_reminders: int = 2,
+                 calls: bool = False) -> None:
         self.db = db
         self.keys = keys
         self.gazetteer = gazetteer
         self.sender = sender
         self.default_language = default_language
         self.max_reminders = max_reminders
+        self.calls = calls  # a voice number places calls: reminders may go by phone call
         self.family_channel = family_channel
         self._wake = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
@@ -102,7 +104,7 @@ class Runner:
         sent = 0
         async with self.db.write() as conn:
             query = (select(rc.broadcast_id, rc.registrant_id, rc.language, rc.reminders_sent, rc.last_sent_at,
-                            rc.outbox_id, b.remind_after_minutes, b.send_at)
+                            rc.outbox_id, b.remind_after_minutes, b.send_at, b.call_reminders)
                      .join(schema.broadcasts, b.id == rc.broadcast_id)
                      .where(b.check_in.is_(True), b.remind_after_minutes.is_not(None),
                             b.status.in_(("sending", "sent")), rc.answer.is_(None),
@@ -124,6 +126,8 @@ class Runner:
                 identity = other[0] if other else identities[0]
                 address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
                 channel = outbox.delivery_channel(identity.last_channel, identity.preferred_channel)
+                if row.call_reminders and self.calls and identity.kind == "phone":
+                    channel = ChannelKind.VOICE
                 # A call reads the broadcast again and gathers the answer: it needs the broadcast's id.
                 called = channel == ChannelKind.VOICE
                 buttons = () if called else check_in_buttons(row.language)

@@ -195,6 +195,8 @@ broadcasts = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
     Column("draft_key", String(64)),  # the console's one-time key: a form sent twice makes one broadcast
+    # reminders to those who have not answered go by phone call (to a phone), whatever channel they prefer
+    Column("call_reminders", Boolean, nullable=False, default=False, server_default=false()),
 )
 Index("ix_broadcasts_due", broadcasts.c.status, broadcasts.c.send_at)
 Index("ux_broadcasts_draft_key", broadcasts.c.draft_key, unique=True)

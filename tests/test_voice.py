@@ -3,9 +3,10 @@ phone, keys pressed like a caller; broadcast calls placed through the SDK to the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.i18n import gettext_for
 from bot.texts import VOICE_MENU, VOICE_NOTICE
@@ -243,3 +244,24 @@ async def test_texting_calls_makes_broadcasts_call_and_texts_brings_texts_back(s
     [identity] = await rows(run, schema.identities)
     assert identity.preferred_channel == "sms"
     assert call.to == TEXTER
+
+
+async def test_non_responders_to_a_text_broadcast_are_reminded_by_call(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(twilio=True, voice=True)
+    assert run.twilio is not None and run.voice is not None
+    await register(run, TEXTER)
+    headers = await token(run)
+    body = {"text": {"en": "Shelling reported."}, "check_in": True, "remind_after_minutes": 30, "call_reminders": True}
+    created = await (await run.client.post("/api/v1/broadcasts", json=body, headers=headers)).json()
+    assert created["call_reminders"] is True
+    await wait_counts(run, headers, created["id"], recipients=1, sent=1)
+    assert any("Shelling" in m.body for m in run.twilio.sent_to(TEXTER))  # the broadcast itself went by SMS
+    async with run.beacon.db.write() as conn:
+        await conn.execute(update(schema.recipients).values(last_sent_at=datetime.now(UTC) - timedelta(minutes=31)))
+    assert await run.beacon.runner.send_reminders() == 1
+    [call] = await placed(run, TEXTER, 1)
+    phone = run.phone(TEXTER)
+    await phone.pick_up(call)
+    assert "Shelling reported." in phone.said()
+    await phone.press("1")
+    await wait_counts(run, headers, created["id"], safe=1, no_reply=0)
