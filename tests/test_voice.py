@@ -127,8 +127,10 @@ async def outbox_has_sids(run: Running, sids: list[str]) -> bool:
     return set(sids) <= found
 
 
-async def test_a_voice_broadcast_counts_keypad_answers_with_the_texts(start_beacon: StartBeacon) -> None:
-    run = await start_beacon(voice=True, BEACON_VOICE_RETRY_SECONDS="0", BEACON_VOICE_MAX_ATTEMPTS="2")
+async def test_a_voice_broadcast_counts_keypad_answers_with_the_texts(start_beacon: StartBeacon,
+                                                                     database_url: str) -> None:
+    run = await start_beacon(voice=True, BEACON_VOICE_RETRY_SECONDS="0", BEACON_VOICE_MAX_ATTEMPTS="2",
+                             BEACON_DATABASE_URL=database_url)
     for number in (SAFE, NEEDY, AWAY):
         await register_by_phone(run, number)
     headers = await token(run)
