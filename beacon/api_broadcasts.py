@@ -92,11 +92,12 @@ async def preview_of(beacon: Beacon, body: BroadcastIn) -> dict[str, Any]:
     """Recipients by language and channel, SMS segments and cost, languages without a text."""
     settings: Settings = beacon.settings
     audience = broadcasts.Audience.from_json(body.audience.model_dump())
+    placing = bool(settings.twilio and settings.twilio.voice_from)  # calls can be placed
     async with beacon.db.read() as conn:
-        chosen = broadcasts.pick((await conn.execute(broadcasts.audience_query(beacon.gazetteer, audience))).all())
-    members = [(row.language or settings.default_language, outbox.delivery_channel(row.last_channel,
-                                                                                  row.preferred_channel))
-               for row in chosen.values()]
+        chosen = broadcasts.pick((await conn.execute(broadcasts.audience_query(beacon.gazetteer, audience,
+                                                                               placing))).all())
+    members = [(row.language or settings.default_language,
+                outbox.delivery_channel(row.last_channel, row.preferred_channel, placing)) for row in chosen.values()]
     by_language = Tally(lang for lang, _ in members)
     by_channel = Tally(channel for _, channel in members)
     languages = []

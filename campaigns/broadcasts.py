@@ -60,15 +60,17 @@ def message_for(texts_by_language: dict[str, str], language: str, default: str, 
     return text
 
 
-def _delivery_channel_column() -> ColumnElement[str]:
+def _delivery_channel_column(calls: bool) -> ColumnElement[str]:
     """:func:`campaigns.outbox.delivery_channel` in SQL, for the audience's channel filter."""
     i = schema.identities.c
-    return case((i.preferred_channel == ChannelKind.VOICE, ChannelKind.VOICE.value),
+    voice = ChannelKind.VOICE.value if calls else ChannelKind.SMS.value
+    return case((i.preferred_channel == ChannelKind.VOICE, voice),
                 (i.last_channel == ChannelKind.VOICE, ChannelKind.SMS.value), else_=i.last_channel)
 
 
-def audience_query(gazetteer: Gazetteer, audience: Audience):  # type: ignore[no-untyped-def]
-    """Registrants a broadcast reaches with their reachable identities (one row per identity)."""
+def audience_query(gazetteer: Gazetteer, audience: Audience, calls: bool = True):  # type: ignore[no-untyped-def]
+    """Registrants a broadcast reaches with their reachable identities (one row per identity); ``calls``: whether
+    those who chose calls can be called (else they are texted)."""
     r, i = schema.registrants.c, schema.identities.c
     query = (select(r.id, r.language, i.id.label("identity_id"), i.last_channel, i.preferred_channel,
                     i.address_ct, i.bidx, i.last_used_at)
@@ -82,7 +84,7 @@ def audience_query(gazetteer: Gazetteer, audience: Audience):  # type: ignore[no
     if audience.nationalities:
         query = query.where(r.nationality.in_([n.upper() for n in audience.nationalities]))
     if audience.channels:
-        query = query.where(_delivery_channel_column().in_(audience.channels))
+        query = query.where(_delivery_channel_column(calls).in_(audience.channels))
     return query
 
 
@@ -130,7 +132,7 @@ async def due(db: Database) -> list[int]:
 
 
 async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broadcast_id: int,
-                        default_language: str, batch: int = BATCH) -> int | None:
+                        default_language: str, batch: int = BATCH, calls: bool = True) -> int | None:
     """Queue the next batch of recipients; returns how many, or None when the broadcast is done."""
     b = schema.broadcasts.c
     async with db.write() as conn:
@@ -143,7 +145,7 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
         audience = Audience.from_json(broadcast.audience)
         r = schema.registrants.c
         ids = (await conn.execute(
-            audience_query(gazetteer, audience).with_only_columns(r.id).distinct()
+            audience_query(gazetteer, audience, calls).with_only_columns(r.id).distinct()
             .where(r.id > broadcast.cursor).order_by(r.id).limit(batch))).scalars().all()
         now = datetime.now(UTC)
         if not ids:
@@ -151,7 +153,7 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
                                .values(status="sent", finished_at=now))
             await audit.append(conn, "system", "broadcast.sent", str(broadcast_id))
             return None
-        rows = (await conn.execute(audience_query(gazetteer, audience).where(r.id.in_(ids)))).all()
+        rows = (await conn.execute(audience_query(gazetteer, audience, calls).where(r.id.in_(ids)))).all()
         chosen = pick(rows)
         drafts: list[Draft] = []
         members: list[tuple[int, str]] = []
@@ -159,7 +161,7 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
             row = chosen[registrant_id]
             language = row.language or default_language
             address = keys.decrypt(row.address_ct, identity_aad({"bidx": row.bidx}))
-            channel = outbox.delivery_channel(row.last_channel, row.preferred_channel)
+            channel = outbox.delivery_channel(row.last_channel, row.preferred_channel, calls)
             # A call speaks the check-in question and gathers the answer itself (bot.ivr).
             asks = broadcast.check_in and channel != ChannelKind.VOICE
             text = message_for(broadcast.texts, language, default_language, asks)

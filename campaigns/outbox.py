@@ -45,10 +45,10 @@ class Draft:
     error_code: str | None = None  # a message no channel can carry: recorded failed at once, never sent
 
 
-def delivery_channel(last_channel: str, preferred_channel: str) -> str:
-    """The channel that reaches a person: a call for those who chose calls, else where they last wrote from
-    (after a call of theirs, SMS to the same phone)."""
-    if preferred_channel == ChannelKind.VOICE:
+def delivery_channel(last_channel: str, preferred_channel: str, calls: bool = True) -> str:
+    """The channel that reaches a person: a call for those who chose calls (when Beacon can place calls), else
+    where they last wrote from (after a call of theirs, SMS to the same phone)."""
+    if preferred_channel == ChannelKind.VOICE and calls:
         return ChannelKind.VOICE
     return ChannelKind.SMS if last_channel == ChannelKind.VOICE else last_channel
 

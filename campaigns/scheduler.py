@@ -89,7 +89,7 @@ class Runner:
         for broadcast_id in await broadcasts.due(self.db):
             while True:
                 count = await broadcasts.fan_out_batch(self.db, self.keys.ring, self.gazetteer, broadcast_id,
-                                                       self.default_language)
+                                                       self.default_language, calls=self.calls)
                 if count is None:
                     break
                 queued += count
@@ -125,7 +125,7 @@ class Runner:
                 other = [x for x in identities if x.id != first_identity]
                 identity = other[0] if other else identities[0]
                 address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
-                channel = outbox.delivery_channel(identity.last_channel, identity.preferred_channel)
+                channel = outbox.delivery_channel(identity.last_channel, identity.preferred_channel, self.calls)
                 if row.call_reminders and self.calls and identity.kind == "phone":
                     channel = ChannelKind.VOICE
                 # A call reads the broadcast again and gathers the answer: it needs the broadcast's id.

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from bot.i18n import gettext_for
 from bot.texts import VOICE_MENU, VOICE_NOTICE
 from registry import schema
-from tests.conftest import AUTH_TOKEN, VOICE_FROM, Running, StartBeacon
+from tests.conftest import AUTH_TOKEN, SMS_FROM, VOICE_FROM, Running, StartBeacon
 from tests.doubles.twilio_api import sign
 from tests.doubles.twilio_voice import PlacedCall, report
 from tests.helpers import eventually
@@ -267,3 +267,15 @@ async def test_non_responders_to_a_text_broadcast_are_reminded_by_call(start_bea
     assert "Shelling reported." in phone.said()
     await phone.press("1")
     await wait_counts(run, headers, created["id"], safe=1, no_reply=0)
+
+
+async def test_without_a_voice_number_people_who_chose_calls_are_texted(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(twilio=True)  # calls are answered, none placed: no TWILIO_VOICE_FROM
+    assert run.twilio is not None
+    await register_by_phone(run, TEXTER)
+    headers = await token(run)
+    body = {"text": {"en": "Road closed."}, "check_in": True}
+    broadcast_id = (await (await run.client.post("/api/v1/broadcasts", json=body, headers=headers)).json())["id"]
+    await wait_counts(run, headers, broadcast_id, recipients=1, sent=1)
+    [message] = [m for m in run.twilio.sent_to(TEXTER) if "Road closed." in m.body]
+    assert message.from_ == SMS_FROM
