@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +40,8 @@ from registry.db import Database
 from registry.keys import KeyHolder
 
 log = structlog.get_logger("beacon.calls")
+TURNS = Counter("beacon_call_turns_total", "Call webhooks answered, by the question the call was at and whether "
+                "it goes on", ["node", "outcome"])
 PROMPT_KEY = re.compile(r"[a-z0-9][a-z0-9_.-]{0,80}")
 PROMPT_FORMATS = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
 PROMPTS_PATH = "/voice/prompts"
@@ -129,6 +132,7 @@ class Calls:
                 turn = ivr.answer(self.bot, state, call, event.digits, now, alert)
             if stored is not None:
                 await self._apply(conn, stored.inbound_id, identity, state, turn, now)
+        TURNS.labels(call.node.value, "gather" if turn.next else "hangup").inc()
         fallback = broadcast_text(alerts, default, default)[1] if alerts else ""
         return self._twiml([self._spoken(p, fallback) for p in turn.prompts],
                            self._next_url(turn.next, turn_number + 1))
