@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
+from beacon.logs import configure
 from bot.i18n import gettext_for
 from bot.texts import VOICE_MENU, VOICE_NOTICE
 from registry import schema
@@ -16,6 +18,7 @@ from tests.doubles.twilio_api import sign
 from tests.doubles.twilio_voice import PlacedCall, report
 from tests.helpers import eventually
 from tests.test_broadcasts_e2e import token, wait_counts
+from tests.test_privacy import assert_nowhere, database_files, forms, restore_logging  # noqa: F401 - a fixture
 from tests.test_twilio_e2e import register, say, texts
 
 CALLER = "+218912345678"
@@ -279,3 +282,31 @@ async def test_without_a_voice_number_people_who_chose_calls_are_texted(start_be
     await wait_counts(run, headers, broadcast_id, recipients=1, sent=1)
     [message] = [m for m in run.twilio.sent_to(TEXTER) if "Road closed." in m.body]
     assert message.from_ == SMS_FROM
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("restore_logging")
+async def test_no_caller_number_or_keys_in_the_logs_or_the_database(
+        start_beacon: StartBeacon, capfd: pytest.CaptureFixture[str]) -> None:
+    configure("json", "debug")
+    run = await start_beacon(voice=True, BEACON_LOG_LEVEL="debug")
+    await register_by_phone(run, SAFE)
+    phone = run.phone(SAFE)
+    await phone.dial()
+    await phone.press("2")
+    await phone.press("3")
+    headers = await token(run)
+    await run.client.post("/api/v1/broadcasts", json={"text": {"en": "Test"}, "check_in": True}, headers=headers)
+    [call] = await placed(run, SAFE, 1)
+    answered = run.phone(SAFE)
+    await answered.pick_up(call)
+    await answered.press("1")
+    await report(run.post_form, AUTH_TOKEN, call, "completed", answered_by="human", duration=20)
+    out, err = capfd.readouterr()
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert any("audit.appended" in line for line in lines)
+    for line in lines:
+        for form in forms(SAFE):
+            assert form not in line.lower(), f"{form!r} in a log line: {line[:300]}"
+        assert "digits" not in line.lower(), line[:300]
+    assert_nowhere(database_files(run), [SAFE])
