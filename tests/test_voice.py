@@ -66,12 +66,27 @@ async def test_a_new_caller_registers_in_arabic_by_keypad(start_beacon: StartBea
     assert again.hung_up and again.gather is None
 
 
+async def broadcast_status(run: Running, broadcast_id: int, status: str) -> bool:
+    async with run.beacon.db.read() as conn:
+        found = (await conn.execute(select(schema.broadcasts.c.status).where(schema.broadcasts.c.id == broadcast_id)))
+        return found.scalar() == status
+
+
 async def test_menu_check_in_need_help_opens_a_case(start_beacon: StartBeacon) -> None:
     run = await start_beacon(voice=True)
     phone = run.phone(CALLER)
     await phone.dial()
     for key in ("1", "1", "2"):  # English, agree, Benghazi
         await phone.press(key)
+    await phone.press("3")  # the latest alert for their area: none yet
+    assert "There is no alert for your area now." in phone.said()
+    headers = await token(run)
+    for area, text in (("benghazi", "Water is safe to drink again."), ("misrata", "Not for Benghazi.")):
+        body = {"text": {"en": text}, "audience": {"areas": [area]}}
+        made = (await (await run.client.post("/api/v1/broadcasts", json=body, headers=headers)).json())["id"]
+        await eventually(lambda made=made: broadcast_status(run, made, "sent"), what="broadcast sent")
+    await phone.press("3")
+    assert "Water is safe to drink again." in phone.said() and phone.gather is not None
     await phone.press("2")  # need help
     assert "medical" in phone.said()
     await phone.press("2")  # shelter
