@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter as Tally
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from beacon.context import BEACON, Beacon
 from beacon.http import CALLER, MAX_ID, api_error, parse, path_id, requires
 from bot import texts
 from bot.i18n import LANGUAGES
-from campaigns import broadcasts, cap, cases, queries, webhooks
+from campaigns import broadcasts, cap, cases, outbox, queries, webhooks
 from domain.segments import segments
 from domain.vocabulary import CaseStatus, ChannelKind, Role
 from registry import audit, case_files
@@ -22,6 +23,8 @@ from registry.times import iso
 
 # Estimated price of one SMS segment in USD; a planning figure, not a bill.
 SMS_SEGMENT_PRICE = 0.0079
+WORDS_PER_MINUTE = 130  # a synthetic voice reading a broadcast
+CALL_OVERHEAD_SECONDS = 20  # ringing, machine detection, the check-in question and its answer
 
 
 def _caller(request: web.Request) -> str:
@@ -97,6 +100,7 @@ class BroadcastIn(BaseModel):
     poll: PollIn | None = None
     send_at: datetime | None = None
     remind_after_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    call_reminders: bool = Field(default=False, description="remind those who have not answered by phone call")
 
     @field_validator("text")
     @classmethod
@@ -120,9 +124,12 @@ async def preview_of(beacon: Beacon, body: BroadcastIn) -> dict[str, Any]:
     """Recipients by language and channel, SMS segments and cost, languages without a text."""
     settings: Settings = beacon.settings
     audience = broadcasts.Audience.from_json(body.audience.model_dump())
+    placing = bool(settings.twilio and settings.twilio.voice_from)  # calls can be placed
     async with beacon.db.read() as conn:
-        chosen = broadcasts.pick((await conn.execute(broadcasts.audience_query(beacon.gazetteer, audience))).all())
-    members = [(row.language or settings.default_language, row.last_channel) for row in chosen.values()]
+        chosen = broadcasts.pick((await conn.execute(broadcasts.audience_query(beacon.gazetteer, audience,
+                                                                               placing))).all())
+    members = [(row.language or settings.default_language,
+                outbox.delivery_channel(row.last_channel, row.preferred_channel, placing)) for row in chosen.values()]
     by_language = Tally(lang for lang, _ in members)
     by_channel = Tally(channel for _, channel in members)
     languages = []
@@ -131,10 +138,14 @@ async def preview_of(beacon: Beacon, body: BroadcastIn) -> dict[str, Any]:
                                       body.poll_json())
         seg = segments(text)
         sms = sum(1 for lang, ch in members if lang == language and ch == "sms")
+        calls = sum(1 for lang, ch in members if lang == language and ch == ChannelKind.VOICE)
+        minutes = call_minutes(broadcasts.message_for(body.text, language, settings.default_language, False))
+        call_cost = calls * minutes * settings.voice_price_per_minute
         languages.append({
             "language": language, "recipients": count, "has_text": language in body.text,
             "encoding": seg.encoding, "characters": seg.characters, "segments": seg.segments,
-            "estimated_cost_usd": round(sms * seg.segments * SMS_SEGMENT_PRICE, 4),
+            "calls": calls, "call_minutes": minutes,
+            "estimated_cost_usd": round(sms * seg.segments * SMS_SEGMENT_PRICE + call_cost, 4),
         })
     missing = sorted(lang for lang in by_language if lang not in body.text)
     return {
@@ -145,6 +156,12 @@ async def preview_of(beacon: Beacon, body: BroadcastIn) -> dict[str, Any]:
         "fallback_language": settings.default_language,
         "estimated_cost_usd": round(sum(x["estimated_cost_usd"] for x in languages), 4),  # type: ignore[misc]
     }
+
+
+def call_minutes(text: str) -> int:
+    """Minutes one call reading ``text`` is billed for (Twilio bills each minute begun), at least one."""
+    seconds = len(text.split()) * 60 / WORDS_PER_MINUTE + CALL_OVERHEAD_SECONDS
+    return max(1, math.ceil(seconds / 60))
 
 
 @requires(Role.RESPONDER)
@@ -164,7 +181,7 @@ async def create_broadcast(request: web.Request) -> web.Response:
     broadcast_id = await broadcasts.create(
         beacon.db, texts_by_language=body.text, audience=broadcasts.Audience.from_json(body.audience.model_dump()),
         check_in=body.check_in, send_at=body.send_at, remind_after_minutes=body.remind_after_minutes,
-        created_by=_caller(request), poll=body.poll_json())
+        created_by=_caller(request), poll=body.poll_json(), call_reminders=body.call_reminders)
     beacon.runner.wake()
     async with beacon.db.read() as conn:
         found = await broadcasts.summary(conn, broadcast_id)

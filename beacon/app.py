@@ -10,13 +10,16 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from beacon import api, console, join, metrics, public, wakeups
+from beacon import api, api_voice, console, join, metrics, public, wakeups
 from beacon.config import Settings
 from beacon.context import BEACON, Beacon, open_beacon
 from beacon.service import SWEEP_SECONDS
 from campaigns import reports, upkeep
 from campaigns.cap_feed import CapFeed
 from channels.base import Provider, WebhookCall, WebhookRejected
+from channels.twilio import TwilioChannel
+from channels.voice import VOICE_PATH
+from domain.vocabulary import ProviderName
 from registry.keys import CHECK_SECONDS
 
 log = structlog.get_logger("beacon.app")
@@ -123,8 +126,11 @@ def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
     if settings.simulator:  # development only, alone, on loopback: config.load refuses anything else
         app.router.add_get("/simulator", simulator_page)
         app.router.add_post("/simulator/messages", simulator_message)
-    for path in ("/webhooks/twilio/messages", "/webhooks/twilio/status", "/webhooks/telegram"):
+    for path in ("/webhooks/twilio/messages", "/webhooks/twilio/status", "/webhooks/twilio/voice/status",
+                 "/webhooks/telegram"):
         app.router.add_post(path, webhook)
+    app.router.add_post(VOICE_PATH, voice_webhook)
+    api_voice.setup(app)
     api.setup(app)
     console.setup(app)
     if settings.public_stats:
@@ -184,6 +190,21 @@ async def webhook(request: web.Request) -> web.Response:
     for status in received.statuses:
         await beacon.service.record_status(channel.name, status)
     return web.Response(text=received.ack_body, content_type=received.ack_content_type)
+
+
+async def voice_webhook(request: web.Request) -> web.Response:
+    """A phone call's webhook (signed like messages): answered with the TwiML of its next step."""
+    beacon = request.app[BEACON]
+    channel = beacon.providers.get(ProviderName.TWILIO)
+    if not isinstance(channel, TwilioChannel):
+        raise web.HTTPNotFound(text="channel not configured")
+    try:
+        event = channel.receive_call(await webhook_call(request, channel))
+    except WebhookRejected as exc:
+        REJECTED.labels(channel.name, str(exc.status)).inc()
+        log.info("webhook.rejected", provider=channel.name, status=exc.status)
+        return web.Response(status=exc.status, text=exc.reason)
+    return web.Response(text=await beacon.calls.answer(event), content_type="text/xml")
 
 
 async def simulator_page(request: web.Request) -> web.FileResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,10 @@ class Settings:
     cap_poll_minutes: int = 5
     twilio: TwilioSettings | None = None
     telegram: TelegramSettings | None = None
+    voice_max_attempts: int = 3  # calls to one person for one message at most (busy or no answer: called again)
+    voice_retry_seconds: int = 300  # wait before the second call; doubled for each further one
+    voice_price_per_minute: float = 0.05  # the estimate a broadcast preview shows, per call minute begun
+    voice_prompts_dir: Path = Path("./data/voice-prompts")  # recorded prompts: <lang>/<key>.mp3 or .wav
 
     @property
     def development(self) -> bool:
@@ -111,6 +116,25 @@ def _on_off(env: Mapping[str, str], name: str) -> bool:
     if value not in ("on", "off"):
         raise ConfigError(f"{name} must be on or off, got {value!r}")
     return value == "on"
+
+
+def _price(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative")
+    return value
+
+
+def _phone(name: str, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"\+[1-9]\d{6,14}", value):
+        raise ConfigError(f"{name} must be a phone number in E.164 form, like +15005550006")
+    return value
 
 
 def _url(name: str, value: str) -> str:
@@ -253,6 +277,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             api_base_url=_url("TWILIO_API_BASE_URL", env.get("TWILIO_API_BASE_URL") or "https://api.twilio.com"),
             rate_per_second=_float(env, "TWILIO_RATE_PER_SECOND"),
             whatsapp_template_sid=env.get("TWILIO_WHATSAPP_TEMPLATE_SID") or None,
+            voice_from=_phone("TWILIO_VOICE_FROM", env.get("TWILIO_VOICE_FROM") or None),
+            voice_calls_per_second=_float(env, "BEACON_VOICE_CALLS_PER_SECOND") or 1.0,
         )
 
     telegram = None
@@ -327,4 +353,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         webhook_retry_seconds=_float(env, "BEACON_WEBHOOK_RETRY_SECONDS") or 30.0,
         cap_feed_url=cap_feed_url,
         cap_poll_minutes=_int(env, "BEACON_CAP_POLL_MINUTES", 5, minimum=1),
+        voice_max_attempts=_int(env, "BEACON_VOICE_MAX_ATTEMPTS", 3, minimum=1),
+        voice_retry_seconds=_int(env, "BEACON_VOICE_RETRY_SECONDS", 300),
+        voice_price_per_minute=_price(env, "BEACON_VOICE_PRICE_PER_MINUTE", 0.05),
+        voice_prompts_dir=Path(env.get("BEACON_VOICE_PROMPTS_DIR") or database_dir / "voice-prompts"),
     )

@@ -14,6 +14,7 @@ from datetime import timedelta
 import structlog
 from aiohttp import web
 
+from beacon.calls import Calls
 from beacon.config import Settings
 from beacon.intake import Intake
 from beacon.service import Service
@@ -55,6 +56,7 @@ class Beacon:
     tables: ProtectedTables  # protected tables by their counts, shared by the API, console and reports
     intake: Intake  # webhook messages: stored, or spooled to disk while the database stalls
     webhooks: WebhookSender  # outbound webhook notifications, delivered by the worker
+    calls: Calls  # phone calls' webhooks, answered with TwiML
     public: PublicTable = field(default_factory=PublicTable)  # /public's table, refreshed on a schedule
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -122,13 +124,17 @@ async def _open(settings: Settings, db: Database) -> AsyncIterator[Beacon]:
     bot = BotConfig(gazetteer=gazetteer, operator=settings.operator_name,
                     retention_months=settings.retention_months, default_language=settings.default_language,
                     family_sharing=family is not None)
-    service = Service(db, keys, bot, providers, sender, family_channel=family)
+    service = Service(db, keys, bot, providers, sender, family_channel=family,
+                      call_attempts=settings.voice_max_attempts, call_retry_seconds=settings.voice_retry_seconds)
     runner = Runner(db, keys, gazetteer, sender, default_language=settings.default_language,
-                    family_channel=family, max_reminders=settings.max_reminders)
+                    family_channel=family, max_reminders=settings.max_reminders,
+                    calls=bool(settings.twilio and settings.twilio.voice_from))
     intake = Intake(service, keys, settings.spool_dir)
     webhooks = WebhookSender(db, keys, retry_seconds=settings.webhook_retry_seconds)
+    calls = Calls(db, keys, bot, sender, gazetteer, public_url=settings.public_url,
+                  prompts_dir=settings.voice_prompts_dir, family_channel=family)
     beacon = Beacon(settings, db, keys, gazetteer, providers, sender, service, runner, ProtectedTables(), intake,
-                    webhooks)
+                    webhooks, calls)
     for provider in providers.values():
         await provider.start()
     try:

@@ -26,6 +26,7 @@ from bot.state import (
     LinkPhone,
     LookUpStatus,
     OpenCase,
+    PreferCalls,
     RecordCheckIn,
     RecordPollAnswer,
     Reply,
@@ -34,6 +35,7 @@ from bot.state import (
 )
 from campaigns import cases, family, webhooks
 from campaigns.outbox import Draft
+from domain.vocabulary import ChannelKind
 from registry import audit, schema, store
 from registry.crypto import KeyRing
 
@@ -157,6 +159,15 @@ async def _link_phone(ctx: Context, effect: LinkPhone, out: AppliedEffects) -> N
                        {"merged": merged} if merged else {})
 
 
+async def _prefer_calls(ctx: Context, effect: PreferCalls, out: AppliedEffects) -> None:
+    i = schema.identities.c
+    # Back to texts: where they write from, or SMS to the phone they call from.
+    channel = ChannelKind.VOICE if effect.on else (ChannelKind.SMS if ctx.row.channel == ChannelKind.VOICE
+                                                   else ctx.row.channel)
+    await ctx.conn.execute(update(schema.identities).where(i.id == ctx.identity.id).values(preferred_channel=channel))
+    await audit.append(ctx.conn, "system", "channel.preferred", str(ctx.registrant_id), {"channel": channel})
+
+
 HANDLERS: dict[type[Effect], Handler] = {
     GiveConsent: _give_consent,
     Decline: _decline,
@@ -170,6 +181,7 @@ HANDLERS: dict[type[Effect], Handler] = {
     LookUpStatus: _look_up_status,
     LinkPhone: _link_phone,
     RecordPollAnswer: _record_poll_answer,
+    PreferCalls: _prefer_calls,
 }
 
 

@@ -36,6 +36,8 @@ _PREVIEW = {
                 "language": {"type": "string"}, "recipients": {"type": "integer"}, "has_text": {"type": "boolean"},
                 "encoding": {"enum": ["GSM-7", "UCS-2"]}, "characters": {"type": "integer"},
                 "segments": {"type": "integer"}, "estimated_cost_usd": {"type": "number"},
+                "calls": {"type": "integer", "description": "recipients reached by a phone call"},
+                "call_minutes": {"type": "integer", "description": "billed minutes one call is estimated at"},
             },
         }},
         "by_channel": {"type": "object", "additionalProperties": {"type": "integer"}},
@@ -61,7 +63,8 @@ _BROADCAST = {
         "check_in": {"type": "boolean"}, "texts": {"type": "object", "additionalProperties": {"type": "string"}},
         "audience": {"type": "object"}, "send_at": {"type": "string", "format": "date-time"},
         "created_at": {"type": "string", "format": "date-time"}, "created_by": {"type": "string"},
-        "remind_after_minutes": {"type": ["integer", "null"]}, "counts": {"$ref": "#/components/schemas/Counts"},
+        "remind_after_minutes": {"type": ["integer", "null"]}, "call_reminders": {"type": "boolean"},
+        "counts": {"$ref": "#/components/schemas/Counts"},
         "poll": {"type": "object", "description": "the question and options, when the broadcast asks a poll"},
         "cap": {"type": "array", "items": {"type": "object"},
                 "description": "the CAP messages that made or concern this broadcast"},
@@ -111,7 +114,8 @@ _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "intege
 
 def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): {"description": {401: "no valid token", 403: "role may not", 404: "not found",
-                                        409: "the change does not apply", 422: "invalid input"}[code],
+                                        409: "the change does not apply", 413: "too large",
+                                        415: "not an accepted media type", 422: "invalid input"}[code],
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             for code in codes}
 
@@ -191,6 +195,19 @@ def document() -> dict[str, Any]:
                     "properties": {"seq": {"type": "integer", "minimum": 0},
                                    "hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}, "the head"),
                     **_errors(401, 403)}}},
+            "/api/v1/voice/prompts/{lang}/{key}": {"put": {
+                "summary": "Store the recording of one voice prompt in one language (admin): played where Twilio "
+                           "has no voice for the language",
+                "parameters": [{"name": "lang", "in": "path", "required": True, "schema": {"type": "string"}},
+                               {"name": "key", "in": "path", "required": True,
+                                "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,80}$"}}],
+                "requestBody": {"required": True, "content": {"audio/mpeg": {"schema": {}},
+                                                              "audio/wav": {"schema": {}}}},
+                "responses": {
+                    "201": _json({"type": "object", "required": ["language", "key", "format"],
+                                  "properties": {"language": {"type": "string"}, "key": {"type": "string"},
+                                                 "format": {"enum": ["mp3", "wav"]}}}, "stored"),
+                    **_errors(401, 403, 404, 413, 415, 422)}}},
             **api_stats.openapi_paths(),
             **api_polls.openapi_paths(),
             **api_webhooks.openapi_paths(),

@@ -44,6 +44,7 @@ DEAD_LETTER_WAITING = Gauge("beacon_inbound_dead_letter_waiting", "Inbound messa
 STATUS = Counter("beacon_status_callbacks_total", "Delivery status callbacks by status", ["status"])
 PROGRESS = {"sent": 1, "delivered": 2, "read": 3}  # delivery states that only move forward
 FAILED = ("failed", "undelivered")
+CALL_AGAIN = frozenset({"busy", "no-answer"})  # call statuses after which the person is called again later
 STATUS_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds; a report for an unknown id is dropped after
 STORE_BATCH = 256  # inbound messages stored per transaction at most
 PROCESS_YIELD = 0.25  # seconds a background step waits at most for webhooks being stored
@@ -62,8 +63,11 @@ class Service:
     """Wires the registry, the conversation and the outbox together."""
 
     def __init__(self, db: Database, keys: KeyHolder, bot: BotConfig, providers: dict[str, Provider],
-                 sender: Sender, *, family_channel: str | None = "simulator") -> None:
+                 sender: Sender, *, family_channel: str | None = "simulator", call_attempts: int = 3,
+                 call_retry_seconds: float = 300.0) -> None:
         self.db = db
+        self.call_attempts = call_attempts  # calls for one message at most (busy, no answer: called again)
+        self.call_retry_seconds = call_retry_seconds  # before the second call; doubled for each further one
         self.family_channel = family_channel  # where messages to family contacts go
         self.keys = keys
         self.bot = bot
@@ -364,6 +368,10 @@ class Service:
             row = (await conn.execute(select(schema.outbox).where(o.provider_id == update_.provider_id))).first()
             if row is None:
                 return False
+            if update_.status in CALL_AGAIN:
+                if row.status == "sent":  # a repeated report must not call twice
+                    await self._call_again(conn, row, update_)
+                return True
             # The provider's "queued" means it has the message: for the outbox it has left ("sent").
             # Writing "queued" would put it back in our own queue and send it again.
             status = "sent" if update_.status == "queued" else update_.status
@@ -383,6 +391,21 @@ class Service:
                         replacement.text, template=replacement.template, broadcast_id=row.broadcast_id)])
                     self.sender.wake()
         return True
+
+    async def _call_again(self, conn: AsyncConnection, row: Any, update_: StatusUpdate) -> None:
+        """A call that was busy or not answered: queued again with a doubling wait, until the attempts run out
+        (then undelivered: the person counts as not having replied)."""
+        o = schema.outbox.c
+        now = datetime.now(UTC)
+        attempts = int(row.attempts)
+        if attempts >= self.call_attempts:
+            await conn.execute(update(schema.outbox).where(o.id == row.id).values(
+                status="undelivered", error_code=update_.status, updated_at=now))
+            return
+        wait = timedelta(seconds=self.call_retry_seconds * 2 ** (attempts - 1))
+        await conn.execute(update(schema.outbox).where(o.id == row.id, o.status != "cancelled").values(
+            status="queued", error_code=update_.status, next_attempt_at=now + wait, updated_at=now))
+        self.sender.wake()
 
     async def tell(self, conn: AsyncConnection, registrant_id: int, message: str) -> bool:
         """Queue one message to a registrant, in their language, where they last wrote from."""

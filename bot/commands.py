@@ -10,7 +10,23 @@ from bot.i18n import gettext_for
 from bot.keywords import Intent
 from bot.registration import start_registration
 from bot.replies import language_for, say, yes_no
-from bot.state import BotConfig, Confirm, Erase, LinkPhone, Message, Profile, Reply, State, Step, Transition
+from bot.state import (
+    BotConfig,
+    Confirm,
+    Erase,
+    LinkPhone,
+    Message,
+    PreferCalls,
+    Profile,
+    Reply,
+    State,
+    Step,
+    Transition,
+)
+from domain.vocabulary import ChannelKind
+
+# Channels whose address is a phone number that can also be called.
+PHONE_CHANNELS = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP, ChannelKind.VOICE})
 
 
 def on_help(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
@@ -60,3 +76,23 @@ def at_idle(config: BotConfig, state: State, message: Message, intent: Intent) -
     if message.contact_phone and state.registered:
         return Transition(state, (say(config, state.language, texts.LINKED),), (LinkPhone(message.contact_phone),))
     return Transition(state, (say(config, state.language, texts.NOT_UNDERSTOOD),))
+
+
+def on_calls(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    """CALLS: alerts and check-ins by phone call from now on (for a phone number)."""
+    return _prefer(config, state, message, calls=True)
+
+
+def on_texts(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
+    """TEXTS: alerts by text message again."""
+    return _prefer(config, state, message, calls=False)
+
+
+def _prefer(config: BotConfig, state: State, message: Message, *, calls: bool) -> Transition:
+    language = language_for(config, state, message)
+    if not state.registered:
+        return Transition(state, (say(config, language, texts.NOT_REGISTERED),))
+    if message.channel not in PHONE_CHANNELS:
+        return Transition(state, (say(config, language, texts.NOT_UNDERSTOOD),))
+    reply = say(config, language, texts.CALLS_ON if calls else texts.TEXTS_ON)
+    return Transition(state, (reply,), (PreferCalls(on=calls),))

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from bot import texts
 from bot.checkins import answers_check_in, at_check_in_details, at_check_in_kind, on_need, on_safe
-from bot.commands import at_confirm_delete, at_idle, on_delete, on_help, on_stop
+from bot.commands import at_confirm_delete, at_idle, on_calls, on_delete, on_help, on_stop, on_texts
 from bot.family import at_family_language, at_share_family, on_code, on_status, status_reply
 from bot.flow import Handler, ask
 from bot.invitation import at_invited
@@ -55,6 +55,8 @@ COMMANDS: dict[str, Handler] = {
     "LANG": on_lang,
     "DELETE": on_delete,
     "MYDATA": on_mydata,
+    "CALLS": on_calls,
+    "TEXTS": on_texts,
 }
 
 STEPS: dict[Step, Handler] = {

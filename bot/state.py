@@ -205,8 +205,15 @@ class LinkPhone:
     phone: str
 
 
+@dataclass(frozen=True, slots=True)
+class PreferCalls:
+    """Reach the person by phone call from now on (voice as their preferred channel), or by text again."""
+
+    on: bool = True
+
+
 Effect = (GiveConsent | Decline | Erase | Confirm | RecordCheckIn | OpenCase | DescribeNeed | IssueShareCode
-          | RevokeShareCodes | LookUpStatus | LinkPhone | RecordPollAnswer)
+          | RevokeShareCodes | LookUpStatus | LinkPhone | RecordPollAnswer | PreferCalls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,29 @@ REMINDER = N_("Reminder: please reply 1 if you are safe, 2 if you need help.")
 POLL_HINT = N_("Reply with the number of your answer.")
 POLL_ANSWERED = N_("Thank you. We recorded your answer: {option}. You may change it by replying again.")
 POLL_CHOOSE = N_("Please reply with the number of one of the answers shown.")
+# --- voice calls: short sentences for the ear (bot/ivr.py) ------------------
+VOICE_OPTION = N_("For {option}, press {number}.")
+VOICE_MORE = N_("For more choices, press 9.")
+VOICE_NOTICE = N_(
+    "{operator} keeps your language and area for {months} months to warn you in emergencies. "
+    "You can have them deleted. To agree, press 1. To refuse, press 2."
+)
+VOICE_AREA = N_("Where are you now?")
+VOICE_REGISTERED = N_("You are registered.")
+VOICE_MENU = N_(
+    "Safe: press 1. Need help: press 2. Latest alert: press 3. Deleting your data: press 4. "
+    "Alerts by phone call: press 5."
+)
+VOICE_CHECK_IN = N_("If you are safe, press 1. If you need help, press 2.")
+VOICE_KIND = N_("What help do you need?")
+VOICE_INVALID = N_("That key is not in the menu.")
+VOICE_GOODBYE = N_("Goodbye.")
+VOICE_NO_ALERT = N_("There is no alert for your area now.")
+VOICE_DELETE_HOW = N_("To delete your data, text DELETE to this number.")
+VOICE_CALLS_ON = N_("From now on, we will call you with alerts.")
+VOICE_NO_CONSENT = N_("Nothing about you was kept.")
+CALLS_ON = N_("From now on, we will call you with alerts. Text TEXTS to get them by text again.")
+TEXTS_ON = N_("From now on, we will send you alerts by text message.")
 
 # --- family and share codes -------------------------------------------------
 SHARE_CODE = N_(
@@ -203,4 +226,6 @@ KEYWORDS: dict[str, str] = {
     "CODE": N_("CODE"),
     "YES": N_("YES|Y"),
     "NO": N_("NO|N"),
+    "CALLS": N_("CALLS|CALL ME"),
+    "TEXTS": N_("TEXTS|TEXT ME"),
 }

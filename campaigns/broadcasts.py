@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,7 +24,7 @@ from bot.polls import open_poll, poll_buttons, poll_text
 from campaigns import outbox, webhooks
 from campaigns.outbox import Draft
 from domain.areas import Gazetteer
-from domain.vocabulary import Answer, CheckInStatus, LegalBasis
+from domain.vocabulary import Answer, ChannelKind, CheckInStatus, LegalBasis
 from registry import audit, schema
 from registry.crypto import KeyRing
 from registry.db import Database
@@ -78,8 +78,17 @@ def buttons_for(language: str, default: str, check_in: bool,
     return ()
 
 
-def audience_query(gazetteer: Gazetteer, audience: Audience):  # type: ignore[no-untyped-def]
-    """Registrants a broadcast reaches with their reachable identities (one row per identity).
+def _delivery_channel_column(calls: bool) -> ColumnElement[str]:
+    """:func:`campaigns.outbox.delivery_channel` in SQL, for the audience's channel filter."""
+    i = schema.identities.c
+    voice = ChannelKind.VOICE.value if calls else ChannelKind.SMS.value
+    return case((i.preferred_channel == ChannelKind.VOICE, voice),
+                (i.last_channel == ChannelKind.VOICE, ChannelKind.SMS.value), else_=i.last_channel)
+
+
+def audience_query(gazetteer: Gazetteer, audience: Audience, calls: bool = True):  # type: ignore[no-untyped-def]
+    """Registrants a broadcast reaches with their reachable identities (one row per identity); ``calls``: whether
+    those who chose calls can be called (else they are texted).
 
     Invited people (imported, not yet consenting) are left out, unless their import recorded vital
     interests as the legal basis for crisis messages."""
@@ -96,7 +105,7 @@ def audience_query(gazetteer: Gazetteer, audience: Audience):  # type: ignore[no
     if audience.nationalities:
         query = query.where(r.nationality.in_([n.upper() for n in audience.nationalities]))
     if audience.channels:
-        query = query.where(i.last_channel.in_(audience.channels))
+        query = query.where(_delivery_channel_column(calls).in_(audience.channels))
     return query
 
 
@@ -112,7 +121,8 @@ def pick(rows: Iterable[Any]) -> dict[int, Any]:
 
 async def create(db: Database, *, texts_by_language: dict[str, str], audience: Audience, check_in: bool,
                  send_at: datetime | None, remind_after_minutes: int | None, created_by: str,
-                 draft_key: str | None = None, poll: dict[str, Any] | None = None) -> int:
+                 draft_key: str | None = None, poll: dict[str, Any] | None = None,
+                 call_reminders: bool = False) -> int:
     """Store a broadcast to send now or at ``send_at``; the runner fans it out.
 
     With a ``draft_key``, sending the same draft again returns the broadcast it already made."""
@@ -123,7 +133,8 @@ async def create(db: Database, *, texts_by_language: dict[str, str], audience: A
             broadcast_id = (await conn.execute(schema.broadcasts.insert().values(
                 texts=texts_by_language, audience=audience.to_json(), check_in=check_in, send_at=send_at or now,
                 remind_after_minutes=remind_after_minutes, status="scheduled", cursor=0, created_by=created_by,
-                created_at=now, draft_key=draft_key, poll=poll).returning(b.id))).scalar_one()
+                created_at=now, draft_key=draft_key, poll=poll, call_reminders=call_reminders)
+                .returning(b.id))).scalar_one()
             await audit.append(conn, created_by, "broadcast.created", str(broadcast_id),
                                {"languages": sorted(texts_by_language), "check_in": check_in,
                                 "poll_options": len(poll["options"]) if poll else 0})
@@ -170,7 +181,7 @@ async def due(db: Database) -> list[int]:
 
 
 async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broadcast_id: int,
-                        default_language: str, batch: int = BATCH) -> int | None:
+                        default_language: str, batch: int = BATCH, calls: bool = True) -> int | None:
     """Queue the next batch of recipients; returns how many, or None when the broadcast is done."""
     b = schema.broadcasts.c
     async with db.write() as conn:
@@ -183,7 +194,7 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
         audience = Audience.from_json(broadcast.audience)
         r = schema.registrants.c
         ids = (await conn.execute(
-            audience_query(gazetteer, audience).with_only_columns(r.id).distinct()
+            audience_query(gazetteer, audience, calls).with_only_columns(r.id).distinct()
             .where(r.id > broadcast.cursor).order_by(r.id).limit(batch))).scalars().all()
         now = datetime.now(UTC)
         if not ids:
@@ -195,7 +206,7 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
             await webhooks.emit(conn, keys, "broadcast.finished", {"broadcast": {
                 "id": broadcast_id, "status": "sent", "recipients": int(recipients), "finished_at": iso(now)}})
             return None
-        rows = (await conn.execute(audience_query(gazetteer, audience).where(r.id.in_(ids)))).all()
+        rows = (await conn.execute(audience_query(gazetteer, audience, calls).where(r.id.in_(ids)))).all()
         chosen = pick(rows)
         drafts: list[Draft] = []
         members: list[tuple[int, str]] = []
@@ -203,9 +214,13 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
             row = chosen[registrant_id]
             language = row.language or default_language
             address = keys.decrypt(row.address_ct, identity_aad({"bidx": row.bidx}))
-            text = message_for(broadcast.texts, language, default_language, broadcast.check_in, broadcast.poll)
-            buttons = buttons_for(language, default_language, broadcast.check_in, broadcast.poll)
-            drafts.append(Draft(registrant_id, row.identity_id, row.last_channel, address, text,
+            channel = outbox.delivery_channel(row.last_channel, row.preferred_channel, calls)
+            # A call speaks the check-in question and gathers the answer itself (bot.ivr); polls are texted only.
+            asks = broadcast.check_in and channel != ChannelKind.VOICE
+            poll = broadcast.poll if channel != ChannelKind.VOICE else None
+            text = message_for(broadcast.texts, language, default_language, asks, poll)
+            buttons = buttons_for(language, default_language, asks, poll)
+            drafts.append(Draft(registrant_id, row.identity_id, channel, address, text,
                                 buttons=buttons, broadcast_id=broadcast_id))
             members.append((registrant_id, language))
         refs = await outbox.enqueue_returning_ids(conn, keys, drafts)
@@ -272,6 +287,7 @@ async def summary(conn: AsyncConnection, broadcast_id: int) -> dict[str, Any] | 
         "texts": broadcast.texts, "audience": broadcast.audience,
         "send_at": iso(broadcast.send_at), "created_at": iso(broadcast.created_at),
         "created_by": broadcast.created_by, "remind_after_minutes": broadcast.remind_after_minutes,
+        "call_reminders": broadcast.call_reminders,
         "counts": counts,
     }
     if broadcast.poll:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.i18n import gettext_for, render
 from bot.texts import CONTACT_BUTTON
 from channels.base import Button, Outbound
-from domain.vocabulary import Delivery
+from domain.vocabulary import ChannelKind, Delivery
 from registry import schema
 from registry.crypto import KeyRing
 from registry.db import Database
@@ -43,6 +43,14 @@ class Draft:
     template: bool = False
     broadcast_id: int | None = None
     error_code: str | None = None  # a message no channel can carry: recorded failed at once, never sent
+
+
+def delivery_channel(last_channel: str, preferred_channel: str, calls: bool = True) -> str:
+    """The channel that reaches a person: a call for those who chose calls (when Beacon can place calls), else
+    where they last wrote from (after a call of theirs, SMS to the same phone)."""
+    if preferred_channel == ChannelKind.VOICE and calls:
+        return ChannelKind.VOICE
+    return ChannelKind.SMS if last_channel == ChannelKind.VOICE else last_channel
 
 
 def row_values(keys: KeyRing, draft: Draft, now: datetime) -> dict[str, object]:
@@ -156,7 +164,8 @@ def to_outbound(keys: KeyRing, row: dict[str, Any], default_language: str) -> Ou
 
 async def to_registrant(conn: AsyncConnection, keys: KeyRing, registrant_id: int, message: str,
                         default_language: str, **params: object) -> Draft | None:
-    """A message to a registrant in their language, where they last wrote from (None if unreachable)."""
+    """A message to a registrant in their language, where they last wrote from (None if unreachable); a text,
+    so by SMS after a call."""
     r, i = schema.registrants.c, schema.identities.c
     language = (await conn.execute(select(r.language).where(r.id == registrant_id))).scalar()
     identity = (await conn.execute(select(schema.identities).where(
@@ -165,5 +174,5 @@ async def to_registrant(conn: AsyncConnection, keys: KeyRing, registrant_id: int
     if identity is None:
         return None
     address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
-    return Draft(registrant_id, identity.id, identity.last_channel, address,
+    return Draft(registrant_id, identity.id, delivery_channel(identity.last_channel, ChannelKind.SMS), address,
                  render(language or default_language, message, **params))

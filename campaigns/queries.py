@@ -79,7 +79,7 @@ def _with_tallies(row: Any) -> dict[str, Any]:
         "texts": row.texts, "audience": row.audience,
         "send_at": iso(row.send_at), "created_at": iso(row.created_at),
         "created_by": row.created_by, "remind_after_minutes": row.remind_after_minutes,
-        "counts": counts,
+        "call_reminders": row.call_reminders, "counts": counts,
     } | ({"poll": row.poll} if row.poll else {})
 
 

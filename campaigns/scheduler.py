@@ -23,6 +23,7 @@ from campaigns.family import family_drafts
 from campaigns.outbox import Draft
 from campaigns.sender import Sender
 from domain.areas import Gazetteer
+from domain.vocabulary import ChannelKind
 from registry import schema
 from registry.db import Database
 from registry.keys import KeyHolder, identity_aad
@@ -36,13 +37,15 @@ class Runner:
     """Fans out due broadcasts and sends reminders, woken by the API or by the scheduler's ticks."""
 
     def __init__(self, db: Database, keys: KeyHolder, gazetteer: Gazetteer, sender: Sender, *,
-                 default_language: str, family_channel: str | None, max_reminders: int = 2) -> None:
+                 default_language: str, family_channel: str | None, max_reminders: int = 2,
+                 calls: bool = False) -> None:
         self.db = db
         self.keys = keys
         self.gazetteer = gazetteer
         self.sender = sender
         self.default_language = default_language
         self.max_reminders = max_reminders
+        self.calls = calls  # a voice number places calls: reminders may go by phone call
         self.family_channel = family_channel
         self._wake = asyncio.Event()
         self.also_wake: list[Callable[[], None]] = []  # told on each wake(): e.g. the workers of other processes
@@ -89,7 +92,7 @@ class Runner:
         for broadcast_id in await broadcasts.due(self.db):
             while True:
                 count = await broadcasts.fan_out_batch(self.db, self.keys.ring, self.gazetteer, broadcast_id,
-                                                       self.default_language)
+                                                       self.default_language, calls=self.calls)
                 if count is None:
                     break
                 queued += count
@@ -104,7 +107,7 @@ class Runner:
         sent = 0
         async with self.db.write() as conn:
             query = (select(rc.broadcast_id, rc.registrant_id, rc.language, rc.reminders_sent, rc.last_sent_at,
-                            rc.outbox_id, b.remind_after_minutes, b.send_at)
+                            rc.outbox_id, b.remind_after_minutes, b.send_at, b.call_reminders)
                      .join(schema.broadcasts, b.id == rc.broadcast_id)
                      .where(b.check_in.is_(True), b.remind_after_minutes.is_not(None),
                             b.status.in_(("sending", "sent")), rc.answer.is_(None),
@@ -125,9 +128,15 @@ class Runner:
                 other = [x for x in identities if x.id != first_identity]
                 identity = other[0] if other else identities[0]
                 address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
-                buttons = check_in_buttons(row.language)
-                drafts = [Draft(row.registrant_id, identity.id, identity.last_channel, address,
-                                gettext_for(row.language, texts.REMINDER), buttons=buttons)]
+                channel = outbox.delivery_channel(identity.last_channel, identity.preferred_channel, self.calls)
+                if row.call_reminders and self.calls and identity.kind == "phone":
+                    channel = ChannelKind.VOICE
+                # A call reads the broadcast again and gathers the answer: it needs the broadcast's id.
+                called = channel == ChannelKind.VOICE
+                buttons = () if called else check_in_buttons(row.language)
+                drafts = [Draft(row.registrant_id, identity.id, channel, address,
+                                gettext_for(row.language, texts.REMINDER), buttons=buttons,
+                                broadcast_id=row.broadcast_id if called else None)]
                 if row.reminders_sent == 0:
                     drafts += await family_drafts(conn, keys, row.registrant_id, "no_reply", aware(row.send_at),
                                                   self.family_channel)

@@ -25,6 +25,8 @@ class TwilioSettings:
     # messages per second per sender; None means the default for the sender type
     rate_per_second: float | None
     whatsapp_template_sid: str | None  # approved ContentSid for use outside the 24-hour window
+    voice_from: str | None = None  # the number outbound calls come from; None: no outbound calls
+    voice_calls_per_second: float = 1.0  # calls started per second from that number (Twilio's default CPS)
 
 
 @dataclass(frozen=True)

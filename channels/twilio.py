@@ -1,4 +1,4 @@
-"""Twilio SMS and WhatsApp: signed webhooks in, the Programmable Messaging REST API out.
+"""Twilio SMS, WhatsApp and voice calls: signed webhooks in, the Messaging and Calls REST APIs out.
 
 Inbound messages and status callbacks arrive as form POSTs signed with the
 account's Auth Token (``X-Twilio-Signature``). Sends go through the official
@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import aiohttp
 from multidict import MultiDict
@@ -42,6 +42,7 @@ from channels.base import (
 )
 from channels.limits import Limiter, Limiters, rate_limiter
 from channels.settings import TwilioSettings
+from channels.voice import VOICE_STATUS_PATH, CallEvent, call_event, call_params, call_status
 from domain.vocabulary import ChannelKind, ProviderName
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 WHATSAPP_PREFIX = "whatsapp:"
 CONNECTIONS = 200  # open connections to the REST API at most: the sender's sends in flight
 SESSION_EXPIRED = "63016"  # WhatsApp: outside the 24-hour customer service window
+VOICE_LIMIT = "voice:"  # the rate limit of calls from a number is kept apart from its messages
 
 # Twilio error codes (https://www.twilio.com/docs/api/errors) that say the number cannot be reached.
 UNREACHABLE_CODES = frozenset({21211, 21614, 30003, 30005, 30006})
@@ -172,18 +174,21 @@ def _default_rate(sender: str) -> float:
 
 
 class TwilioChannel:
-    """SMS and WhatsApp through one Twilio account."""
+    """SMS, WhatsApp and voice calls through one Twilio account."""
 
     name: ProviderName = ProviderName.TWILIO
-    channels: frozenset[ChannelKind] = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP})
-    webhook_paths: tuple[str, ...] = (MESSAGES_PATH, STATUS_PATH)
+    webhook_paths: tuple[str, ...] = (MESSAGES_PATH, STATUS_PATH, VOICE_STATUS_PATH)
     max_body = MAX_BODY
     send_timeout = 15.0  # seconds for one REST call; the SDK's aiohttp client sets none
 
     def __init__(self, settings: TwilioSettings, public_url: str, *, rate_limits: bool = True,
                  limiters: Limiters = rate_limiter) -> None:
         self._settings = settings
+        self._public_url = public_url
         self._status_callback = public_url.rstrip("/") + STATUS_PATH
+        # Calls are placed only from a configured voice number; answering calls needs none.
+        voice = {ChannelKind.VOICE} if settings.voice_from else set()
+        self.channels = frozenset({ChannelKind.SMS, ChannelKind.WHATSAPP, *voice})
         self._rate_limits = rate_limits
         self._make_limiter = limiters
         self._validator = RequestValidator(settings.auth_token)
@@ -217,11 +222,9 @@ class TwilioChannel:
         """Verify the signature over ``call.url`` and the form, and parse an inbound message or a status callback."""
         if call.path not in self.webhook_paths:
             raise WebhookRejected(404, "not a Twilio webhook path")
-        params = _form(call.body)
-        signature = call.headers.get("X-Twilio-Signature", "")
-        if not signature or not self._signed(call.url, params, signature):
-            log.warning("twilio webhook signature rejected path=%s", call.path)
-            raise WebhookRejected(403, "invalid Twilio signature")
+        params = self._verified(call)
+        if call.path == VOICE_STATUS_PATH:
+            return Received(statuses=[_call_status_update(params)])
         sid = params.get("MessageSid")
         if not sid:
             raise WebhookRejected(400, "MessageSid missing")
@@ -240,6 +243,22 @@ class TwilioChannel:
             opt_out=params.get("OptOutType") or None,
         )
         return Received(messages=[inbound], ack_body=EMPTY_TWIML, ack_content_type="text/xml")
+
+    def receive_call(self, call: WebhookCall) -> CallEvent:
+        """Verify the signature of a call's webhook and parse it; WebhookRejected when it must not be answered."""
+        event = call_event(self._verified(call), dict(parse_qsl(urlsplit(call.url).query)))
+        if event is None or not event.address:
+            raise WebhookRejected(400, "CallSid or caller missing")
+        return event
+
+    def _verified(self, call: WebhookCall) -> MultiDict[str]:
+        """The form of a webhook whose X-Twilio-Signature holds for its URL; 403 otherwise."""
+        params = _form(call.body)
+        signature = call.headers.get("X-Twilio-Signature", "")
+        if not signature or not self._signed(call.url, params, signature):
+            log.warning("twilio webhook signature rejected path=%s", call.path)
+            raise WebhookRejected(403, "invalid Twilio signature")
+        return params
 
     def _signed(self, url: str, params: MultiDict[str], signature: str) -> bool:
         """Whether Twilio signed these params for this URL.
@@ -268,7 +287,10 @@ class TwilioChannel:
         token = _reply.set(reply)
         try:
             async with asyncio.timeout(self.send_timeout):
-                created = await self._client.messages.create_async(**params)
+                if message.channel == ChannelKind.VOICE:
+                    created = await self._client.calls.create_async(**params)
+                else:
+                    created = await self._client.messages.create_async(**params)
         except TwilioException as exc:
             status = getattr(exc, "status", None)
             if not isinstance(status, int):
@@ -301,6 +323,12 @@ class TwilioChannel:
     def _create_params(self, message: Outbound) -> tuple[str, dict[str, Any]]:
         """The sender the rate limit applies to, and the keyword arguments for ``create_async``."""
         settings = self._settings
+        if message.channel == ChannelKind.VOICE:
+            if not settings.voice_from:
+                raise SendError("no_sender", "no voice number configured", permanent=True)
+            # Calls have a rate of their own, even from a number that also sends SMS.
+            placed = call_params(self._public_url, settings.voice_from, message.address, message.outbox_id)
+            return VOICE_LIMIT + settings.voice_from, placed
         params: dict[str, Any] = {"status_callback": self._status_callback}
         if message.channel == ChannelKind.WHATSAPP:
             if not settings.whatsapp_from:
@@ -332,7 +360,11 @@ class TwilioChannel:
             return None
         limiter = self._limiters.get(sender)
         if limiter is None:
-            limiter = self._make_limiter(self._settings.rate_per_second or _default_rate(sender), f"twilio:{sender}")
+            if sender.startswith(VOICE_LIMIT):
+                rate = self._settings.voice_calls_per_second
+            else:
+                rate = self._settings.rate_per_second or _default_rate(sender)
+            limiter = self._make_limiter(rate, f"twilio:{sender}")
             self._limiters[sender] = limiter
         return limiter
 
@@ -363,3 +395,12 @@ def _status_update(sid: str, params: MultiDict[str]) -> StatusUpdate:
     if not status:
         raise WebhookRejected(400, "MessageStatus missing")
     return StatusUpdate(provider_id=sid, status=map_status(status), error_code=params.get("ErrorCode") or None)
+
+
+def _call_status_update(params: MultiDict[str]) -> StatusUpdate:
+    """A call's status callback as a StatusUpdate of the outbox row that placed the call."""
+    sid, status = params.get("CallSid"), params.get("CallStatus")
+    if not sid or not status:
+        raise WebhookRejected(400, "CallSid or CallStatus missing")
+    mapped, code = call_status(status, params.get("AnsweredBy") or None)
+    return StatusUpdate(provider_id=sid, status=mapped, error_code=code)

@@ -2,10 +2,10 @@
 
 Two words are easy to confuse:
 
-- a **channel** is how a person is reached: ``sms``, ``whatsapp``, ``telegram`` (or the development
+- a **channel** is how a person is reached: ``sms``, ``whatsapp``, ``telegram``, ``voice`` (or the development
   ``simulator``). Identities, outbox rows, audiences and the API speak of channels.
-- a **provider** is who carries the messages of one or more channels: ``twilio`` carries SMS and
-  WhatsApp, ``telegram`` carries Telegram. Webhooks, credentials and rate limits belong to providers.
+- a **provider** is who carries the messages of one or more channels: ``twilio`` carries SMS,
+  WhatsApp and voice calls, ``telegram`` carries Telegram. Webhooks, credentials and rate limits belong to providers.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class ChannelKind(StrEnum):
     SMS = "sms"
     WHATSAPP = "whatsapp"
     TELEGRAM = "telegram"
+    VOICE = "voice"  # phone calls (Twilio Programmable Voice): keypad answers, spoken prompts
     SIMULATOR = "simulator"
 
 

@@ -234,6 +234,8 @@ broadcasts = Table(
     Column("draft_key", String(64)),  # the console's one-time key: a form sent twice makes one broadcast
     # {"question": {lang: text}, "options": [{lang: text}, ...]}: public, like the texts
     Column("poll", JSON(none_as_null=True)),
+    # reminders to those who have not answered go by phone call (to a phone), whatever channel they prefer
+    Column("call_reminders", Boolean, nullable=False, default=False, server_default=false()),
 )
 Index("ix_broadcasts_due", broadcasts.c.status, broadcasts.c.send_at)
 Index("ux_broadcasts_draft_key", broadcasts.c.draft_key, unique=True)

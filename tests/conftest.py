@@ -37,6 +37,7 @@ from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
 from tests.doubles.telegram_api import TelegramDouble
 from tests.doubles.twilio_api import TwilioDouble, sign
+from tests.doubles.twilio_voice import Phone, VoiceApi
 
 
 def _own_database(url: str | None) -> str | None:
@@ -54,6 +55,7 @@ ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "f" * 32
 SMS_FROM = "+15005550006"
 WHATSAPP_FROM = "whatsapp:+14155238886"
+VOICE_FROM = "+15005550007"
 TELEGRAM_TOKEN = "123456789:TEST-token"
 TELEGRAM_SECRET = "test-secret-token"
 
@@ -142,6 +144,16 @@ class Running:
         self.twilio = twilio
         self.telegram = telegram
         self.settings = settings
+        self.voice: VoiceApi | None = None
+
+    async def post_form(self, path: str, form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        """A form POST to the app, as a provider's webhook: (status, body)."""
+        response = await self.client.post(path, data=form, headers=headers)
+        return response.status, await response.text()
+
+    def phone(self, number: str) -> Phone:
+        """A phone that calls Beacon's voice number (or answers its calls), through the voice double."""
+        return Phone(self.post_form, AUTH_TOKEN, self.settings.public_url, number, VOICE_FROM)
 
     @property
     def beacon(self) -> Beacon:
@@ -193,12 +205,16 @@ async def start_beacon(tmp_path: Path) -> AsyncIterator[StartBeacon]:
     """Start Beacon (and the doubles asked for); everything is closed after the test."""
     opened: list[Any] = []
 
-    async def start(*, twilio: bool = False, telegram: bool = False, worker: bool = True,
+    async def start(*, twilio: bool = False, telegram: bool = False, worker: bool = True, voice: bool = False,
                     **env: str) -> Running:
         values = environment(tmp_path, **env)
         twilio_double = telegram_double = None
-        if twilio:
+        voice_api = VoiceApi(ACCOUNT_SID) if voice else None
+        if twilio or voice:
             twilio_double = TwilioDouble(ACCOUNT_SID, AUTH_TOKEN)
+            if voice_api is not None:
+                twilio_double.extensions.append(voice_api)
+                values["TWILIO_VOICE_FROM"] = VOICE_FROM
             await twilio_double.start()
             opened.append(twilio_double)
             values.update({"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
@@ -211,13 +227,15 @@ async def start_beacon(tmp_path: Path) -> AsyncIterator[StartBeacon]:
             values.update({"TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN, "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
                            "TELEGRAM_API_BASE_URL": telegram_double.base_url})
         values.setdefault("BEACON_RATE_LIMITS", "off")
-        if not (twilio or telegram):
+        if not (twilio or telegram or voice):
             values.setdefault("BEACON_SIMULATOR", "on")
         settings = config.load(values)
         client = TestClient(TestServer(create_app(settings, worker=worker), host="127.0.0.1"))
         await client.start_server()
         opened.insert(0, client)
-        return Running(client, twilio_double, telegram_double, settings)
+        running = Running(client, twilio_double, telegram_double, settings)
+        running.voice = voice_api
+        return running
 
     yield start
     for thing in opened:

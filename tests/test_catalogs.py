@@ -45,8 +45,9 @@ def params(language: str) -> dict[str, object]:
     gazetteer = Gazetteer.load()
     menu = "\n".join(f"{n} {gazetteer.areas[a].name(language)}" for n, a in enumerate(gazetteer.top_level, 1))
     return {"operator": OPERATOR, "months": 24, "days": 30, "menu": menu, "code": "K7Q2M9",
-            "name": gettext_for(language, texts.RELATIVE), "time": "2026-11-25 14:05", "option": "not sure",
-            "minutes": 10, "keyword": "JOIN AIR1", "number": "+218911234567"}
+            "name": gettext_for(language, texts.RELATIVE), "time": "2026-11-25 14:05",
+            "option": gazetteer.areas["tripoli-centre"].name(language), "number": 9,
+            "minutes": 10, "keyword": "JOIN AIR1"}
 
 
 def rendered(language: str, message: str) -> str:

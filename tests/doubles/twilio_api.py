@@ -165,6 +165,7 @@ class TwilioDouble:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        self.extensions: list[Any] = []  # more resources on the same server (twilio_voice.VoiceApi), with install(app)
 
     # -- controls --------------------------------------------------------------
 
@@ -212,6 +213,8 @@ class TwilioDouble:
         app.router.add_get(prefix + ".json", self._list)
         app.router.add_get(prefix + "/{sid}.json", self._fetch)
         app.router.add_post(prefix + "/{sid}.json", self._update)
+        for extension in self.extensions:
+            extension.install(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()

@@ -1,0 +1,111 @@
+"""bot.ivr as a table: (state, where the call stands, keys) -> (where it goes, effects); and the voice
+channel's pure parts (call statuses, TwiML, configuration)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from beacon import config
+from bot import ivr
+from bot.ivr import Call, Node
+from bot.state import (
+    BotConfig,
+    Confirm,
+    Decline,
+    DescribeNeed,
+    GiveConsent,
+    OpenCase,
+    PreferCalls,
+    Profile,
+    RecordCheckIn,
+    State,
+    Step,
+)
+from channels.voice import Spoken, call_status, twiml
+from domain.areas import Gazetteer
+from domain.vocabulary import Answer, Need
+
+AT = datetime(2026, 12, 5, 8, 0, tzinfo=UTC)
+BOT = BotConfig(gazetteer=Gazetteer.load())
+NEW = State()
+CHOSE = State(step=Step.CONSENT, profile=Profile(language="fr"))
+KNOWN = State(step=Step.IDLE, profile=Profile(language="en", area_id="tripoli"), consented=True, check_in=7)
+
+CASES = [
+    # label, state, call, keys, next node (None: the call ends), effects
+    ("language picked", NEW, Call(Node.LANGUAGE), "2", Node.CONSENT, ()),
+    ("language page 2", NEW, Call(Node.LANGUAGE), "9", Node.LANGUAGE, ()),
+    ("wrong key at languages", NEW, Call(Node.LANGUAGE), "#", Node.LANGUAGE, ()),
+    ("silence at languages", NEW, Call(Node.LANGUAGE), None, Node.LANGUAGE, ()),
+    ("third silence ends the call", NEW, Call(Node.LANGUAGE, repeats=2), None, None, ()),
+    ("consent given", CHOSE, Call(Node.CONSENT), "1", Node.AREA, (GiveConsent("2026-11", "fr"),)),
+    ("consent refused", CHOSE, Call(Node.CONSENT), "2", None, (Decline(),)),
+    ("area picked", CHOSE, Call(Node.AREA), "3", Node.MENU, ()),
+    ("safe at the menu", KNOWN, Call(Node.MENU), "1", None, (RecordCheckIn(7, Answer.SAFE), Confirm())),
+    ("need help at the menu", KNOWN, Call(Node.MENU), "2", Node.KIND,
+     (RecordCheckIn(7, Answer.NEED_HELP), OpenCase(7))),
+    ("latest alert", KNOWN, Call(Node.MENU), "3", Node.MENU, ()),
+    ("how to delete", KNOWN, Call(Node.MENU), "4", Node.MENU, ()),
+    ("calls from now on", KNOWN, Call(Node.MENU), "5", Node.MENU, (PreferCalls(),)),
+    ("kind of help", KNOWN, Call(Node.KIND), "6", None, (DescribeNeed(category=Need.EVACUATION),)),
+    ("silence at the kind ends with the case open", KNOWN, Call(Node.KIND, repeats=2), None, None, ()),
+    ("broadcast answered safe", KNOWN, Call(Node.CHECK_IN, broadcast_id=3), "1", None,
+     (RecordCheckIn(3, Answer.SAFE), Confirm())),
+    ("broadcast answered need help", KNOWN, Call(Node.CHECK_IN, broadcast_id=3), "2", Node.KIND,
+     (RecordCheckIn(3, Answer.NEED_HELP), OpenCase(3))),
+]
+
+
+@pytest.mark.parametrize(("label", "state", "call", "keys", "following", "effects"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_transitions(label: str, state: State, call: Call, keys: str | None, following: Node | None,
+                     effects: tuple[object, ...]) -> None:
+    turn = ivr.answer(BOT, state, call, keys, AT)
+    assert (turn.next.node if turn.next else None) == following
+    assert turn.effects == effects
+    assert turn.prompts, "every turn says something"
+
+
+def test_a_new_caller_ends_registered_in_the_language_they_picked() -> None:
+    state = NEW
+    for node, keys in ((Node.LANGUAGE, "5"), (Node.CONSENT, "1"), (Node.AREA, "1")):
+        state = ivr.answer(BOT, state, Call(node), keys, AT).state
+    assert state.registered and state.language == "ar" and state.step is Step.IDLE
+
+
+def test_the_second_page_numbers_its_own_options() -> None:
+    page = ivr.answer(BOT, NEW, Call(Node.LANGUAGE), "9", AT)
+    assert page.next == Call(Node.LANGUAGE, page=1)
+    assert ivr.answer(BOT, NEW, page.next, "8", AT).state.language == "am"
+
+
+@pytest.mark.parametrize(("status", "answered_by", "expected"), [
+    ("ringing", None, ("sent", None)), ("in-progress", "human", ("delivered", None)),
+    ("completed", "machine_end_beep", ("delivered", "machine")), ("no-answer", None, ("no-answer", "no-answer")),
+    ("busy", None, ("busy", "busy")), ("canceled", None, ("failed", "canceled")),
+])
+def test_call_statuses_are_delivery_states(status: str, answered_by: str | None, expected: tuple[str, str]) -> None:
+    assert call_status(status, answered_by) == expected
+
+
+def test_twiml_gathers_keys_and_repeats_after_a_silence() -> None:
+    spoken = [Spoken("ar", "مرحبا", "menu", "Hello"), Spoken("sw", "Habari", "menu", "Hello")]
+    xml = twiml(spoken, gather="https://b.example/v?at=menu", default_language="en", recording=lambda lang, key: None)
+    assert '<Gather action="https://b.example/v?at=menu" actionOnEmptyResult="false" input="dtmf"' in xml
+    assert '<Say language="arb" voice="Polly.Zeina">مرحبا</Say>' in xml
+    assert '<Say language="en-US" voice="Polly.Joanna">Hello</Say>' in xml  # Swahili has no voice, no recording
+    assert xml.endswith('<Redirect method="POST">https://b.example/v?at=menu</Redirect></Response>')
+    ended = twiml(spoken, gather=None, default_language="en", recording=lambda lang, key: f"https://b/{lang}/{key}")
+    assert "<Play>https://b/sw/menu</Play>" in ended and ended.endswith("<Hangup /></Response>")
+
+
+def test_voice_settings_are_checked() -> None:
+    base = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "f" * 32, "TWILIO_SMS_FROM": "+15005550006"}
+    with pytest.raises(config.ConfigError, match="TWILIO_VOICE_FROM"):
+        config.load({**base, "TWILIO_VOICE_FROM": "12345"})
+    with pytest.raises(config.ConfigError, match="BEACON_VOICE_MAX_ATTEMPTS"):
+        config.load({**base, "BEACON_VOICE_MAX_ATTEMPTS": "0"})
+    settings = config.load({**base, "TWILIO_VOICE_FROM": "+15005550007", "BEACON_VOICE_CALLS_PER_SECOND": "2"})
+    assert settings.twilio is not None and settings.twilio.voice_calls_per_second == 2.0
