@@ -35,6 +35,7 @@ PAGES: dict[str, tuple[Role, ...]] = {
     "aggregates": api_stats.READERS,  # the API's own rule for the numbers and exports
     "audit": (Role.AUDITOR,),
     "assisted": (Role.FIELDWORKER,),
+    "imports": (),  # admin only
 }
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
