@@ -66,7 +66,7 @@ def audience_query(gazetteer: Gazetteer, audience: Audience):  # type: ignore[no
     Invited people (imported, not yet consenting) are left out, unless their import recorded vital
     interests as the legal basis for crisis messages."""
     r, i = schema.registrants.c, schema.identities.c
-    query = (select(r.id, r.language, i.id.label("identity_id"), i.last_channel, i.preferred_channel,
+    query = (select(r.id, r.language, r.consented, i.id.label("identity_id"), i.last_channel, i.preferred_channel,
                     i.address_ct, i.bidx, i.last_used_at)
              .join(schema.identities, i.registrant_id == r.id)
              .where(or_(r.consented.is_(True), r.legal_basis == LegalBasis.VITAL_INTERESTS), r.opted_out.is_(False),
@@ -155,8 +155,11 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
             row = chosen[registrant_id]
             language = row.language or default_language
             address = keys.decrypt(row.address_ct, identity_aad({"bidx": row.bidx}))
-            text = message_for(broadcast.texts, language, default_language, broadcast.check_in)
-            buttons = check_in_buttons(language) if broadcast.check_in else ()
+            # Someone invited under vital interests gets the warning, not the question: until they say yes,
+            # a 1 or 2 from them cannot be taken as an answer (see bot/invitation.py).
+            check_in = broadcast.check_in and row.consented
+            text = message_for(broadcast.texts, language, default_language, check_in)
+            buttons = check_in_buttons(language) if check_in else ()
             drafts.append(Draft(registrant_id, row.identity_id, row.last_channel, address, text,
                                 buttons=buttons, broadcast_id=broadcast_id))
             members.append((registrant_id, language))

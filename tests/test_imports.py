@@ -148,6 +148,14 @@ async def test_invited_people_answer_yes_or_stop_and_a_broadcast_reaches_only_wh
     got = [any("Flood warning" in m.body for m in run.twilio.sent_to(phone(i))) for i in range(1, 6)]
     # 1 consented; 2 has no area yet; 3 said STOP; 4 never said yes; 5 was imported for vital interests
     assert got == [True, False, False, False, True]
+    # a check-in: the question goes only to who consented; the invited person gets the warning alone
+    created = await run.client.post("/api/v1/broadcasts", headers={"Authorization": f"Bearer {secret}"},
+                                    json={"text": {"en": "Storm tonight"}, "audience": {}, "check_in": True})
+    assert created.status == 201
+    await settle(run)
+    assert run.twilio.sent_to(phone(1))[-1].body == "Storm tonight\n" + render("en", texts.CHECKIN_QUESTION)
+    assert run.twilio.sent_to(phone(5))[-1].body == "Storm tonight"
+    assert await say(run, phone(5), "2") == [render("ar", texts.INVITATION_UNCLEAR)]  # no yes, no no (in Arabic: LY)
 
 
 async def test_no_means_nothing_kept_but_the_opt_out_marker(start_beacon: StartBeacon) -> None:
