@@ -360,7 +360,7 @@ def import_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
         else:
             import_id, report = await imports.run(db, holder.ring, bot, table, mapping, region=region,
                                                   legal_basis=args.legal_basis, by=args.actor)
-            print(f"import {import_id} (legal basis: {args.legal_basis}): {report.imported} invitation(s) queued")
+            print(f"import {import_id} (legal basis: {report.legal_basis}): {report.imported} invitation(s) queued")
         print("\n".join(report.lines()))
         return 0
 

@@ -44,10 +44,16 @@ def _answered(state: State) -> State:
     return replace(settled(state), check_in=None, check_in_latest=False)
 
 
+def _not_registered(config: BotConfig, state: State, message: Message) -> Transition:
+    """A check-in from someone not registered: how to register, or for an invited person how to say yes."""
+    unclear = texts.INVITATION_UNCLEAR if state.step is Step.INVITED else texts.NOT_REGISTERED
+    return Transition(state, (say(config, language_for(config, state, message), unclear),))
+
+
 def on_safe(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     """SAFE, or 1 after a check-in: recorded, and the details count as confirmed."""
     if not state.registered:
-        return Transition(state, (say(config, language_for(config, state, message), texts.NOT_REGISTERED),))
+        return _not_registered(config, state, message)
     replies: tuple[Reply, ...] = (say(config, state.language, texts.CHECKIN_SAFE),)
     if state.poll is not None and state.check_in == state.poll.broadcast_id:  # the same broadcast asked a poll too
         replies += (ask_poll(state.poll, state.language),)
@@ -57,7 +63,7 @@ def on_safe(config: BotConfig, state: State, message: Message, intent: Intent) -
 def on_need(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     """NEED, or 2 after a check-in: a case opens, then the kind of help is asked."""
     if not state.registered:
-        return Transition(state, (say(config, language_for(config, state, message), texts.NOT_REGISTERED),))
+        return _not_registered(config, state, message)
     # The case opens now; the follow-up questions only add detail to it.
     asked = ask(config, _answered(state), Step.CHECK_IN_KIND)
     return replace(asked, effects=(RecordCheckIn(state.check_in, Answer.NEED_HELP), OpenCase(state.check_in)))

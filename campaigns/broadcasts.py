@@ -93,7 +93,7 @@ def audience_query(gazetteer: Gazetteer, audience: Audience, calls: bool = True)
     Invited people (imported, not yet consenting) are left out, unless their import recorded vital
     interests as the legal basis for crisis messages."""
     r, i = schema.registrants.c, schema.identities.c
-    query = (select(r.id, r.language, i.id.label("identity_id"), i.last_channel, i.preferred_channel,
+    query = (select(r.id, r.language, r.consented, i.id.label("identity_id"), i.last_channel, i.preferred_channel,
                     i.address_ct, i.bidx, i.last_used_at)
              .join(schema.identities, i.registrant_id == r.id)
              .where(or_(r.consented.is_(True), r.legal_basis == LegalBasis.VITAL_INTERESTS), r.opted_out.is_(False),
@@ -215,9 +215,11 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
             language = row.language or default_language
             address = keys.decrypt(row.address_ct, identity_aad({"bidx": row.bidx}))
             channel = outbox.delivery_channel(row.last_channel, row.preferred_channel, calls)
-            # A call speaks the check-in question and gathers the answer itself (bot.ivr); polls are texted only.
-            asks = broadcast.check_in and channel != ChannelKind.VOICE
-            poll = broadcast.poll if channel != ChannelKind.VOICE else None
+            # Someone invited under vital interests gets the warning, not the question: until they say yes,
+            # a 1 or 2 from them cannot be taken as an answer (see bot/invitation.py). A call speaks the
+            # check-in question and gathers the answer itself (bot.ivr); polls are texted only.
+            asks = broadcast.check_in and row.consented and channel != ChannelKind.VOICE
+            poll = broadcast.poll if row.consented and channel != ChannelKind.VOICE else None
             text = message_for(broadcast.texts, language, default_language, asks, poll)
             buttons = buttons_for(language, default_language, asks, poll)
             drafts.append(Draft(registrant_id, row.identity_id, channel, address, text,

@@ -59,6 +59,7 @@ class Report:
     unknown_areas: list[int] = field(default_factory=list)  # imported without an area: asked after YES
     unknown_languages: list[int] = field(default_factory=list)  # imported in the language the number suggests
     imported: int = 0  # rows imported by this run
+    legal_basis: str = LegalBasis.CONSENT  # the import's (a resumed import keeps the one it began with)
 
     def counts(self) -> dict[str, int]:
         """The numbers, as audited and shown (no row contents)."""
@@ -183,6 +184,7 @@ async def run(db: Database, keys: KeyRing, bot: BotConfig, table: Table, mapping
         imported_rows = await _imported_rows(conn, import_id)
     async with db.read() as conn:
         report = await _check(conn, keys, bot, table, mapping, region, imported_rows)
+    report.legal_basis = basis or LegalBasis.CONSENT
     invitations: dict[str, str] = {}
     for start in range(0, len(report.to_import), BATCH):
         batch = report.to_import[start:start + BATCH]

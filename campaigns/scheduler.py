@@ -109,7 +109,10 @@ class Runner:
             query = (select(rc.broadcast_id, rc.registrant_id, rc.language, rc.reminders_sent, rc.last_sent_at,
                             rc.outbox_id, b.remind_after_minutes, b.send_at, b.call_reminders)
                      .join(schema.broadcasts, b.id == rc.broadcast_id)
-                     .where(b.check_in.is_(True), b.remind_after_minutes.is_not(None),
+                     .join(schema.registrants, schema.registrants.c.id == rc.registrant_id)
+                     # invited people (vital interests) got the warning without the question: no reminder
+                     .where(schema.registrants.c.consented.is_(True),
+                            b.check_in.is_(True), b.remind_after_minutes.is_not(None),
                             b.status.in_(("sending", "sent")), rc.answer.is_(None),
                             rc.reminders_sent < self.max_reminders)
                      .order_by(rc.last_sent_at).limit(REMINDER_BATCH))

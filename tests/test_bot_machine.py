@@ -1429,3 +1429,30 @@ def test_replies_are_plain_data() -> None:
     assert isinstance(t.replies[0], Reply) and isinstance(t.state, State)
     with pytest.raises(AttributeError):
         t.state.step = Step.IDLE  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- invited by an import
+
+INVITED = State(step=Step.INVITED, profile=Profile(language="fr", area_id="tripoli"), addresses=ADDRESSES)
+
+
+def test_an_invited_person_says_yes_in_their_own_words_and_goes_on_to_the_optional_questions() -> None:
+    t = send(INVITED, "oui")
+    assert t.effects == (GiveConsent(CONFIG.notice_version, "fr", "import-invitation"),)
+    assert t.state.registered and t.state.step is Step.FIRST_NAME
+    assert texts_of(t) == [say("fr", texts.REGISTERED), say("fr", texts.ASK_FIRST_NAME)]
+
+
+def test_an_invited_person_without_an_area_is_asked_for_it_after_yes() -> None:
+    t = send(replace(INVITED, profile=Profile(language="fr")), "YES")
+    assert t.state.consented and t.state.step is Step.AREA and not t.state.registered
+
+
+def test_an_invited_persons_no_keeps_nothing_and_digits_neither_consent_nor_refuse() -> None:
+    t = send(INVITED, "non")
+    assert t.effects == (Decline(),) and t.state.opted_out and t.state.profile.area_id is None
+    for digit in ("1", "2"):
+        t = send(INVITED, digit)
+        assert (t.effects, t.state) == ((), INVITED)
+        assert texts_of(t) == [say("fr", texts.INVITATION_UNCLEAR)]
+    assert send(INVITED, "STOP").state.opted_out

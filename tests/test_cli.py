@@ -365,3 +365,29 @@ async def test_worker_stops_on_sigterm(env: dict[str, str]) -> None:
             await process.wait()
     assert process.returncode == 0, err.decode()
     assert "Traceback" not in err.decode()
+
+
+@pytest.mark.slow
+async def test_import_command_dry_run_then_import_then_resume(env: dict[str, str], tmp_path: Path) -> None:
+    listed = tmp_path / "list.csv"
+    listed.write_text("Mobile;Lang;Region\n0912000001;Arabic;Tripoli\nn/a;ar;Tripoli\n0912000001;ar;Misrata\n"
+                      "+218912000002;fr;Atlantis\n", encoding="utf-8")
+    mapping = ("--map", "phone=Mobile,language=Lang,area=Region", "--region", "LY")
+    dry = await beacon(env, "import", str(listed), *mapping, "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "nothing was stored" in dry.out and "bad phone numbers: 1 - rows 3" in dry.out
+    assert "duplicates within the file: 1 - rows 4 (as row 2)" in dry.out and "unknown areas" in dry.out
+    with database(env) as conn:
+        assert conn.execute("select count(*) from registrants").fetchone() == (0,)
+    done = await beacon(env, "import", str(listed), *mapping, "--legal-basis", "vital_interests")
+    assert done.code == 0 and "2 invitation(s) queued" in done.out, done.err
+    again = await beacon(env, "import", str(listed), *mapping)
+    assert "(legal basis: vital_interests): 0 invitation(s) queued" in again.out and "imported before: 2" in again.out
+    with database(env) as conn:
+        assert conn.execute("select count(*), min(step), min(legal_basis) from registrants").fetchone() == (
+            2, "invited", "vital_interests")  # a resumed import keeps the basis it began with
+        assert conn.execute("select count(*) from outbox").fetchone() == (2,)
+    assert_one_line_error(await beacon(env, "import", str(listed), "--map", "phone=Phone", "--region", "LY"),
+                          contains="no column 'Phone'")
+    assert_one_line_error(await beacon(env, "import", str(listed), *mapping[:2], "--region", "XX"),
+                          contains="--region")

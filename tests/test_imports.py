@@ -3,10 +3,13 @@ invited people's answers back in through the signed webhook."""
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, select
@@ -15,9 +18,10 @@ from bot import texts
 from bot.i18n import render
 from campaigns import imports
 from campaigns.import_file import ImportFileError, parse_mapping, read_table
-from registry import retention, schema, tokens
+from registry import retention, schema, tokens, users
 from tests.conftest import Running, StartBeacon
 from tests.helpers import settle
+from tests.test_console import PASSWORD, sign_in
 
 MAPPING = {"phone": "Phone", "language": "Lang", "area": "Region", "first_name": "Name"}
 LANGUAGES = ("Arabic", "fr", "English", "العربية")  # by English name, code, code again, own name
@@ -144,6 +148,14 @@ async def test_invited_people_answer_yes_or_stop_and_a_broadcast_reaches_only_wh
     got = [any("Flood warning" in m.body for m in run.twilio.sent_to(phone(i))) for i in range(1, 6)]
     # 1 consented; 2 has no area yet; 3 said STOP; 4 never said yes; 5 was imported for vital interests
     assert got == [True, False, False, False, True]
+    # a check-in: the question goes only to who consented; the invited person gets the warning alone
+    created = await run.client.post("/api/v1/broadcasts", headers={"Authorization": f"Bearer {secret}"},
+                                    json={"text": {"en": "Storm tonight"}, "audience": {}, "check_in": True})
+    assert created.status == 201
+    await settle(run)
+    assert run.twilio.sent_to(phone(1))[-1].body == "Storm tonight\n" + render("en", texts.CHECKIN_QUESTION)
+    assert run.twilio.sent_to(phone(5))[-1].body == "Storm tonight"
+    assert await say(run, phone(5), "2") == [render("ar", texts.INVITATION_UNCLEAR)]  # no yes, no no (in Arabic: LY)
 
 
 async def test_no_means_nothing_kept_but_the_opt_out_marker(start_beacon: StartBeacon) -> None:
@@ -241,3 +253,43 @@ def test_the_mapping_and_the_file_are_checked_before_anything_runs(tmp_path: Pat
         read_table("Phone\n\xe9".encode("latin-1"))
     table = read_table(b"Phone;Lang\n+218912000001;ar\n")
     assert table.header == ("Phone", "Lang") and table.rows == (("+218912000001", "ar"),)
+
+
+async def test_an_admin_imports_from_the_console_with_a_mapping_step_and_a_dry_run(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(twilio=True, BEACON_PUBLIC_URL="http://127.0.0.1:8080")
+    assert run.twilio is not None
+    for name, role in (("root", "admin"), ("resp", "responder")):
+        await users.create_user(run.beacon.db, name, role, PASSWORD)
+    await sign_in(run, "resp")
+    assert (await run.client.get("/console/imports")).status == 403
+    run.client.session.cookie_jar.clear()
+    csrf = await sign_in(run, "root")
+    data = aiohttp.FormData()
+    data.add_field("csrf", csrf)
+    data.add_field("region", "LY")
+    data.add_field("legal_basis", "vital_interests")
+    data.add_field("file", xlsx([(phone(1), "ar", "Tripoli", None), ("bad", "ar", "Tripoli", None),
+                                 (phone(1), "ar", "Misrata", None), (phone(2), "en", "Atlantis", "Sam")]),
+                   filename="list.xlsx")
+    mapping_page = await (await run.client.post("/console/imports", data=data)).text()
+    token = re.search(r'name="token" value="([^"]+)"', mapping_page)
+    assert token and '<option value="Phone" selected>' in mapping_page  # a first guess at the mapping
+    form = {"csrf": csrf, "token": html.unescape(token.group(1)), "map_phone": "Phone", "map_language": "Lang",
+            "map_area": "Region"}
+    report = await (await run.client.post("/console/imports/check", data=form)).text()
+    assert "bad phone numbers: 1 - rows 3" in report and "duplicates within the file: 1 - rows 4 (as row 2)" in report
+    assert await count(run, schema.registrants) == 0  # the dry run stored nothing
+    response = await run.client.post("/console/imports/run", data=form, allow_redirects=False)
+    assert response.status == 303
+    await settle(run)
+    assert len(run.twilio.messages) == 2
+    past = await (await run.client.get("/console/imports")).text()
+    assert "vital interests" in past.split('id="past"')[1]  # the legal basis is shown with the import
+    r = schema.registrants.c
+    assert await count(run, schema.registrants, r.legal_basis == "vital_interests", r.step == "invited") == 2
+    m = schema.imports.c
+    async with run.beacon.db.read() as conn:
+        by, basis = (await conn.execute(select(m.imported_by, m.legal_basis))).one()
+    assert (by, basis) == ("user:root", "vital_interests")
+    # the upload is gone once imported
+    assert (await run.client.post("/console/imports/run", data=form)).status == 400

@@ -11,7 +11,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from beacon.console import aggregates, arrangements, assisted, audit, auth, broadcasts, cases, compose, overview
+from beacon.console import (
+    aggregates, arrangements, assisted, audit, auth, broadcasts, cases, compose, imports, overview,
+)
 from beacon.console.web import HERE, console_guard, may_see, person
 
 
@@ -23,5 +25,5 @@ def setup(app: web.Application) -> None:
     env.filters["person"] = person
     app.middlewares.append(console_guard)
     app.router.add_static("/console/static/", HERE / "static", name="console_static", append_version=True)
-    for pages in (auth, overview, compose, broadcasts, cases, aggregates, audit, assisted, arrangements):
+    for pages in (auth, overview, compose, broadcasts, cases, aggregates, audit, assisted, arrangements, imports):
         pages.add_routes(app)
