@@ -12,7 +12,16 @@ import jinja2
 from aiohttp import web
 
 from beacon.console import (
-    aggregates, arrangements, assisted, audit, auth, broadcasts, cases, compose, imports, overview,
+    aggregates,
+    arrangements,
+    assisted,
+    audit,
+    auth,
+    broadcasts,
+    cases,
+    compose,
+    imports,
+    overview,
 )
 from beacon.console.web import HERE, console_guard, may_see, person
 
