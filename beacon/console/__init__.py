@@ -11,7 +11,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from beacon.console import aggregates, audit, auth, broadcasts, cases, compose, overview
+from beacon.console import aggregates, audit, auth, broadcasts, cases, compose, overview, sources
 from beacon.console.web import HERE, console_guard, may_see, person
 
 
@@ -23,5 +23,5 @@ def setup(app: web.Application) -> None:
     env.filters["person"] = person
     app.middlewares.append(console_guard)
     app.router.add_static("/console/static/", HERE / "static", name="console_static", append_version=True)
-    for pages in (auth, overview, compose, broadcasts, cases, aggregates, audit):
+    for pages in (auth, overview, compose, broadcasts, cases, aggregates, audit, sources):
         pages.add_routes(app)

@@ -33,6 +33,7 @@ PAGES: dict[str, tuple[Role, ...]] = {
     "cases": (Role.RESPONDER,),
     "aggregates": api_stats.READERS,  # the API's own rule for the numbers and exports
     "audit": (Role.AUDITOR,),
+    "sources": (),  # outreach sources: admins only
 }
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
