@@ -176,3 +176,38 @@ async def test_a_source_link_attributes_the_web_sign_up(start_beacon: StartBeaco
     async with run.beacon.db.read() as conn:
         person = (await conn.execute(select(schema.registrants))).one()
     assert person.source_id == created["id"] and person.language == "ar"
+
+
+def telegram_message(update_id: int, chat: int, text: str) -> dict[str, Any]:
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": 0, "text": text, "chat": {"id": chat, "type": "private"},
+        "from": {"id": chat, "is_bot": False, "first_name": "A", "language_code": "en"}}}
+
+
+async def test_telegram_sign_up_gets_its_code_through_the_bot_link(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(telegram=True, **HTTP)
+    assert run.telegram is not None
+    page = await to_channel_page(run, first_name="Amina")
+    page = await post(run, "/join", page, channel="telegram")
+    link = re.search(r'href="https://t\.me/beacon_bot\?start=(v-en-[A-Za-z0-9_-]+)"', page)
+    assert link is not None and len(link.group(1)) <= 64  # Telegram's limit for a start payload
+    early = await post(run, "/join", page, 422, code="123456", step="verify")  # no chat has claimed it yet
+    assert shown("en", texts.WEB_CODE_WRONG) in early
+    chat = 5151
+    assert (await run.telegram_update(telegram_message(1, chat, f"/start {link.group(1)}"))).status == 200
+    await run.telegram.wait_for(lambda: bool(run.telegram and run.telegram.sent_to(chat)))
+    [sent] = run.telegram.sent_to(chat)
+    code = re.search(r"\d{6}", sent["text"])
+    assert code is not None
+    async with run.beacon.db.read() as conn:
+        assert not (await conn.execute(select(schema.registrants.c.consented))).scalar_one()
+    done = await post(run, "/join", page, code=code.group(0), step="verify")
+    assert shown("en", texts.REGISTERED) in done
+    async with run.beacon.db.read() as conn:
+        person = (await conn.execute(select(schema.registrants))).one()
+        identity = (await conn.execute(select(schema.identities))).one()
+    assert person.consented and person.area_id == "tripoli" and identity.kind == "telegram"
+    # From now on the chat is a registrant like any other: /mydata shows what the page took.
+    await run.telegram_update(telegram_message(2, chat, "/mydata"))
+    await run.telegram.wait_for(lambda: any("Amina" in m["text"] for m in run.telegram.sent_to(chat))
+                                if run.telegram else False)
