@@ -59,8 +59,8 @@ def code_in(run: Running, to: str) -> str:
     return found.group(0)
 
 
-async def test_sign_up_registers_the_number_only_after_the_code(start_beacon: StartBeacon) -> None:
-    run = await start_beacon(twilio=True, **HTTP)
+async def test_sign_up_registers_the_number_only_after_the_code(start_beacon: StartBeacon, database_url: str) -> None:
+    run = await start_beacon(twilio=True, BEACON_DATABASE_URL=database_url, **HTTP)
     language_page = await (await run.client.get("/join")).text()
     assert len(language_page.encode()) < PAGE_BUDGET and "<script" not in language_page
     assert 'href="/join?lang=ar"' in language_page
@@ -184,8 +184,9 @@ def telegram_message(update_id: int, chat: int, text: str) -> dict[str, Any]:
         "from": {"id": chat, "is_bot": False, "first_name": "A", "language_code": "en"}}}
 
 
-async def test_telegram_sign_up_gets_its_code_through_the_bot_link(start_beacon: StartBeacon) -> None:
-    run = await start_beacon(telegram=True, **HTTP)
+async def test_telegram_sign_up_gets_its_code_through_the_bot_link(start_beacon: StartBeacon,
+                                                                   database_url: str) -> None:
+    run = await start_beacon(telegram=True, BEACON_DATABASE_URL=database_url, **HTTP)
     assert run.telegram is not None
     page = await to_channel_page(run, first_name="Amina")
     page = await post(run, "/join", page, channel="telegram")

@@ -101,8 +101,8 @@ async def test_telegram_start_payload_attributes(start_beacon: StartBeacon) -> N
     assert row.source_id == created["id"] and row.language == "ar"
 
 
-async def test_stats_by_source_are_suppressed(start_beacon: StartBeacon) -> None:
-    run = await start_beacon(BEACON_MIN_CELL="3")
+async def test_stats_by_source_are_suppressed(start_beacon: StartBeacon, database_url: str) -> None:
+    run = await start_beacon(BEACON_MIN_CELL="3", BEACON_DATABASE_URL=database_url)
     admin = await bearer(run, "admin", "boss")
     await make_source(run, admin, name="Big", code="BIG")
     await make_source(run, admin, name="Small", code="SMALL")
