@@ -3,7 +3,8 @@
 A code is six random digits, sent over the person's chosen channel. Only keyed hashes are stored:
 the code's (bound to the row's random ref), the number's blind index and the client address's. A
 code expires after :data:`CODE_MINUTES`, takes :data:`MAX_ATTEMPTS` wrong tries at most and works
-once. Codes are limited per number and per client address within an hour. Rows go a day after.
+once. Codes are limited per number and per client address within an hour. Rows older than a day are deleted
+whenever a code is issued.
 
 Telegram has no number to type: the page asks for a *pending* code (:func:`issue_pending`) and links
 to the bot with its ref; the person's ``/start`` binds the code to their chat (:func:`bind`), which
