@@ -9,13 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import markupsafe
+import pytest
 from sqlalchemy import select, update
 
+from beacon.logs import configure
 from bot import texts
 from bot.i18n import gettext_for
 from registry import schema, signup_codes
 from tests.conftest import Running, StartBeacon
 from tests.helpers import settle
+from tests.test_logs import restore_logging  # noqa: F401 - a fixture
+from tests.test_privacy import forms
 from tests.test_stats_api import bearer
 from tests.test_twilio_e2e import say
 
@@ -212,3 +216,20 @@ async def test_telegram_sign_up_gets_its_code_through_the_bot_link(start_beacon:
     await run.telegram_update(telegram_message(2, chat, "/mydata"))
     await run.telegram.wait_for(lambda: any("Amina" in m["text"] for m in run.telegram.sent_to(chat))
                                 if run.telegram else False)
+
+
+async def test_no_code_or_number_in_the_logs(restore_logging: None, start_beacon: StartBeacon,  # noqa: F811
+                                             capfd: pytest.CaptureFixture[str]) -> None:
+    configure("json", "debug")  # binds stderr now, while capfd holds it
+    run = await start_beacon(twilio=True, BEACON_LOG_LEVEL="debug", **HTTP)
+    page = await to_channel_page(run, first_name="Amina")
+    page = await post(run, "/join", page, channel="sms", phone=PHONE)
+    await settle(run)
+    code = code_in(run, PHONE)
+    await post(run, "/join", page, 422, code="000000" if code != "000000" else "111111", step="verify")
+    await post(run, "/join", page, code=code, step="verify")
+    await settle(run)
+    out, err = capfd.readouterr()
+    assert "signup.code_sent" in out + err  # the capture works: the sign-up was logged, as audit events
+    for secret in forms(PHONE, code, "Amina"):
+        assert secret not in out + err
