@@ -24,7 +24,8 @@ from bot import texts
 from bot.i18n import LANGUAGES, RTL_LANGUAGES, render
 from bot.profile import AGE_BANDS, GENDERS
 from campaigns import signup
-from domain.vocabulary import ChannelKind
+from channels.telegram import TelegramChannel
+from domain.vocabulary import ChannelKind, ProviderName
 from registry import signup_codes, sources
 from registry.signup_codes import TooManyCodes, Verdict
 from registry.sources import Source
@@ -48,14 +49,20 @@ HEADERS = {
 def channels(beacon: Beacon) -> list[str]:
     """The channels a code can be sent over in this deployment."""
     twilio = beacon.settings.twilio
-    if twilio is None:
-        return []
     offered = []
-    if twilio.sms_from or twilio.messaging_service_sid:
+    if twilio is not None and (twilio.sms_from or twilio.messaging_service_sid):
         offered.append(ChannelKind.SMS.value)
-    if twilio.whatsapp_from:
+    if twilio is not None and twilio.whatsapp_from:
         offered.append(ChannelKind.WHATSAPP.value)
+    if telegram_bot(beacon):
+        offered.append(ChannelKind.TELEGRAM.value)
     return offered
+
+
+def telegram_bot(beacon: Beacon) -> str | None:
+    """The Telegram bot's username, when Telegram is on."""
+    channel = beacon.providers.get(ProviderName.TELEGRAM)
+    return channel.username if isinstance(channel, TelegramChannel) else None
 
 
 async def _source(request: web.Request) -> Source | None:
@@ -106,6 +113,7 @@ def page(request: web.Request, step: str, language: str, csrf: str, *, status: i
         "months": beacon.settings.retention_months, "family_sharing": beacon.service.bot.family_sharing,
         "genders": [(g, t(GENDER_LABELS[g])) for g in GENDERS],
         "age_bands": [(a, t(AGE_LABELS[a]) if a in AGE_LABELS else a) for a in AGE_BANDS],
+        "telegram_link": "",
     }
     html = TEMPLATES.get_template("join.html").render({**values, **context})
     response = web.Response(text=html, content_type="text/html", status=status, headers=HEADERS)
@@ -187,8 +195,9 @@ async def _verification(request: web.Request, step: str, form: Any, answers: joi
     beacon = request.app[BEACON]
     language = answers.profile.language or "en"
     channel = str(form.get("channel", ""))
-    typed_phone = str(form.get("phone", "")).strip()[:40]
-    number = join_form.phone(typed_phone)
+    telegram = channel == ChannelKind.TELEGRAM
+    typed_phone = "" if telegram else str(form.get("phone", "")).strip()[:40]
+    number = "" if telegram else join_form.phone(typed_phone)
     if channel not in channels(beacon) or number is None:
         return _channel_page(request, answers, csrf, error=texts.WEB_PHONE_INVALID, phone=typed_phone,
                              channel=channel, status=422)
@@ -197,6 +206,13 @@ async def _verification(request: web.Request, step: str, form: Any, answers: joi
         client = signup_codes.client_key(beacon.keys.ring, client_address(request))
         try:
             async with beacon.db.write() as conn:
+                if telegram:
+                    payload = await signup.start_telegram(conn, beacon.keys.ring, language=language, client=client,
+                                                          now=now)
+                    ref = payload.split("-", 2)[2]
+                    link = f"https://t.me/{telegram_bot(beacon)}?start={payload}"
+                    return page(request, "code", language, csrf, answers=answers, phone="", channel=channel,
+                                ref=ref, telegram_link=link)
                 ref = await signup.send_code(conn, beacon.keys.ring, channel=channel, address=number,
                                              language=language, client=client, now=now)
         except TooManyCodes:
@@ -212,7 +228,7 @@ async def _verification(request: web.Request, step: str, form: Any, answers: joi
                                                   notice_version=beacon.service.bot.notice_version, now=now)
     if result is Verdict.WRONG:
         return page(request, "code", language, csrf, answers=answers, phone=typed_phone, channel=channel, ref=ref,
-                    error=texts.WEB_CODE_WRONG, status=422)
+                    error=texts.WEB_CODE_WRONG, status=422, telegram_link=str(form.get("telegram_link", ""))[:200])
     if result is Verdict.EXPIRED:
         return _channel_page(request, answers, csrf, error=texts.WEB_CODE_EXPIRED, phone=typed_phone,
                              channel=channel, status=422)

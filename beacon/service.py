@@ -25,11 +25,12 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential_jitter
 
 from beacon import effects
 from bot import machine
-from bot.state import BotConfig, Message, Reply
-from campaigns import family, outbox
+from bot.state import BotConfig, Message, Reply, Transition
+from campaigns import family, outbox, signup
 from campaigns.outbox import Draft
 from campaigns.sender import Sender
 from channels.base import Inbound, Provider, StatusUpdate
+from domain.vocabulary import ChannelKind
 from registry import audit, dead_letter, schema, sources, store
 from registry.crypto import KeyringError
 from registry.db import Database
@@ -290,7 +291,12 @@ class Service:
                               language_hint=meta.get("language_hint"), carrier_opt_out=meta.get("opt_out"),
                               payload=meta.get("payload"), contact_phone=contact, nonce=family.new_code(),
                               source=source)
-            transition = machine.step(self.bot, state, message)
+            # A /start from the web sign-up's Telegram link claims its code instead of starting a conversation.
+            by_telegram = bool(message.payload) and row.channel == ChannelKind.TELEGRAM
+            signed_up = by_telegram and await signup.claim_by_telegram(
+                conn, keys, message.payload or "", bidx=identity.bidx, registrant_id=row.registrant_id,
+                identity_id=identity.id, address=address, now=now)
+            transition = Transition(state) if signed_up else machine.step(self.bot, state, message)
             applied = await effects.apply(
                 conn, keys, transition.effects, row=row, identity=identity, state=state, now=now,
                 default_language=self.bot.default_language, family_channel=self.family_channel)
@@ -308,7 +314,7 @@ class Service:
                 for reply in replies
             ] + applied.drafts)
         STEP_SECONDS.observe(time.perf_counter() - started)
-        if replies or applied.drafts:
+        if replies or applied.drafts or claimed:
             self.sender.wake()
         return replies
 

@@ -8,24 +8,26 @@ same notice version), so MYDATA, UPDATE, DELETE and STOP by text work as for any
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot import texts
-from bot.i18n import render
+from bot.i18n import LANGUAGES, render
 from bot.state import Profile, State, Step
 from campaigns import outbox
 from campaigns.outbox import Draft
+from domain.vocabulary import ChannelKind
 from registry import audit, schema, signup_codes, store
 from registry.crypto import KeyRing
 from registry.keys import identity_aad
 from registry.signup_codes import Verdict
 
 CONSENT_CHANNEL = "web"  # where the consent was given, in the consent record
+TELEGRAM_PREFIX = "v-"  # a /start payload that claims a sign-up code: v-<language>-<ref> (a source code has no "-")
 
 
 class Outcome(StrEnum):
@@ -40,7 +42,7 @@ class Person:
     """Who is signing up: the channel and address the code went to, their answers and where they came from."""
 
     channel: str
-    address: str
+    address: str  # the phone number; empty for Telegram, whose chat is known once it claims the code
     profile: Profile
     source_id: int | None = None
 
@@ -61,15 +63,45 @@ async def send_code(conn: AsyncConnection, keys: KeyRing, *, channel: str, addre
     return ref
 
 
+async def start_telegram(conn: AsyncConnection, keys: KeyRing, *, language: str, client: str, now: datetime) -> str:
+    """A pending code for a Telegram chat to claim: the /start payload of the bot link to show."""
+    ref = await signup_codes.issue_pending(conn, keys, client=client, channel=ChannelKind.TELEGRAM, now=now)
+    return f"{TELEGRAM_PREFIX}{language}-{ref}"
+
+
+async def claim_by_telegram(conn: AsyncConnection, keys: KeyRing, payload: str, *, bidx: bytes,
+                            registrant_id: int | None, identity_id: int | None, address: str, now: datetime) -> bool:
+    """A chat's ``/start v-<language>-<ref>``: draw the code and send it there. False when the payload claims
+    nothing (not such a payload, or its code expired or was claimed already)."""
+    prefix, _, rest = payload.partition(TELEGRAM_PREFIX)
+    language, _, ref = rest.partition("-")
+    if prefix or not ref:
+        return False
+    code = await signup_codes.bind(conn, keys, ref=ref, bidx=bidx, now=now)
+    if code is None:
+        return False
+    text = render(language if language in LANGUAGES else "en", texts.WEB_CODE_MESSAGE, code=code,
+                  minutes=signup_codes.CODE_MINUTES)
+    await outbox.enqueue(conn, keys, [Draft(registrant_id, identity_id, ChannelKind.TELEGRAM, address, text)])
+    await audit.append(conn, "web", "signup.code_sent", None, {"channel": ChannelKind.TELEGRAM.value})
+    return True
+
+
 async def verify_and_register(conn: AsyncConnection, keys: KeyRing, person: Person, *, ref: str, code: str,
                               notice_version: str, now: datetime) -> Verdict | Outcome:
     """Check the code; when right, register the person (or tell them they already are)."""
-    bidx = number_index(keys, person.channel, person.address)
-    verdict = await signup_codes.check(conn, keys, ref=ref, bidx=bidx, code=code, now=now)
-    if verdict is not Verdict.OK:
+    telegram = person.channel == ChannelKind.TELEGRAM
+    verdict, bidx = await signup_codes.check(
+        conn, keys, ref=ref, bidx=None if telegram else number_index(keys, person.channel, person.address),
+        code=code, now=now)
+    if verdict is not Verdict.OK or bidx is None:
         return verdict
     language = person.profile.language or "en"
-    identity = await store.find_identity(conn, keys, person.channel, person.address)
+    identity = (await conn.execute(select(schema.identities).where(schema.identities.c.bidx == bidx))).first()
+    if telegram:
+        if identity is None or not identity.address_ct:  # the chat was erased meanwhile
+            return Verdict.EXPIRED
+        person = replace(person, address=keys.decrypt(identity.address_ct, identity_aad({"bidx": bidx})))
     sealed = keys.encrypt(person.address, identity_aad({"bidx": bidx}))
     before = State()
     if identity is None:

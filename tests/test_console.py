@@ -20,7 +20,8 @@ from tests.conftest import Running, StartBeacon, environment
 
 PASSWORD = "lantern-harbour-42"
 HTTP = {"BEACON_PUBLIC_URL": "http://127.0.0.1:8080"}  # plain http: the test client then sends the cookie back
-PAGES = ("overview", "compose", "broadcasts", "cases", "aggregates", "audit", "assisted", "arrangements", "imports")
+PAGES = ("overview", "compose", "broadcasts", "cases", "aggregates", "audit", "assisted", "arrangements", "imports",
+         "sources")
 ALLOWED = {
     "admin": set(PAGES),
     "responder": {"overview", "compose", "broadcasts", "cases", "aggregates"},

@@ -9,13 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import markupsafe
+import pytest
 from sqlalchemy import select, update
 
+from beacon.logs import configure
 from bot import texts
 from bot.i18n import gettext_for
 from registry import schema, signup_codes
 from tests.conftest import Running, StartBeacon
 from tests.helpers import settle
+from tests.test_logs import restore_logging  # noqa: F401 - a fixture
+from tests.test_privacy import forms
 from tests.test_stats_api import bearer
 from tests.test_twilio_e2e import say
 
@@ -59,8 +63,8 @@ def code_in(run: Running, to: str) -> str:
     return found.group(0)
 
 
-async def test_sign_up_registers_the_number_only_after_the_code(start_beacon: StartBeacon) -> None:
-    run = await start_beacon(twilio=True, **HTTP)
+async def test_sign_up_registers_the_number_only_after_the_code(start_beacon: StartBeacon, database_url: str) -> None:
+    run = await start_beacon(twilio=True, BEACON_DATABASE_URL=database_url, **HTTP)
     language_page = await (await run.client.get("/join")).text()
     assert len(language_page.encode()) < PAGE_BUDGET and "<script" not in language_page
     assert 'href="/join?lang=ar"' in language_page
@@ -176,3 +180,56 @@ async def test_a_source_link_attributes_the_web_sign_up(start_beacon: StartBeaco
     async with run.beacon.db.read() as conn:
         person = (await conn.execute(select(schema.registrants))).one()
     assert person.source_id == created["id"] and person.language == "ar"
+
+
+def telegram_message(update_id: int, chat: int, text: str) -> dict[str, Any]:
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": 0, "text": text, "chat": {"id": chat, "type": "private"},
+        "from": {"id": chat, "is_bot": False, "first_name": "A", "language_code": "en"}}}
+
+
+async def test_telegram_sign_up_gets_its_code_through_the_bot_link(start_beacon: StartBeacon,
+                                                                   database_url: str) -> None:
+    run = await start_beacon(telegram=True, BEACON_DATABASE_URL=database_url, **HTTP)
+    assert run.telegram is not None
+    page = await to_channel_page(run, first_name="Amina")
+    page = await post(run, "/join", page, channel="telegram")
+    link = re.search(r'href="https://t\.me/beacon_bot\?start=(v-en-[A-Za-z0-9_-]+)"', page)
+    assert link is not None and len(link.group(1)) <= 64  # Telegram's limit for a start payload
+    early = await post(run, "/join", page, 422, code="123456", step="verify")  # no chat has claimed it yet
+    assert shown("en", texts.WEB_CODE_WRONG) in early
+    chat = 5151
+    assert (await run.telegram_update(telegram_message(1, chat, f"/start {link.group(1)}"))).status == 200
+    await run.telegram.wait_for(lambda: bool(run.telegram and run.telegram.sent_to(chat)))
+    [sent] = run.telegram.sent_to(chat)
+    code = re.search(r"\d{6}", sent["text"])
+    assert code is not None
+    async with run.beacon.db.read() as conn:
+        assert not (await conn.execute(select(schema.registrants.c.consented))).scalar_one()
+    done = await post(run, "/join", page, code=code.group(0), step="verify")
+    assert shown("en", texts.REGISTERED) in done
+    async with run.beacon.db.read() as conn:
+        person = (await conn.execute(select(schema.registrants))).one()
+        identity = (await conn.execute(select(schema.identities))).one()
+    assert person.consented and person.area_id == "tripoli" and identity.kind == "telegram"
+    # From now on the chat is a registrant like any other: /mydata shows what the page took.
+    await run.telegram_update(telegram_message(2, chat, "/mydata"))
+    await run.telegram.wait_for(lambda: any("Amina" in m["text"] for m in run.telegram.sent_to(chat))
+                                if run.telegram else False)
+
+
+async def test_no_code_or_number_in_the_logs(restore_logging: None, start_beacon: StartBeacon,  # noqa: F811
+                                             capfd: pytest.CaptureFixture[str]) -> None:
+    configure("json", "debug")  # binds stderr now, while capfd holds it
+    run = await start_beacon(twilio=True, BEACON_LOG_LEVEL="debug", **HTTP)
+    page = await to_channel_page(run, first_name="Amina")
+    page = await post(run, "/join", page, channel="sms", phone=PHONE)
+    await settle(run)
+    code = code_in(run, PHONE)
+    await post(run, "/join", page, 422, code="000000" if code != "000000" else "111111", step="verify")
+    await post(run, "/join", page, code=code, step="verify")
+    await settle(run)
+    out, err = capfd.readouterr()
+    assert "signup.code_sent" in out + err  # the capture works: the sign-up was logged, as audit events
+    for secret in forms(PHONE, code, "Amina"):
+        assert secret not in out + err

@@ -80,6 +80,14 @@ async def test_join_code_attributes_and_preselects_language_and_area(start_beaco
     assert await source_of(run, "+2348012000001") == created["id"]
 
 
+async def test_the_join_word_of_any_language_names_a_source(start_beacon: StartBeacon) -> None:
+    run = await start_beacon()
+    admin = await bearer(run, "admin", "boss")
+    created = await make_source(run, admin, name="Souk", code="SOUK")
+    await run.converse("+2348012000003", "تسجيل souk", "1", "1", "tripoli")
+    assert await source_of(run, "+2348012000003") == created["id"]
+
+
 async def test_an_unknown_code_is_just_join(start_beacon: StartBeacon) -> None:
     run = await start_beacon()
     await run.converse("+2348012000002", "JOIN NOPE", "1", "1", "tripoli")
@@ -101,8 +109,8 @@ async def test_telegram_start_payload_attributes(start_beacon: StartBeacon) -> N
     assert row.source_id == created["id"] and row.language == "ar"
 
 
-async def test_stats_by_source_are_suppressed(start_beacon: StartBeacon) -> None:
-    run = await start_beacon(BEACON_MIN_CELL="3")
+async def test_stats_by_source_are_suppressed(start_beacon: StartBeacon, database_url: str) -> None:
+    run = await start_beacon(BEACON_MIN_CELL="3", BEACON_DATABASE_URL=database_url)
     admin = await bearer(run, "admin", "boss")
     await make_source(run, admin, name="Big", code="BIG")
     await make_source(run, admin, name="Small", code="SMALL")

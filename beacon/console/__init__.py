@@ -22,6 +22,7 @@ from beacon.console import (
     compose,
     imports,
     overview,
+    sources,
 )
 from beacon.console.web import HERE, console_guard, may_see, person
 
@@ -34,5 +35,6 @@ def setup(app: web.Application) -> None:
     env.filters["person"] = person
     app.middlewares.append(console_guard)
     app.router.add_static("/console/static/", HERE / "static", name="console_static", append_version=True)
-    for pages in (auth, overview, compose, broadcasts, cases, aggregates, audit, assisted, arrangements, imports):
+    for pages in (auth, overview, compose, broadcasts, cases, aggregates, audit, assisted, arrangements, imports,
+                  sources):
         pages.add_routes(app)

@@ -17,7 +17,7 @@ from domain.vocabulary import CheckInStatus
 from registry import aggregates, publication
 from registry.times import iso
 
-STATS_DIMENSIONS = ("area", "nationality", "gender", "age_band", "language", "channel", "status")
+STATS_DIMENSIONS = ("area", "nationality", "gender", "age_band", "language", "channel", "status", "source")
 CHECK_INS = 20
 RUNS = 10
 

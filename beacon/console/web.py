@@ -37,6 +37,7 @@ PAGES: dict[str, tuple[Role, ...]] = {
     "assisted": (Role.FIELDWORKER,),
     "arrangements": (Role.AUDITOR,),  # the register of sharing arrangements; admins also record them
     "imports": (),  # admin only
+    "sources": (),  # outreach sources: admins only
 }
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
