@@ -103,15 +103,15 @@ def _say(language: str, message: str, key: str, **params: object) -> Prompt:
     return Prompt(language, text, key, message, tuple((k, str(v)) for k, v in params.items()))
 
 
-def _options(language: str | None, values: list[tuple[str, str]], page: int, more: bool) -> list[Prompt]:
+def _options(language: str | None, values: list[tuple[str, str]], more: bool, default: str) -> list[Prompt]:
     """``For <label>, press <n>.`` for each (value, label) on the page; each language's own when ``language`` is
-    None (the language menu), then the "more" choice."""
+    None (the language menu, whose "more" is in the default language), then the "more" choice."""
     prompts = []
     for n, (value, label) in enumerate(values, 1):
         spoken = language or value
         prompts.append(_say(spoken, texts.VOICE_OPTION, f"option.{value}", option=label, number=n))
     if more:
-        prompts.append(_say(language or "en", texts.VOICE_MORE, "more"))
+        prompts.append(_say(language or default, texts.VOICE_MORE, "more"))
     return prompts
 
 
@@ -126,7 +126,7 @@ def ask(config: BotConfig, state: State, call: Call, alert: tuple[str, str] | No
     node = call.node
     if node is Node.LANGUAGE:
         shown, more = _page(tuple(LANGUAGES), call.page)
-        return _options(None, [(code, LANGUAGES[code]) for code in shown], call.page, more)
+        return _options(None, [(code, LANGUAGES[code]) for code in shown], more, config.default_language)
     if node is Node.CONSENT:
         return [_say(language, texts.VOICE_NOTICE, "notice", operator=config.operator,
                      months=config.retention_months)]
@@ -134,12 +134,13 @@ def ask(config: BotConfig, state: State, call: Call, alert: tuple[str, str] | No
         areas = config.gazetteer.areas
         shown, more = _page(tuple(areas), call.page)
         return [_say(language, texts.VOICE_AREA, "area"),
-                *_options(language, [(a, areas[a].name(language)) for a in shown], call.page, more)]
+                *_options(language, [(a, areas[a].name(language)) for a in shown], more, config.default_language)]
     if node is Node.MENU:
         return [_say(language, texts.VOICE_MENU, "menu")]
     if node is Node.KIND:
         return [_say(language, texts.VOICE_KIND, "kind"),
-                *_options(language, [(n.value, gettext_for(language, NEED_LABELS[n])) for n in NEEDS], 0, False)]
+                *_options(language, [(n.value, gettext_for(language, NEED_LABELS[n])) for n in NEEDS], False,
+                          config.default_language)]
     if node is Node.CHECK_IN:
         spoken = [Prompt(alert[0], alert[1], "alert")] if alert else []
         return [*spoken, _say(language, texts.VOICE_CHECK_IN, "check_in")]

@@ -325,3 +325,20 @@ async def test_no_caller_number_or_keys_in_the_logs_or_the_database(
             assert form not in line.lower(), f"{form!r} in a log line: {line[:300]}"
         assert "digits" not in line.lower(), line[:300]
     assert_nowhere(database_files(run), [SAFE])
+
+
+async def test_malformed_call_webhooks_are_refused_and_odd_urls_start_over(start_beacon: StartBeacon) -> None:
+    run = await start_beacon(voice=True)
+    url = run.settings.public_url + "/webhooks/twilio/voice"
+    params = {"From": CALLER, "To": VOICE_FROM, "Direction": "inbound"}  # no CallSid
+    response = await run.client.post("/webhooks/twilio/voice", data=params,
+                                     headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url, params)})
+    assert response.status == 400
+    big = {"CallSid": "CA" + "2" * 32, "From": CALLER, "Digits": "1" * 70_000}
+    response = await run.client.post("/webhooks/twilio/voice", data=big,
+                                     headers={"X-Twilio-Signature": sign(AUTH_TOKEN, url, big)})
+    assert response.status == 413
+    # A URL Beacon never made (signed all the same): the call starts at the beginning, nothing breaks.
+    phone = run.phone(CALLER)
+    await phone.visit(url + "?at=nowhere&p=x&r=-1&b=99999999999999999999")
+    assert phone.gather is not None and any(h.language == "arb" for h in phone.last)

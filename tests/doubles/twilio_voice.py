@@ -162,6 +162,13 @@ class Phone:
             return []
         return await self._webhook(self.redirect, {"CallStatus": "in-progress"})
 
+    async def visit(self, url: str) -> list[Heard]:
+        """POST this call's webhook to any URL, one Beacon never handed out included (tampering with a URL
+        breaks Twilio's signature; this signs it anyway, as a test of what Beacon does with odd queries)."""
+        if not self.call_sid:
+            self.call_sid = "CA" + secrets.token_hex(16)
+        return await self._webhook(url, {"CallStatus": "in-progress"})
+
     def said(self) -> str:
         """The texts of the last TwiML's <Say>s, one line each."""
         return "\n".join(h.text for h in self.last if h.verb == "Say")
