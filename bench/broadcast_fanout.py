@@ -45,7 +45,7 @@ from campaigns import outbox  # noqa: E402
 from campaigns.outbox import Draft  # noqa: E402
 from campaigns.sender import Sender  # noqa: E402
 from channels.twilio import TwilioChannel  # noqa: E402
-from registry import schema, tokens  # noqa: E402
+from registry import audit, schema, tokens  # noqa: E402
 from registry.crypto import MasterKeys  # noqa: E402
 from registry.db import Database  # noqa: E402
 from registry.keys import KeyHolder, load_keyring  # noqa: E402
@@ -113,6 +113,7 @@ async def broadcast(db_url: str, keys: str, base_url: str, count: int, home: Pat
     master = MasterKeys.parse(keys)
     holder = KeyHolder(await load_keyring(db, master), master)
     await seed_registrants(db, holder, count)
+    audit.use(master)  # the token's creation is audited, as `beacon token create` does
     secret = await tokens.create(db, "responder", "bench")
     await db.close()
     settings = config.load({
