@@ -230,6 +230,7 @@ class _Suppressor:
         self.line_kind = [self.kinds.index(tuple(i for i in range(n) if i != j)) for j in range(n)]
         self.partner_limit = 8 if n <= 3 else 3
         self.withdrawn = 0  # totals withdrawn beyond the primary rule, to notice progress
+        self._open_kinds: dict[tuple[int, ...], list[int]] = {}  # worked out once per set of dimensions
         for c, v in enumerate(values):
             if v < min_cell:
                 self.suppress(c)
@@ -392,7 +393,7 @@ class _Suppressor:
         space = tuple(range(self.n)) if within is None else within
         sizes = range(len(space), -1, -1) if withdraw else range(len(space) + 1)
         for dims in (dims for size in sizes for dims in combinations(space, size)):
-            open_kinds = [t for t, kept in enumerate(self.kinds) if set(dims) <= set(kept)]
+            open_kinds = self.open_kinds(dims)
             if not withdraw and any(self.pub[g] and len(self.members[g]) > 1
                                     for g in (self.cell_groups[c][t] for t in open_kinds)):
                 continue  # a total through the cell itself would move
@@ -407,6 +408,13 @@ class _Suppressor:
                 if best is not None and (best[0] == 0 or effort <= 0):
                     return best[2], best[3]
         return None if best is None else (best[2], best[3])
+
+    def open_kinds(self, dims: tuple[int, ...]) -> list[int]:
+        """The kinds of totals that keep every dimension in ``dims`` (the ones a box along ``dims`` may move)."""
+        found = self._open_kinds.get(dims)
+        if found is None:
+            found = self._open_kinds[dims] = [t for t, kept in enumerate(self.kinds) if set(dims) <= set(kept)]
+        return found
 
     def neighbours(self, c: int, limit: int) -> list[list[tuple[int, Any]]]:
         """Per dimension, the cheapest ``limit`` partners for ``c``'s box: (cost of the neighbour, value).
