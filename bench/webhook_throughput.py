@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -219,7 +220,8 @@ def twilio_double_main(port_file: str) -> None:
         Path(port_file).write_text(double.base_url)
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    with contextlib.suppress(KeyboardInterrupt):  # stopped with SIGINT
+        asyncio.run(main())
 
 
 def describe(name: str, r: dict[str, Any]) -> str:
