@@ -55,6 +55,12 @@ SWEEP_SECONDS = 60.0  # how often unprocessed messages older than this are looke
 # four sweeps, minutes apart, outlast a passing fault; what fails that long is a bug or bad data.
 DEAD_LETTER_AFTER = PROCESS_ATTEMPTS + 4
 STEP_PAUSE = 0.001  # seconds between background steps, for the event loop to read waiting webhooks
+# While webhooks keep arriving, the bot takes at most this share of the event loop's time: a batch
+# is a direct call that holds the loop (SQLite), and a bot running flat out would leave webhooks
+# waiting in turn, which lowers the measured arrival rate that BURST_RATE looks at.
+BOT_SHARE = 0.25
+ARRIVING_RATE = 5.0  # inbound messages a second from which webhooks count as arriving
+BATCH_WHILE_ARRIVING = 8  # messages per batch while webhooks arrive: a shorter hold of the loop
 PROCESS_CONCURRENCY = 8  # messages processed at once on PostgreSQL (SQLite has one writer: 1)
 PROCESS_BATCH = 32  # stored messages processed per transaction at most (group commit, as for storing)
 
@@ -95,6 +101,7 @@ class Service:
         self._to_process: list[tuple[int, asyncio.Future[list[Reply]]]] = []  # handle()'s, grouped
         self._processor: asyncio.Task[None] | None = None
         self._workers = 1 if db.sqlite else PROCESS_CONCURRENCY  # SQLite has one writer: one at a time, in order
+        sender.hold_back = self.inbound_burst  # webhooks first, sends after
 
     async def receive(self, provider: str, message: Inbound) -> store.Stored | None:
         """Store one inbound message; None when it was seen before.
@@ -146,21 +153,30 @@ class Service:
         async with self.db.write() as conn:
             return await store.store_inbound(conn, self.keys.ring, [(p, m) for p, m, _ in batch])
 
+    def inbound_burst(self) -> bool:
+        """Whether webhooks arrive faster than the bot could follow (BURST_RATE): background work waits."""
+        return self.inbound_rate() >= BURST_RATE
+
     def inbound_rate(self) -> float:
         """Inbound messages per second lately (an exponentially decaying average over RATE_WINDOW)."""
         return self._arrival_rate * math.exp(-(time.monotonic() - self._rate_at) / RATE_WINDOW)
 
-    async def _inbound_first(self) -> None:
+    async def _inbound_first(self, busy: float) -> None:
         """Between background steps, let webhooks in first: the bot can wait, Twilio cannot.
 
         A step may not pause at all (SQLite writes are direct calls), so the loop first gets to read
-        and store the webhooks that arrived meanwhile. Beyond BURST_RATE messages a second, more than
-        the bot could keep up with anyway, webhooks are answered first and the bot catches up after
-        the burst, still taking a step every PROCESS_YIELD seconds meanwhile.
+        and store the webhooks that arrived meanwhile: while they keep arriving, for three times as
+        long as the last step took (``busy`` seconds), so that the bot takes at most BOT_SHARE of
+        the time. Beyond BURST_RATE messages a second, more than the bot could keep up with anyway,
+        webhooks are answered first and the bot catches up after the burst, still taking a step
+        every PROCESS_YIELD seconds meanwhile.
         """
-        await asyncio.sleep(STEP_PAUSE)
+        pause = STEP_PAUSE
+        if self.inbound_rate() >= ARRIVING_RATE:
+            pause = max(pause, min(PROCESS_YIELD, busy * (1 - BOT_SHARE) / BOT_SHARE))
+        await asyncio.sleep(pause)
         deadline = time.monotonic() + PROCESS_YIELD
-        while self.inbound_rate() >= BURST_RATE and time.monotonic() < deadline:
+        while self.inbound_burst() and time.monotonic() < deadline:
             await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
     def process_later(self, provider: str, stored: store.Stored, message: Inbound) -> None:
@@ -173,13 +189,17 @@ class Service:
     async def _drain_backlog(self) -> None:
         # Counted out in the same step that finds the backlog empty: a message appended after that
         # gets a worker of its own, never a worker that is about to end.
+        busy = 0.0
         try:
             while self._backlog:
-                await self._inbound_first()
-                batch = [self._backlog.popleft() for _ in range(min(PROCESS_BATCH, len(self._backlog)))]
+                await self._inbound_first(busy)
+                size = BATCH_WHILE_ARRIVING if self.inbound_rate() >= ARRIVING_RATE else PROCESS_BATCH
+                batch = [self._backlog.popleft() for _ in range(min(size, len(self._backlog)))]
                 if not batch:
                     continue
+                started = time.perf_counter()
                 results = await self.process_batch([stored.inbound_id for _, stored, _ in batch])
+                busy = time.perf_counter() - started
                 for (provider, stored, message), result in zip(batch, results, strict=True):
                     if isinstance(result, BaseException):  # tried once alone: the rest of its tries
                         await self._process_and_acknowledge(provider, stored, message, tried=1)

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,10 +98,12 @@ def request(url: str, token: str | None = None, body: object = None) -> tuple[in
     if token:
         headers["Authorization"] = f"Bearer {token}"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=30) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=300) as r:
             return r.status, r.read()
-    except OSError:
-        return 0, b""
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError as exc:
+        return 0, str(exc).encode()
 
 
 def main(args: argparse.Namespace) -> None:
