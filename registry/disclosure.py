@@ -50,10 +50,11 @@ smaller table; withdrawals are a last resort, so this needs sparse tables of cel
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import combinations, product
+from operator import itemgetter
 from typing import Any
 
 from registry.equations import Equations
@@ -111,6 +112,16 @@ def margin_subsets(n: int) -> list[tuple[int, ...]]:
     return kinds
 
 
+def _picker(kept: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A function giving a key's values at ``kept``, as a tuple (once per cell and kind of total: made fast)."""
+    if len(kept) >= 2:
+        return itemgetter(*kept)
+    if kept:
+        position = kept[0]
+        return lambda key: (key[position],)
+    return lambda key: ()
+
+
 def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[int, str], ...]:
     return tuple((0, "") if v is ALL else (1, str(v)) for v in key)
 
@@ -165,8 +176,9 @@ def _solve(counts: dict[tuple[Any, ...], int], dims: tuple[int, ...], min_cell: 
             if not kept:
                 continue
             sub: dict[tuple[Any, ...], int] = {}
+            pick = _picker(kept)
             for key, value in counts.items():
-                sub_key = tuple([key[i] for i in kept])
+                sub_key = pick(key)
                 sub[sub_key] = sub.get(sub_key, 0) + value
             inner = _solve(sub, tuple(dims[i] for i in kept), min_cell, memo, work)
 
@@ -203,8 +215,9 @@ class _Suppressor:
         for kept in self.kinds:
             index: dict[tuple[Any, ...], int] = {}
             members = self.members
+            pick = _picker(kept)
             for c, key in enumerate(keys):
-                short = tuple([key[i] for i in kept])
+                short = pick(key)
                 g = index.get(short)
                 if g is None:
                     g = index[short] = len(members)
