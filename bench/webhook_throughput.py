@@ -227,7 +227,8 @@ def twilio_double_main(port_file: str) -> None:
 def describe(name: str, r: dict[str, Any]) -> str:
     extra = f"  non-2xx {r['non2xx']}" if r["non2xx"] else ""
     extra += f"  socket errors {r['errors']}" if r["errors"] else ""
-    extra += f"  REUSED requests ({r['wrapped']} wraps)" if r["wrapped"] else ""
+    # The bare handler stores nothing: a request sent twice costs it the same. Beacon would dedupe it.
+    extra += f"  REUSED requests ({r['wrapped']} wraps)" if r["wrapped"] and name == "beacon" else ""
     return f"{name:>6}: {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:7.1f} ms{extra}"
 
 
