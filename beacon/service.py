@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential_jitter
 
@@ -57,7 +57,29 @@ SWEEP_SECONDS = 60.0  # how often unprocessed messages older than this are looke
 # four sweeps, minutes apart, outlast a passing fault; what fails that long is a bug or bad data.
 DEAD_LETTER_AFTER = PROCESS_ATTEMPTS + 4
 STEP_PAUSE = 0.001  # seconds between background steps, for the event loop to read waiting webhooks
+# While webhooks keep arriving, the bot takes at most this share of the event loop's time: a batch
+# is a direct call that holds the loop (SQLite), and a bot running flat out would leave webhooks
+# waiting in turn, which lowers the measured arrival rate that BURST_RATE looks at.
+BOT_SHARE = 0.25
+ARRIVING_RATE = 5.0  # inbound messages a second from which webhooks count as arriving
+BATCH_WHILE_ARRIVING = 8  # messages per batch while webhooks arrive: a shorter hold of the loop
 PROCESS_CONCURRENCY = 8  # messages processed at once on PostgreSQL (SQLite has one writer: 1)
+PROCESS_BATCH = 32  # stored messages processed per transaction at most (group commit, as for storing)
+
+
+_i = schema.inbound.c
+# Built once: a message's step runs these every time.
+_LOAD_INBOUND = select(schema.inbound).where(_i.id == bindparam("_id"), _i.processed_at.is_(None),
+                                             _i.failed_at.is_(None))
+_MARK_PROCESSED = update(schema.inbound).where(_i.id == bindparam("_id"), _i.processed_at.is_(None)).values(
+    processed_at=bindparam("processed_at"))
+_LOCK_REGISTRANT = select(schema.registrants.c.id).where(
+    schema.registrants.c.id == bindparam("_id")).with_for_update()
+_EARLIER_WAITING = select(_i.id).where(_i.registrant_id == bindparam("_registrant"), _i.id < bindparam("_id"),
+                                       _i.processed_at.is_(None), _i.failed_at.is_(None)).order_by(_i.id)
+_PREVIOUS_MESSAGE = select(func.max(_i.received_at)).where(_i.registrant_id == bindparam("_registrant"),
+                                                            _i.id < bindparam("_id"))
+_LOAD_IDENTITY = select(schema.identities).where(schema.identities.c.id == bindparam("_id"))
 
 
 class Service:
@@ -85,7 +107,10 @@ class Service:
         self._arrival_rate = 0.0  # inbound messages a second, as of _rate_at (see inbound_rate)
         self._rate_at = time.monotonic()
         self._backlog: collections.deque[tuple[str, store.Stored, Inbound]] = collections.deque()
+        self._to_process: list[tuple[int, asyncio.Future[list[Reply]]]] = []  # handle()'s, grouped
+        self._processor: asyncio.Task[None] | None = None
         self._workers = 1 if db.sqlite else PROCESS_CONCURRENCY  # SQLite has one writer: one at a time, in order
+        sender.hold_back = self.inbound_burst  # webhooks first, sends after
 
     async def receive(self, provider: str, message: Inbound) -> store.Stored | None:
         """Store one inbound message; None when it was seen before.
@@ -137,21 +162,30 @@ class Service:
         async with self.db.write() as conn:
             return await store.store_inbound(conn, self.keys.ring, [(p, m) for p, m, _ in batch])
 
+    def inbound_burst(self) -> bool:
+        """Whether webhooks arrive faster than the bot could follow (BURST_RATE): background work waits."""
+        return self.inbound_rate() >= BURST_RATE
+
     def inbound_rate(self) -> float:
         """Inbound messages per second lately (an exponentially decaying average over RATE_WINDOW)."""
         return self._arrival_rate * math.exp(-(time.monotonic() - self._rate_at) / RATE_WINDOW)
 
-    async def _inbound_first(self) -> None:
+    async def _inbound_first(self, busy: float) -> None:
         """Between background steps, let webhooks in first: the bot can wait, Twilio cannot.
 
         A step may not pause at all (SQLite writes are direct calls), so the loop first gets to read
-        and store the webhooks that arrived meanwhile. Beyond BURST_RATE messages a second, more than
-        the bot could keep up with anyway, webhooks are answered first and the bot catches up after
-        the burst, still taking a step every PROCESS_YIELD seconds meanwhile.
+        and store the webhooks that arrived meanwhile: while they keep arriving, for three times as
+        long as the last step took (``busy`` seconds), so that the bot takes at most BOT_SHARE of
+        the time. Beyond BURST_RATE messages a second, more than the bot could keep up with anyway,
+        webhooks are answered first and the bot catches up after the burst, still taking a step
+        every PROCESS_YIELD seconds meanwhile.
         """
-        await asyncio.sleep(STEP_PAUSE)
+        pause = STEP_PAUSE
+        if self.inbound_rate() >= ARRIVING_RATE:
+            pause = max(pause, min(PROCESS_YIELD, busy * (1 - BOT_SHARE) / BOT_SHARE))
+        await asyncio.sleep(pause)
         deadline = time.monotonic() + PROCESS_YIELD
-        while self.inbound_rate() >= BURST_RATE and time.monotonic() < deadline:
+        while self.inbound_burst() and time.monotonic() < deadline:
             await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
     def process_later(self, provider: str, stored: store.Stored, message: Inbound) -> None:
@@ -164,11 +198,22 @@ class Service:
     async def _drain_backlog(self) -> None:
         # Counted out in the same step that finds the backlog empty: a message appended after that
         # gets a worker of its own, never a worker that is about to end.
+        busy = 0.0
         try:
             while self._backlog:
-                provider, stored, message = self._backlog.popleft()
-                await self._inbound_first()
-                await self._process_and_acknowledge(provider, stored, message)
+                await self._inbound_first(busy)
+                size = BATCH_WHILE_ARRIVING if self.inbound_rate() >= ARRIVING_RATE else PROCESS_BATCH
+                batch = [self._backlog.popleft() for _ in range(min(size, len(self._backlog)))]
+                if not batch:
+                    continue
+                started = time.perf_counter()
+                results = await self.process_batch([stored.inbound_id for _, stored, _ in batch])
+                busy = time.perf_counter() - started
+                for (provider, stored, message), result in zip(batch, results, strict=True):
+                    if isinstance(result, BaseException):  # tried once alone: the rest of its tries
+                        await self._process_and_acknowledge(provider, stored, message, tried=1)
+                    else:
+                        await self._acknowledge(provider, stored, message)
         finally:
             self._draining -= 1
 
@@ -209,14 +254,18 @@ class Service:
         while self._activity:
             await self._idle.wait()
 
-    async def _process_and_acknowledge(self, provider: str, stored: store.Stored, message: Inbound) -> None:
+    async def _process_and_acknowledge(self, provider: str, stored: store.Stored, message: Inbound,
+                                       tried: int = 0) -> None:
         try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(PROCESS_ATTEMPTS), reraise=True,
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(PROCESS_ATTEMPTS - tried), reraise=True,
                                                wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05)):
                 with attempt:
                     await self.process(stored.inbound_id)
         except Exception:  # noqa: BLE001 - the row stays unprocessed: the sweep (recover) retries it
             log.exception("process.failed", inbound_id=stored.inbound_id)
+        await self._acknowledge(provider, stored, message)
+
+    async def _acknowledge(self, provider: str, stored: store.Stored, message: Inbound) -> None:
         channel = self.providers.get(provider)
         if channel is not None:
             try:
@@ -259,71 +308,138 @@ class Service:
             DEAD_LETTER_WAITING.inc()
             log.error("inbound.dead_letter", inbound_id=inbound_id, error=error, attempts=DEAD_LETTER_AFTER)
 
+    async def process_batch(self, inbound_ids: list[int]) -> list[list[Reply] | BaseException]:
+        """Process stored messages in one transaction (group commit), in the order given.
+
+        Each message sees what the ones before it wrote, so a person's messages are processed in
+        order. When the transaction fails, nothing of it is kept and each message is processed
+        again on its own (:meth:`process`): one bad message costs the others a second try, not
+        their answers; its exception takes its place in the result.
+        """
+        if len(inbound_ids) == 1:
+            return [await self._process_or_error(inbound_ids[0])]
+        with self._active():
+            await self.keys.check(self.db)
+            try:
+                results: list[list[Reply] | BaseException] = []
+                wake = False
+                async with self.db.write() as conn:
+                    for inbound_id in inbound_ids:
+                        replies, queued = await self._process_in(conn, inbound_id)
+                        results.append(replies)
+                        wake = wake or queued
+                if wake:
+                    self.sender.wake()
+                return results
+            except Exception:  # noqa: BLE001 - one by one, with each failure counted against its message
+                return [await self._process_or_error(inbound_id) for inbound_id in inbound_ids]
+
+    async def _process_or_error(self, inbound_id: int) -> list[Reply] | BaseException:
+        try:
+            return await self.process(inbound_id)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller in the message's place
+            return exc
+
     async def _process(self, inbound_id: int) -> list[Reply]:
-        started = time.perf_counter()
-        keys = self.keys.ring
-        i = schema.inbound.c
         async with self.db.write() as conn:
-            query = select(schema.inbound).where(i.id == inbound_id, i.processed_at.is_(None), i.failed_at.is_(None))
-            row = (await conn.execute(query)).first()
-            if row is None:
-                return []
-            now = datetime.now(UTC)
-            claimed = await conn.execute(update(schema.inbound).where(
-                i.id == inbound_id, i.processed_at.is_(None)).values(processed_at=now))
-            if claimed.rowcount != 1:  # another process took it meanwhile (PostgreSQL re-checks the row)
-                return []
-            previous = (await conn.execute(select(func.max(i.received_at)).where(
-                i.registrant_id == row.registrant_id, i.id < inbound_id))).scalar() if row.registrant_id else None
-            state = await store.load_state(conn, keys, row.registrant_id, previous, self.bot.default_language) \
-                if row.registrant_id else None
-            identity = (await conn.execute(select(schema.identities).where(
-                schema.identities.c.id == row.identity_id))).first() if row.identity_id else None
-            if state is None or identity is None or not row.body_ct:
-                return []
-            address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
-            text = keys.decrypt(row.body_ct, inbound_aad({"provider": row.provider, "provider_id": row.provider_id}))
-            meta = row.meta or {}
-            contact = text if meta.get("contact") else None
-            named = sources.source_code_in(text, meta.get("payload")) if not state.registered else None
-            source = await sources.preset(conn, named) if named else None
-            message = Message(text="" if contact else text, channel=row.channel, address=address, at=now,
-                              language_hint=meta.get("language_hint"), carrier_opt_out=meta.get("opt_out"),
-                              payload=meta.get("payload"), contact_phone=contact, nonce=family.new_code(),
-                              source=source)
-            # A /start from the web sign-up's Telegram link claims its code instead of starting a conversation.
-            by_telegram = bool(message.payload) and row.channel == ChannelKind.TELEGRAM
-            signed_up = by_telegram and await signup.claim_by_telegram(
-                conn, keys, message.payload or "", bidx=identity.bidx, registrant_id=row.registrant_id,
-                identity_id=identity.id, address=address, now=now)
-            transition = Transition(state) if signed_up else machine.step(self.bot, state, message)
-            applied = await effects.apply(
-                conn, keys, transition.effects, row=row, identity=identity, state=state, now=now,
-                default_language=self.bot.default_language, family_channel=self.family_channel)
-            if applied.saved:
-                await store.save_state(conn, keys, row.registrant_id, state, transition.state, now)
-                changed = [f for f in store.COARSE_FIELDS + store.SECRET_FIELDS
-                           if getattr(state.profile, f) != getattr(transition.state.profile, f)]
-                if changed and transition.state.consented:
-                    await audit.append(conn, "system", "profile.updated", str(row.registrant_id),
-                                       {"fields": sorted(changed)})
-            replies = [*transition.replies, *applied.replies]
-            await outbox.enqueue(conn, keys, [
-                Draft(applied.registrant_id, applied.identity_id, row.channel, address, reply.text,
-                      buttons=reply.buttons, contact_button=reply.contact_button)
-                for reply in replies
-            ] + applied.drafts)
-        STEP_SECONDS.observe(time.perf_counter() - started)
-        if replies or applied.drafts or claimed:
+            replies, queued = await self._process_in(conn, inbound_id)
+        if queued:
             self.sender.wake()
         return replies
+
+    async def _process_in(self, conn: AsyncConnection, inbound_id: int) -> tuple[list[Reply], bool]:
+        """One message's conversation step inside ``conn``'s transaction: (replies, whether anything was queued).
+
+        Each person's messages are stepped one at a time and in the order they arrived, whichever process or
+        task picks them up: the person's row is locked (PostgreSQL; SQLite has one writer anyway), and any
+        earlier message of theirs still waiting is stepped first, in this same transaction.
+        """
+        started = time.perf_counter()
+        keys = self.keys.ring
+        row = (await conn.execute(_LOAD_INBOUND, {"_id": inbound_id})).first()
+        if row is None:
+            return [], False
+        queued = False
+        if row.registrant_id:
+            await conn.execute(_LOCK_REGISTRANT, {"_id": row.registrant_id})
+            for earlier in (await conn.execute(_EARLIER_WAITING, {"_registrant": row.registrant_id,
+                                                                   "_id": inbound_id})).scalars().all():
+                queued = (await self._process_in(conn, int(earlier)))[1] or queued
+        now = datetime.now(UTC)
+        claimed = await conn.execute(_MARK_PROCESSED, {"_id": inbound_id, "processed_at": now})
+        if claimed.rowcount != 1:  # another process took it meanwhile (PostgreSQL re-checks the row)
+            return [], queued
+        previous = (await conn.execute(_PREVIOUS_MESSAGE, {"_registrant": row.registrant_id, "_id": inbound_id})
+                    ).scalar() if row.registrant_id else None
+        state = await store.load_state(conn, keys, row.registrant_id, previous, self.bot.default_language) \
+            if row.registrant_id else None
+        identity = (await conn.execute(_LOAD_IDENTITY, {"_id": row.identity_id})).first() if row.identity_id else None
+        if state is None or identity is None or not row.body_ct:
+            return [], queued
+        address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
+        text = keys.decrypt(row.body_ct, inbound_aad({"provider": row.provider, "provider_id": row.provider_id}))
+        meta = row.meta or {}
+        contact = text if meta.get("contact") else None
+        named = sources.source_code_in(text, meta.get("payload")) if not state.registered else None
+        source = await sources.preset(conn, named) if named else None
+        message = Message(text="" if contact else text, channel=row.channel, address=address, at=now,
+                          language_hint=meta.get("language_hint"), carrier_opt_out=meta.get("opt_out"),
+                          payload=meta.get("payload"), contact_phone=contact, nonce=family.new_code(),
+                          source=source)
+        # A /start from the web sign-up's Telegram link claims its code instead of starting a conversation.
+        by_telegram = bool(message.payload) and row.channel == ChannelKind.TELEGRAM
+        signed_up = by_telegram and await signup.claim_by_telegram(
+            conn, keys, message.payload or "", bidx=identity.bidx, registrant_id=row.registrant_id,
+            identity_id=identity.id, address=address, now=now)
+        transition = Transition(state) if signed_up else machine.step(self.bot, state, message)
+        applied = await effects.apply(
+            conn, keys, transition.effects, row=row, identity=identity, state=state, now=now,
+            default_language=self.bot.default_language, family_channel=self.family_channel)
+        if applied.saved:
+            await store.save_state(conn, keys, row.registrant_id, state, transition.state, now)
+            changed = [f for f in store.COARSE_FIELDS + store.SECRET_FIELDS
+                       if getattr(state.profile, f) != getattr(transition.state.profile, f)]
+            if changed and transition.state.consented:
+                await audit.append(conn, "system", "profile.updated", str(row.registrant_id),
+                                   {"fields": sorted(changed)})
+        replies = [*transition.replies, *applied.replies]
+        await outbox.enqueue(conn, keys, [
+            Draft(applied.registrant_id, applied.identity_id, row.channel, address, reply.text,
+                  buttons=reply.buttons, contact_button=reply.contact_button)
+            for reply in replies
+        ] + applied.drafts)
+        STEP_SECONDS.observe(time.perf_counter() - started)
+        return replies, bool(queued or replies or applied.drafts or signed_up)
 
     async def handle(self, provider: str, message: Inbound) -> list[Reply] | None:
         """Store and process at once (the simulator answers with the replies); None for a duplicate."""
         stored = await self.receive(provider, message)
         if stored is None:
             return None
-        return await self.process(stored.inbound_id)
+        with self._active():
+            future: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
+            self._to_process.append((stored.inbound_id, future))
+            if self._processor is None or self._processor.done():
+                self._processor = asyncio.create_task(self._process_arrivals())
+            return await future
+
+    async def _process_arrivals(self) -> None:
+        """Process what handle() stored, batch after batch (group commit), until nothing is waiting."""
+        try:
+            while self._to_process:
+                batch, self._to_process = self._to_process[:PROCESS_BATCH], self._to_process[PROCESS_BATCH:]
+                results = await self.process_batch([inbound_id for inbound_id, _ in batch])
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            for _, future in self._to_process:  # only if this task itself was cancelled
+                if not future.done():
+                    future.set_exception(RuntimeError("processing stopped"))
 
     async def recover(self, older_than: float = 0.0) -> int:
         """Process inbound messages stored but never processed: after a crash between the two

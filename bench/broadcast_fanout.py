@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
 
 from beacon import config  # noqa: E402
 from beacon.app import create_app  # noqa: E402
@@ -45,7 +45,7 @@ from campaigns import outbox  # noqa: E402
 from campaigns.outbox import Draft  # noqa: E402
 from campaigns.sender import Sender  # noqa: E402
 from channels.twilio import TwilioChannel  # noqa: E402
-from registry import schema, tokens  # noqa: E402
+from registry import audit, schema, tokens  # noqa: E402
 from registry.crypto import MasterKeys  # noqa: E402
 from registry.db import Database  # noqa: E402
 from registry.keys import KeyHolder, load_keyring  # noqa: E402
@@ -113,6 +113,7 @@ async def broadcast(db_url: str, keys: str, base_url: str, count: int, home: Pat
     master = MasterKeys.parse(keys)
     holder = KeyHolder(await load_keyring(db, master), master)
     await seed_registrants(db, holder, count)
+    audit.use(master)  # the token's creation is audited, as `beacon token create` does
     secret = await tokens.create(db, "responder", "bench")
     await db.close()
     settings = config.load({
@@ -146,7 +147,16 @@ async def broadcast(db_url: str, keys: str, base_url: str, count: int, home: Pat
     return elapsed, queued_at or elapsed
 
 
-async def main(count: int) -> None:
+async def reset_postgres(url: str) -> None:
+    """Empty the PostgreSQL database given with --postgres (a bench database: every table goes)."""
+    db = Database(url)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await db.close()
+
+
+async def main(count: int, postgres: str | None) -> None:
     keys = "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
     ports: multiprocessing.Queue = multiprocessing.get_context("spawn").Queue()  # type: ignore[type-arg]
     double = multiprocessing.get_context("spawn").Process(target=serve_double, args=(ports,), daemon=True)
@@ -155,21 +165,28 @@ async def main(count: int) -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp)
-            bare = await drain(f"sqlite:///{home / 'drain.db'}", keys, base_url, count)
-            total, fanned = await broadcast(f"sqlite:///{home / 'broadcast.db'}", keys, base_url, count, home)
+            if postgres:  # both runs in the same database, emptied before each
+                await reset_postgres(postgres)
+                bare = await drain(postgres, keys, base_url, count)
+                await reset_postgres(postgres)
+                total, fanned = await broadcast(postgres, keys, base_url, count, home)
+            else:
+                bare = await drain(f"sqlite:///{home / 'drain.db'}", keys, base_url, count)
+                total, fanned = await broadcast(f"sqlite:///{home / 'broadcast.db'}", keys, base_url, count, home)
     finally:
         double.kill()
-    print(f"messages: {count}")
+    print(f"messages: {count}, on {'PostgreSQL' if postgres else 'SQLite'}")
     print(f"drain      {bare:7.1f} s  {count / bare:8.0f} msg/s   (outbox -> Twilio double, sender alone)")
     print(f"broadcast  {total:7.1f} s  {count / total:8.0f} msg/s   (POST -> last message accepted; "
           f"fan-out done after {fanned:.1f} s)")
-    print(f"ratio broadcast/drain: {bare / total:.0%}   target: under 60 s for 100,000 -> "
-          f"{'met' if total * 100_000 / count < 60 else 'NOT met'} (scaled)")
+    print(f"ratio broadcast/drain: {bare / total:.0%} (target >= 85%) -> {'met' if bare / total >= 0.85 else 'NOT met'}"
+          f"; under 60 s for 100,000 -> {'met' if total * 100_000 / count < 60 else 'NOT met'} (scaled)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registrants", type=int, default=100_000)
+    parser.add_argument("--postgres", help="a PostgreSQL URL to run on instead of SQLite (ALL ITS TABLES ARE DROPPED)")
     args = parser.parse_args()
     os.environ.setdefault("BEACON_LOG_LEVEL", "warning")
-    asyncio.run(main(args.registrants))
+    asyncio.run(main(args.registrants, args.postgres))

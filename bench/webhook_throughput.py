@@ -1,37 +1,39 @@
-"""Signed Twilio inbound webhooks per second, end to end, against a bare aiohttp handler.
+"""Signed Twilio inbound webhooks per second under wrk, against a bare aiohttp handler, same run.
 
 How to run, from the repository root (a minute or two)::
 
     .venv/bin/python bench/webhook_throughput.py
-    .venv/bin/python bench/webhook_throughput.py --requests 8000 --concurrency 128 --rounds 7
+    .venv/bin/python bench/webhook_throughput.py --seconds 8 --connections 32 --rounds 5
+    .venv/bin/python bench/webhook_throughput.py --profile /tmp/webhook.svg   # py-spy flame graph of beacon
 
-Two servers are measured in the same run, in turn (bare, beacon, bare, beacon, ...), with the same
-load, and their medians compared, so that a busy machine favours neither:
+The load generator is wrk (installed when missing: ``apt-get install wrk``, else built from its
+source), in its own process; each server runs in a process of its own too:
 
 * **bare** - an aiohttp app whose handler parses the form and answers the empty TwiML, nothing else;
-* **beacon** - the real app (``create_app``, SQLite file, sender running, replies going to a local
-  Twilio double): each webhook is validated with the SDK's ``RequestValidator``, stored and
-  deduplicated (concurrent webhooks share a transaction) and answered; the bot runs after.
+* **beacon** - ``beacon serve`` itself (SQLite file, sender and bot running, replies going to a
+  local Twilio double in this process): each webhook is validated with the SDK's
+  ``RequestValidator``, stored and deduplicated (webhooks arriving together share one commit) and
+  answered; the bot runs after.
 
-The load is real HTTP over 127.0.0.1 from a separate process (``--pin``: servers on CPU 0, load
-generator on the other CPUs): ``--concurrency`` clients, each request a new
-``MessageSid`` from one of ``--senders`` numbers, signed in advance the way Twilio signs.
-
-Printed per round: webhooks per second, p50/p99 latency, and how long the bot then took to answer
-everyone (in a burst beyond what the bot can follow, webhooks are answered first and the bot
-catches up after). At the end: the median ratio beacon/bare, target >= 50%. The bare figure is
-bounded by the load generator, so the ratio is hardest to reach on a quiet, fast machine.
+Every request is a distinct person's JOIN (a new ``From`` and ``MessageSid`` each, signed in
+advance the way Twilio signs), so each stores a new registrant and identity. Rounds alternate
+bare, beacon, bare, ... with the same wrk settings; printed per round: requests per second, p50
+and p99 latency, and how long the bot then took to answer everyone. At the end: the medians and
+the ratio beacon/bare, target >= 50%.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
+import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -39,13 +41,14 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
+from twilio.request_validator import RequestValidator  # noqa: E402
 
 PATH = "/webhooks/twilio/messages"
 PUBLIC_URL = "https://beacon.example.org"  # what Twilio signs; the Host header plays no part
@@ -53,217 +56,254 @@ ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "f" * 32
 SMS_FROM = "+15005550006"
 TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+WRK_SOURCE = "https://github.com/wg/wrk.git"
+
+# Each wrk thread loads the requests whose line number falls to it and sends them in turn (wrapping
+# round, counted, when the run outlasts them); done() prints one JSON line.
+LUA = r"""
+local counter = 0
+local threads = {}
+function setup(thread)
+  thread:set("id", counter)
+  table.insert(threads, thread)
+  counter = counter + 1
+end
+function init(args)
+  local total = tonumber(args[2])
+  requests = {}
+  local n = 0
+  for line in io.lines(args[1]) do
+    if n % total == id then
+      local signature, body = line:match("^(%S+)\t(.*)$")
+      requests[#requests + 1] = wrk.format("POST", "PATH", {
+        ["Content-Type"] = "application/x-www-form-urlencoded", ["X-Twilio-Signature"] = signature,
+        ["User-Agent"] = "TwilioProxy/1.1"}, body)
+    end
+    n = n + 1
+  end
+  i = 0
+  wrapped = 0
+end
+function request()
+  i = i + 1
+  if i > #requests then i = 1; wrapped = wrapped + 1 end
+  return requests[i]
+end
+function done(summary, latency, requests)
+  local wraps = 0
+  for _, thread in ipairs(threads) do wraps = wraps + (thread:get("wrapped") or 0) end
+  io.write(string.format('{"requests": %d, "seconds": %f, "p50_ms": %f, "p99_ms": %f, "non2xx": %d, ' ..
+    '"errors": %d, "wrapped": %d}\n', summary.requests, summary.duration / 1e6, latency:percentile(50) / 1e3,
+    latency:percentile(99) / 1e3, summary.errors.status, summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout, wraps))
+end
+""".replace("PATH", PATH)
 
 
-# -- the load generator (runs in a child process) -------------------------------------------------
+# -- wrk ------------------------------------------------------------------------------------------
 
 
-def _requests(count: int, senders: int) -> list[tuple[dict[str, str], bytes]]:
-    """Signed form bodies, built before the clock starts (signing is Twilio's work, not ours)."""
-    from urllib.parse import urlencode
+def ensure_wrk() -> str:
+    """The wrk binary: on the PATH, else installed with apt-get, else built from source in ~/.cache."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    apt = shutil.which("apt-get")
+    if apt:
+        root = os.geteuid() == 0
+        prefix = [] if root else (["sudo", "-n"] if shutil.which("sudo") else None)
+        if prefix is not None:
+            print("installing wrk with apt-get ...", flush=True)
+            subprocess.run([*prefix, apt, "install", "-y", "wrk"], check=False, capture_output=True)
+            found = shutil.which("wrk")
+            if found:
+                return found
+    built = Path.home() / ".cache" / "beacon-bench" / "wrk"
+    if not (built / "wrk").exists():
+        print("building wrk from source ...", flush=True)
+        built.parent.mkdir(parents=True, exist_ok=True)
+        if not built.exists():
+            subprocess.run(["git", "clone", "--depth", "1", WRK_SOURCE, str(built)], check=True)
+        subprocess.run(["make", "-j2"], cwd=built, check=True, capture_output=True)
+    return str(built / "wrk")
 
-    from twilio.request_validator import RequestValidator
 
+def write_requests(path: Path, count: int, prefix: str) -> None:
+    """``count`` signed JOINs, one a line (signature TAB body), each from a distinct number."""
     validator = RequestValidator(AUTH_TOKEN)
-    made = []
-    for i in range(count):
-        params = {"ToCountry": "US", "SmsMessageSid": "", "NumMedia": "0", "ToCity": "", "FromZip": "",
-                  "SmsSid": "", "FromState": "", "SmsStatus": "received", "FromCity": "", "Body": "JOIN",
-                  "FromCountry": "NG", "To": SMS_FROM, "ToZip": "", "NumSegments": "1", "MessageSid": "",
-                  "AccountSid": ACCOUNT_SID, "From": f"+23480{i % senders:08d}", "ApiVersion": "2010-04-01"}
-        sid = "SM" + secrets.token_hex(16)
-        params.update(MessageSid=sid, SmsSid=sid, SmsMessageSid=sid)
-        headers = {"Content-Type": "application/x-www-form-urlencoded",
-                   "X-Twilio-Signature": validator.compute_signature(PUBLIC_URL + PATH, params),
-                   "User-Agent": "TwilioProxy/1.1"}
-        made.append((headers, urlencode(params).encode()))
-    return made
+    with path.open("w") as out:
+        for n in range(count):
+            sid = "SM" + secrets.token_hex(16)
+            params = {"ToCountry": "US", "SmsMessageSid": sid, "NumMedia": "0", "ToCity": "", "FromZip": "",
+                      "SmsSid": sid, "FromState": "", "SmsStatus": "received", "FromCity": "", "Body": "JOIN",
+                      "FromCountry": "NG", "To": SMS_FROM, "ToZip": "", "NumSegments": "1", "MessageSid": sid,
+                      "AccountSid": ACCOUNT_SID, "From": f"+234{prefix}{n:07d}", "ApiVersion": "2010-04-01"}
+            out.write(f"{validator.compute_signature(PUBLIC_URL + PATH, params)}\t{urlencode(params)}\n")
 
 
-async def _load(url: str, count: int, concurrency: int, senders: int, warmup: int) -> dict[str, Any]:
-    requests = _requests(warmup + count, senders)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(headers: dict[str, str], body: bytes) -> None:
-            started = time.perf_counter()
-            async with session.post(url, data=body, headers=headers) as response:
-                answer = await response.read()
-                statuses[response.status] = statuses.get(response.status, 0) + 1
-                if response.status == 200 and answer.decode() != TWIML:
-                    statuses[-1] = statuses.get(-1, 0) + 1
-            latencies.append(time.perf_counter() - started)
-
-        async def run(batch: list[tuple[dict[str, str], bytes]]) -> float:
-            queue = iter(batch)
-
-            async def client() -> None:
-                for headers, body in queue:
-                    await one(headers, body)
-
-            started = time.perf_counter()
-            await asyncio.gather(*(client() for _ in range(concurrency)))
-            return time.perf_counter() - started
-
-        await run(requests[:warmup])
-        latencies.clear()
-        statuses.clear()
-        seconds = await run(requests[warmup:])
-    latencies.sort()
-    return {"count": count, "seconds": seconds, "rps": count / seconds, "statuses": statuses,
-            "p50_ms": 1000 * latencies[len(latencies) // 2], "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)]}
+def run_wrk(wrk: str, url: str, script: Path, requests: Path, args: argparse.Namespace) -> dict[str, Any]:
+    command = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--timeout", "10s",
+               "-s", str(script), url, "--", str(requests), str(args.threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
 
 
-def client_main(args: argparse.Namespace) -> None:
-    result = asyncio.run(_load(args.client, args.requests, args.concurrency, args.senders, args.warmup))
-    print(json.dumps(result))
+# -- the servers, each in its own process ---------------------------------------------------------
 
 
-async def drive(url: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run the load generator in a child process against ``url`` while this loop keeps serving."""
-    command = [sys.executable, __file__, "--client", url, "--requests", str(args.requests),
-               "--concurrency", str(args.concurrency), "--senders", str(args.senders), "--warmup", str(args.warmup)]
-    process = await asyncio.create_subprocess_exec(*_pinned(command, client=True), stdout=subprocess.PIPE, cwd=ROOT)
-    out, _ = await process.communicate()
-    if process.returncode != 0:
-        raise SystemExit("load generator failed")
-    return dict(json.loads(out.decode().strip().splitlines()[-1]))
-
-
-PIN = False  # --pin
-
-
-def _cpus() -> list[int]:
-    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-
-
-def _pinned(command: list[str], *, client: bool) -> list[str]:
-    """With --pin, keep the load generator off the servers' CPU (the servers pin themselves to CPU 0)."""
-    cpus = _cpus()
-    if not PIN or len(cpus) < 2 or not shutil.which("taskset"):
-        return command
-    return ["taskset", "-c", ",".join(str(c) for c in cpus[1:]) if client else str(cpus[0]), *command]
-
-
-async def warm_up(url: str, app: web.Application) -> None:
-    """A few messages through the whole path first: a server that has been running has its catalogs loaded."""
-    async with aiohttp.ClientSession() as session:
-        for headers, body in _requests(20, 20):
-            async with session.post(url, data=body, headers=headers) as response:
-                await response.read()
-    await settled(app)
-
-
-# -- the servers ----------------------------------------------------------------------------------
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}{PATH}"
-
-
-def bare_app() -> web.Application:
+def bare_main(port: int) -> None:
     async def handler(request: web.Request) -> web.Response:
         await request.post()
         return web.Response(text=TWIML, content_type="text/xml")
 
     app = web.Application()
     app.router.add_post(PATH, handler)
-    return app
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None, backlog=1024)
 
 
-async def settled(app: web.Application) -> tuple[int, float]:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
+def start_beacon(home: Path, port: int, twilio_url: str, profile: str | None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BEACON_ENV": "production", "BEACON_METRICS": "off",
+           "BEACON_DATABASE_URL": f"sqlite:///{home / 'beacon.db'}", "BEACON_HOST": "127.0.0.1",
+           "BEACON_PORT": str(port), "BEACON_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+           "BEACON_PUBLIC_URL": PUBLIC_URL, "BEACON_LOG_LEVEL": "warning", "BEACON_RATE_LIMITS": "off",
+           "BEACON_KEYS_FILE": str(home / "keys.json"), "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+           "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_SMS_FROM": SMS_FROM, "TWILIO_API_BASE_URL": twilio_url}
+    command = [str(Path(sys.executable).parent / "beacon"), "serve"]
+    if profile:
+        kind = "raw" if profile.endswith(".txt") else "flamegraph"
+        command = [str(Path(sys.executable).parent / "py-spy"), "record", "-o", profile, "-r", "200", "-f", kind,
+                   "--", *command]
+    return subprocess.Popen(command, env=env, cwd=ROOT)
+
+
+def settled(db: Path) -> tuple[int, float]:
     """Wait until the bot has processed every stored message and every reply has left: (stored, seconds)."""
-    from sqlalchemy import func, select
-
-    from beacon.context import BEACON
-    from registry import schema
-
     started = time.perf_counter()
-    running = app[BEACON]
-    inbound, outbox = schema.inbound, schema.outbox
     while True:
-        async with running.db.read() as conn:
-            stored = (await conn.execute(select(func.count()).select_from(inbound))).scalar() or 0
-            left = (await conn.execute(select(func.count()).select_from(inbound).where(
-                inbound.c.processed_at.is_(None)))).scalar()
-            pending = (await conn.execute(select(func.count()).select_from(outbox).where(
-                outbox.c.status.in_(("queued", "claimed"))))).scalar()
-        if not left and not pending and not running.service._tasks:
-            return stored, time.perf_counter() - started
-        await asyncio.sleep(0.05)
+        with sqlite3.connect(db) as conn:
+            stored, left = conn.execute("SELECT count(*), count(*) - count(processed_at) FROM inbound").fetchone()
+            pending = conn.execute("SELECT count(*) FROM outbox WHERE status IN ('queued', 'claimed')").fetchone()[0]
+        if not left and not pending:
+            return int(stored), time.perf_counter() - started
+        time.sleep(0.1)
+
+
+def twilio_double_main(port_file: str) -> None:
+    """Run the Twilio double until killed (in its own process: replies must not load the bench)."""
+    import asyncio
+
+    from tests.doubles.twilio_api import TwilioDouble
+
+    async def main() -> None:
+        double = TwilioDouble(ACCOUNT_SID, AUTH_TOKEN)
+        await double.start()
+        Path(port_file).write_text(double.base_url)
+        await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):  # stopped with SIGINT
+        asyncio.run(main())
 
 
 def describe(name: str, r: dict[str, Any]) -> str:
-    return (f"{name:>6}: {r['rps']:8.0f} webhooks/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  "
-            f"statuses {r['statuses']}")
+    extra = f"  non-2xx {r['non2xx']}" if r["non2xx"] else ""
+    extra += f"  socket errors {r['errors']}" if r["errors"] else ""
+    # The bare handler stores nothing: a request sent twice costs it the same. Beacon would dedupe it.
+    extra += f"  REUSED requests ({r['wrapped']} wraps)" if r["wrapped"] and name == "beacon" else ""
+    return f"{name:>6}: {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:7.1f} ms{extra}"
 
 
-async def main(args: argparse.Namespace) -> None:
-    from beacon import config
-    from beacon.app import create_app
-    from beacon.logs import configure
-    from tests.doubles.twilio_api import TwilioDouble
-
-    print(f"{args.rounds} rounds of {args.requests} signed webhooks each against both servers, in turn; "
-          f"{args.concurrency} concurrent clients, {args.senders} senders", flush=True)
-    double = TwilioDouble(ACCOUNT_SID, AUTH_TOKEN)
-    await double.start()
+def main(args: argparse.Namespace) -> None:
+    wrk = ensure_wrk()
+    pool = args.pool
+    print(f"{args.rounds} rounds of {args.seconds} s of wrk -t{args.threads} -c{args.connections} against each "
+          f"server in turn; every beacon request a new person's signed JOIN ({pool} per round)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = config.load({
-            "BEACON_ENV": "production", "BEACON_METRICS": "off", "BEACON_DATABASE_URL": f"sqlite:///{tmp}/beacon.db",
-            "BEACON_KEYS": "k1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-            "BEACON_PUBLIC_URL": PUBLIC_URL, "BEACON_LOG_LEVEL": "warning", "BEACON_RATE_LIMITS": "off",
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_SMS_FROM": SMS_FROM,
-            "TWILIO_API_BASE_URL": double.base_url,
-        })
-        configure(settings.log_format, settings.log_level)
-        beacon_app = create_app(settings)
-        bare_runner, bare_url = await serve(bare_app())
-        beacon_runner, beacon_url = await serve(beacon_app)
-        await warm_up(beacon_url, beacon_app)
-        plain: list[float] = []
-        full: list[float] = []
+        home = Path(tmp)
+        script = home / "signed.lua"
+        script.write_text(LUA)
+        twilio_file = home / "twilio-url"
+        double = subprocess.Popen([sys.executable, __file__, "--twilio-double", str(twilio_file)], cwd=ROOT)
+        bare_port, beacon_port = free_port(), free_port()
+        bare = subprocess.Popen([sys.executable, __file__, "--bare-server", str(bare_port)], cwd=ROOT)
+        beacon = None
         try:
+            while not twilio_file.exists() or not twilio_file.read_text():
+                time.sleep(0.1)
+            beacon = start_beacon(home, beacon_port, twilio_file.read_text(), args.profile)
+            wait_listening(bare_port, bare)
+            wait_listening(beacon_port, beacon)
+            warm = home / "warm.txt"
+            write_requests(warm, 300, "700")
+            run_wrk(wrk, f"http://127.0.0.1:{beacon_port}{PATH}", script, warm,
+                    argparse.Namespace(**{**vars(args), "seconds": 1, "connections": 4}))
+            settled(home / "beacon.db")
+            plain: list[dict[str, Any]] = []
+            full: list[dict[str, Any]] = []
             for n in range(1, args.rounds + 1):
-                result = await drive(bare_url, args)
-                plain.append(result["rps"])
+                requests = home / f"round{n}.txt"
+                write_requests(requests, pool, f"8{n}")
+                result = run_wrk(wrk, f"http://127.0.0.1:{bare_port}{PATH}", script, requests, args)
+                plain.append(result)
                 print(f"round {n} " + describe("bare", result), flush=True)
-                result = await drive(beacon_url, args)
-                full.append(result["rps"])
+                result = run_wrk(wrk, f"http://127.0.0.1:{beacon_port}{PATH}", script, requests, args)
+                full.append(result)
                 print(f"round {n} " + describe("beacon", result), flush=True)
-                stored, backlog = await settled(beacon_app)
-                print(f"         then the bot answered everyone in {backlog:.1f} s "
-                      f"({stored} messages stored in all, {len(double.messages)} replies sent)", flush=True)
+                stored, backlog = settled(home / "beacon.db")
+                print(f"         then the bot answered everyone in {backlog:.1f} s ({stored} people stored in all)",
+                      flush=True)
+                requests.unlink()
         finally:
-            await beacon_runner.cleanup()
-            await bare_runner.cleanup()
-            await double.close()
-    ratio = statistics.median(full) / statistics.median(plain)
-    print(f"median bare {statistics.median(plain):.0f}/s, median beacon {statistics.median(full):.0f}/s")
-    print(f"ratio beacon/bare: {ratio:.0%} (target >= 50%) -> {'OK' if ratio >= 0.5 else 'BELOW TARGET'}")
+            for process in (beacon, bare, double):
+                if process is not None:
+                    process.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+                    try:
+                        process.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+    bare_rps = statistics.median(r["rps"] for r in plain)
+    beacon_rps = statistics.median(r["rps"] for r in full)
+    bare_p99 = statistics.median(r["p99_ms"] for r in plain)
+    beacon_p99 = statistics.median(r["p99_ms"] for r in full)
+    ratio = beacon_rps / bare_rps
+    print(f"median bare {bare_rps:.0f} req/s p99 {bare_p99:.1f} ms; median beacon {beacon_rps:.0f} req/s "
+          f"p99 {beacon_p99:.1f} ms")
+    print(f"ratio beacon/bare: {ratio:.0%} (target >= 50%) -> {'met' if ratio >= 0.5 else 'NOT met'}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--requests", type=int, default=4000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--senders", type=int, default=1000, help="distinct phone numbers")
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--pin", action="store_true",
-                        help="servers on CPU 0, load generator on the others (helps on an otherwise idle machine)")
-    parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: run as the load generator
+    parser.add_argument("--seconds", type=int, default=6, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--pool", type=int, default=40000, help="distinct signed requests per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", help="py-spy profile of beacon serve: .svg, or .txt for stacks")
+    parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)  # internal: run the bare server
+    parser.add_argument("--twilio-double", help=argparse.SUPPRESS)  # internal: run the Twilio double
     arguments = parser.parse_args()
-    if arguments.client:
-        client_main(arguments)
+    if arguments.bare_server:
+        bare_main(arguments.bare_server)
+    elif arguments.twilio_double:
+        twilio_double_main(arguments.twilio_double)
     else:
-        PIN = arguments.pin
-        if PIN and len(_cpus()) >= 2:
-            os.sched_setaffinity(0, {_cpus()[0]})  # the servers on one CPU, the load generator on the others
-        asyncio.run(main(arguments))
+        main(arguments)

@@ -42,6 +42,8 @@ BACKOFF_CAP = 600.0
 # Keeping the provider's "queued" would put the row back in our own queue and send it again.
 ACCEPTED = frozenset({"queued", "accepted", "sending"})
 IDLE_RECHECK = 0.05  # seconds wait_idle waits for the loop before looking at the outbox again
+HELD_PAUSE = 0.1  # seconds between claims while the process holds back for inbound webhooks
+HELD_BATCH = 10  # rows per claim meanwhile
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
@@ -66,6 +68,10 @@ class SendResult:
     opted_out: bool = False
     erased: bool = False  # the registrant is gone: empty the row once the message has left
     waited: bool = False  # not tried: an earlier message to the same person is waiting for a retry
+
+
+def _never() -> bool:
+    return False
 
 
 class Sender:
@@ -96,6 +102,9 @@ class Sender:
         self._has_done = asyncio.Event()
         self._next_retry: float | None = None  # time.monotonic() of this process's earliest retry
         self._settled = asyncio.Event()  # set after each claim that found nothing and each write of outcomes
+        # Whether to hold back for now: a burst of inbound webhooks shares this process's event loop,
+        # and a webhook cannot wait (the service sets this to its burst test).
+        self.hold_back: Callable[[], bool] = _never
 
     @property
     def in_flight(self) -> int:
@@ -129,8 +138,12 @@ class Sender:
         recorder = asyncio.create_task(self._record_loop())
         try:
             while not stop.is_set():
+                limit = self.batch
+                if self.hold_back():  # a trickle meanwhile: the messages in flight keep going anyway
+                    await asyncio.sleep(HELD_PAUSE)
+                    limit = HELD_BATCH
                 try:
-                    claimed = await self._fill()
+                    claimed = await self._fill(limit)
                 except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
                     log.exception("sender.claim_failed")
                     claimed = 0
@@ -165,14 +178,14 @@ class Sender:
             return idle
         return min(idle, max(0.0, self._next_retry - time.monotonic()))
 
-    async def _fill(self) -> int:
-        """Claim as many due rows as there is room for and start sending them."""
+    async def _fill(self, limit: int) -> int:
+        """Claim as many due rows as there is room for (``limit`` at most) and start sending them."""
         room = self.capacity - len(self._held)
         if room <= 0:
             return 0
         if self._next_retry is not None and self._next_retry <= time.monotonic():
             self._next_retry = None
-        rows = await self._claim(min(self.batch, room))
+        rows = await self._claim(min(limit, room))
         for row in rows:
             if row["ref"] in self._held:  # our own lease ran out under a stalled loop; the send is still ours
                 continue

@@ -50,10 +50,11 @@ smaller table; withdrawals are a last resort, so this needs sparse tables of cel
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import combinations, product
+from operator import itemgetter
 from typing import Any
 
 from registry.equations import Equations
@@ -111,6 +112,16 @@ def margin_subsets(n: int) -> list[tuple[int, ...]]:
     return kinds
 
 
+def _picker(kept: tuple[int, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """A function giving a key's values at ``kept``, as a tuple (once per cell and kind of total: made fast)."""
+    if len(kept) >= 2:
+        return itemgetter(*kept)
+    if kept:
+        position = kept[0]
+        return lambda key: (key[position],)
+    return lambda key: ()
+
+
 def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[int, str], ...]:
     return tuple((0, "") if v is ALL else (1, str(v)) for v in key)
 
@@ -165,8 +176,9 @@ def _solve(counts: dict[tuple[Any, ...], int], dims: tuple[int, ...], min_cell: 
             if not kept:
                 continue
             sub: dict[tuple[Any, ...], int] = {}
+            pick = _picker(kept)
             for key, value in counts.items():
-                sub_key = tuple([key[i] for i in kept])
+                sub_key = pick(key)
                 sub[sub_key] = sub.get(sub_key, 0) + value
             inner = _solve(sub, tuple(dims[i] for i in kept), min_cell, memo, work)
 
@@ -203,8 +215,9 @@ class _Suppressor:
         for kept in self.kinds:
             index: dict[tuple[Any, ...], int] = {}
             members = self.members
+            pick = _picker(kept)
             for c, key in enumerate(keys):
-                short = tuple([key[i] for i in kept])
+                short = pick(key)
                 g = index.get(short)
                 if g is None:
                     g = index[short] = len(members)
@@ -230,6 +243,7 @@ class _Suppressor:
         self.line_kind = [self.kinds.index(tuple(i for i in range(n) if i != j)) for j in range(n)]
         self.partner_limit = 8 if n <= 3 else 3
         self.withdrawn = 0  # totals withdrawn beyond the primary rule, to notice progress
+        self._open_kinds: dict[tuple[int, ...], list[int]] = {}  # worked out once per set of dimensions
         for c, v in enumerate(values):
             if v < min_cell:
                 self.suppress(c)
@@ -392,7 +406,7 @@ class _Suppressor:
         space = tuple(range(self.n)) if within is None else within
         sizes = range(len(space), -1, -1) if withdraw else range(len(space) + 1)
         for dims in (dims for size in sizes for dims in combinations(space, size)):
-            open_kinds = [t for t, kept in enumerate(self.kinds) if set(dims) <= set(kept)]
+            open_kinds = self.open_kinds(dims)
             if not withdraw and any(self.pub[g] and len(self.members[g]) > 1
                                     for g in (self.cell_groups[c][t] for t in open_kinds)):
                 continue  # a total through the cell itself would move
@@ -407,6 +421,13 @@ class _Suppressor:
                 if best is not None and (best[0] == 0 or effort <= 0):
                     return best[2], best[3]
         return None if best is None else (best[2], best[3])
+
+    def open_kinds(self, dims: tuple[int, ...]) -> list[int]:
+        """The kinds of totals that keep every dimension in ``dims`` (the ones a box along ``dims`` may move)."""
+        found = self._open_kinds.get(dims)
+        if found is None:
+            found = self._open_kinds[dims] = [t for t, kept in enumerate(self.kinds) if set(dims) <= set(kept)]
+        return found
 
     def neighbours(self, c: int, limit: int) -> list[list[tuple[int, Any]]]:
         """Per dimension, the cheapest ``limit`` partners for ``c``'s box: (cost of the neighbour, value).

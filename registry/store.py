@@ -61,7 +61,9 @@ def _now() -> datetime:
 _r, _i, _s, _in, _c = (schema.registrants, schema.identities, schema.profile_secrets, schema.inbound,
                        schema.consents)
 _FIND_IDENTITY = select(_i).where(_i.c.bidx == bindparam("_bidx"))
-_NEW_REGISTRANT = insert(_r).returning(_r.c.id)
+# Many rows at once, ids back in the order of the rows given.
+_NEW_REGISTRANTS = insert(_r).returning(_r.c.id, sort_by_parameter_order=True)
+_NEW_IDENTITIES = insert(_i).returning(_i.c.id, sort_by_parameter_order=True)
 _NEW_IDENTITY = insert(_i).returning(_i.c.id)
 _UPDATE_IDENTITY = update(_i).where(_i.c.id == bindparam("_id"))
 _UPDATE_REGISTRANT = update(_r).where(_r.c.id == bindparam("_id"))
@@ -123,7 +125,7 @@ async def store_inbound(conn: AsyncConnection, keys: KeyRing,
     The same rows and answers as storing them one by one in order (a message seen before, earlier
     in the list included, gives None), in a handful of statements whatever the number of messages:
     one look-up of every address, one insert, and one update each for identities and registrants.
-    Only a person writing for the first time costs statements of their own.
+    People writing for the first time cost two more: their registrants, then their identities.
     """
     if not messages:
         return []
@@ -142,26 +144,16 @@ async def store_inbound(conn: AsyncConnection, keys: KeyRing,
     results: list[Stored | None] = [None] * len(messages)
     link: list[dict[str, int]] = []  # inbound rows of new people
     touched: dict[int, tuple[Any, Inbound]] = {}  # identity id -> (identity row, last message)
+    fresh = await _new_people(conn, keys, messages, bidxs, inserted, firsts, known, now)
     for (provider, message), bidx, n in zip(messages, bidxs, range(len(messages)), strict=True):
         inbound_id = inserted.get((provider, message.provider_id))
         if inbound_id is None or firsts[provider, message.provider_id] != n:
             continue  # seen before: the provider retried
-        identity = known.get(bidx)
-        if identity is None:  # a new person: their registrant and identity
-            registrant_id = (await conn.execute(_NEW_REGISTRANT, {
-                "step": Step.NEW.value, "context": {}, "consented": False, "opted_out": False, "created_at": now,
-                "last_seen_at": now})).scalar_one()
-            identity_id = (await conn.execute(_NEW_IDENTITY, {
-                "registrant_id": registrant_id, "kind": identity_kind(message.channel), "bidx": bidx,
-                "address_ct": keys.encrypt(message.address, identity_aad({"bidx": bidx})),
-                "last_channel": message.channel, "preferred_channel": message.channel, "reachable": True,
-                "created_at": now, "last_used_at": now})).scalar_one()
-            known[bidx] = _NewIdentity(identity_id, registrant_id)
+        identity = known[bidx]
+        registrant_id, identity_id = identity.registrant_id, identity.id
+        if isinstance(identity, _NewIdentity):  # made in this batch: link the row to it
             link.append({"_id": inbound_id, "registrant_id": registrant_id, "identity_id": identity_id})
-        else:
-            registrant_id, identity_id = identity.registrant_id, identity.id
-            if isinstance(identity, _NewIdentity):  # made after this row was inserted: link it too
-                link.append({"_id": inbound_id, "registrant_id": registrant_id, "identity_id": identity_id})
+        if fresh.get(bidx) != n:  # not the message that made the person: bring theirs up to date
             first_seen = touched.get(identity_id, (identity, None))[0]
             touched[identity_id] = (first_seen, message)
         results[n] = Stored(inbound_id, registrant_id, identity_id)
@@ -182,6 +174,35 @@ async def store_inbound(conn: AsyncConnection, keys: KeyRing,
         registrants = {identity.registrant_id for identity, _ in touched.values()}
         await conn.execute(_UPDATE_REGISTRANT, [{"_id": r, "last_seen_at": now} for r in sorted(registrants)])
     return results
+
+
+async def _new_people(conn: AsyncConnection, keys: KeyRing, messages: list[tuple[str, Inbound]], bidxs: list[bytes],
+                      inserted: dict[tuple[str, str], int], firsts: dict[tuple[str, str], int],
+                      known: dict[bytes, Any], now: datetime) -> dict[bytes, int]:
+    """A registrant and an identity for each person writing for the first time, all in two statements;
+    added to ``known``. Returns, per new blind index, the position of the message that made the person."""
+    fresh: dict[bytes, int] = {}
+    for n, ((provider, message), bidx) in enumerate(zip(messages, bidxs, strict=True)):
+        stored = (provider, message.provider_id) in inserted and firsts[provider, message.provider_id] == n
+        if stored and bidx not in known and bidx not in fresh:
+            fresh[bidx] = n
+    if not fresh:
+        return fresh
+    registrant_ids = (await conn.execute(_NEW_REGISTRANTS, [{
+        "step": Step.NEW.value, "context": {}, "consented": False, "opted_out": False, "created_at": now,
+        "last_seen_at": now} for _ in fresh])).scalars().all()
+    identity_rows = []
+    for (bidx, n), registrant_id in zip(fresh.items(), registrant_ids, strict=True):
+        message = messages[n][1]
+        identity_rows.append({
+            "registrant_id": registrant_id, "kind": identity_kind(message.channel), "bidx": bidx,
+            "address_ct": keys.encrypt(message.address, identity_aad({"bidx": bidx})),
+            "last_channel": message.channel, "preferred_channel": message.channel, "reachable": True,
+            "created_at": now, "last_used_at": now})
+    identity_ids = (await conn.execute(_NEW_IDENTITIES, identity_rows)).scalars().all()
+    for bidx, registrant_id, identity_id in zip(fresh, registrant_ids, identity_ids, strict=True):
+        known[bidx] = _NewIdentity(int(identity_id), int(registrant_id))
+    return fresh
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,22 @@ async def test_recover_processes_what_was_stored_but_never_processed(service: Se
     assert await service.recover() == 0
 
 
+async def test_a_later_message_taken_first_waits_for_the_earlier_ones(service: Service, db: Database) -> None:
+    first = await service.receive(SIM, inbound(PHONE, "JOIN"))
+    second = await service.receive(SIM, inbound(PHONE, "2"))
+    assert first and second
+    taken_first = await service.process(second.inbound_id)  # e.g. another worker had it first
+    assert await unprocessed(db) == 0
+    assert await service.process(first.inbound_id) == []  # it was stepped already, in its turn
+    other = "+2348010000002"
+    in_order = []
+    for text in ("JOIN", "2"):
+        stored = await service.receive(SIM, inbound(other, text))
+        assert stored
+        in_order = await service.process(stored.inbound_id)
+    assert [r.text for r in taken_first] == [r.text for r in in_order] != []
+
+
 async def test_wait_idle_and_the_sender_deliver_every_reply(service: Service, sender: Sender,
                                                             simulator: SimulatorChannel, db: Database) -> None:
     replies = await service.handle(SIM, inbound(PHONE, "JOIN"))

@@ -455,15 +455,15 @@ async def test_whatsapp_session_closed_falls_back(start_beacon: StartBeacon, tem
 async def test_webhook_answers_before_the_bot_runs(start_beacon: StartBeacon) -> None:
     run = await start_beacon(twilio=True)
     service = run.beacon.service
-    real_process = service.process
+    real_process = service.process_batch
 
     release = asyncio.Event()
 
-    async def held_process(inbound_id: int) -> Any:
+    async def held_process(inbound_ids: list[int]) -> Any:
         await release.wait()
-        return await real_process(inbound_id)
+        return await real_process(inbound_ids)
 
-    service.process = held_process  # type: ignore[method-assign]
+    service.process_batch = held_process  # type: ignore[method-assign]
     # A webhook that waited for the bot would never be answered while the bot is held.
     response = await asyncio.wait_for(run.twilio_inbound(PHONE, "JOIN"), timeout=30)
     assert response.status == 200
