@@ -25,7 +25,7 @@ from registry.aggregates import QueryError, StatsQuery
 from registry.arrangements import Arrangement, Terms
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Dimension = Literal["area", "nationality", "gender", "age_band", "language", "channel", "status"]
+Dimension = Literal["area", "nationality", "gender", "age_band", "language", "channel", "status", "source"]
 Format = Literal["json", "csv", "geojson", "hxl"]
 
 

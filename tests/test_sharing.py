@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from beacon import api_arrangements
 from beacon.cli import parser
-from registry import tokens
+from registry import aggregates, tokens
 from tests.conftest import Running, StartBeacon
 from tests.seeding import seed_profiles
 from tests.test_openapi import validate
@@ -179,3 +180,7 @@ async def test_special_run_needs_an_admin_approval(start_beacon: StartBeacon) ->
     assert "special_run.approved" in trail and "special_run.rejected" in trail
     # dimension, purpose, another's arrangement, approving its own run
     assert trail.count("arrangement.refused") == 4 and trail.count("arrangement.fetch") == 1
+
+
+def test_an_arrangement_may_name_every_stats_dimension() -> None:
+    assert set(get_args(api_arrangements.Dimension)) == set(aggregates.DIMENSIONS)

@@ -31,6 +31,12 @@ EXAMPLES = 12  # per operation; each example is sent once per role
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
+@schemathesis.serializer("audio/mpeg", "audio/wav")
+def audio(_ctx: object, value: object) -> bytes:
+    """A recorded prompt's body: whatever was generated, as bytes (the server must cope with any)."""
+    return value if isinstance(value, bytes) else repr(value).encode()
+
+
 class Api:
     def __init__(self, server: Server, tokens: dict[str, str]) -> None:
         self.server, self.tokens = server, tokens
