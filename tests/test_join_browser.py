@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
@@ -43,8 +44,27 @@ class Weigher:
             self.sizes.append((response.url, 0))
 
 
+async def accessible(browser: Browser, pages: dict[str, str]) -> None:  # noqa: F811
+    """axe-core finds nothing on any page (run in a second browser context: the sign-up itself had no
+    JavaScript, axe-core needs it)."""
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, bypass_csp=True)
+    page = await context.new_page()
+    for name, html in pages.items():
+        await page.set_content(html)
+        results = await Axe().run(page)
+        assert results.response["passes"], "axe-core checked nothing"
+        violations = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+                      for v in results.response["violations"]]
+        assert violations == [], f"{name}: {violations}"
+    await context.close()
+
+
+SEEN: dict[str, str] = {}
+
+
 async def check(page: Page, name: str) -> None:
-    """The page is right to left, fits the screen's width and is saved as a screenshot."""
+    """The page is right to left, fits the screen's width and is saved as a screenshot (and kept for axe)."""
+    SEEN[name] = await page.content()
     assert await page.get_attribute("html", "dir") == "rtl"
     assert await page.get_attribute("html", "lang") == "ar"
     assert await page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -87,6 +107,7 @@ async def test_sign_up_in_arabic_on_a_phone(start_beacon: StartBeacon, browser: 
     await expect(page.get_by_role("status")).to_have_text(ar(texts.REGISTERED))
     await check(page, "done")
     await context.close()
+    await accessible(browser, SEEN)
     assert weigher.foreign == []
     heavy = [(url, size) for url, size in weigher.sizes if size >= PAGE_BUDGET]
     assert heavy == [] and weigher.sizes
