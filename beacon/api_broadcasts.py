@@ -277,7 +277,8 @@ async def apply_case_change(beacon: Beacon, case_id: int, by: str, body: CaseCha
         row, moved = await cases.change(conn, beacon.keys.ring, case_id, by=by,
                                         status=body.status, assignee=body.assignee, note=body.note)
         if moved in NOTIFY:
-            await beacon.service.tell(conn, row.registrant_id, NOTIFY[moved])
+            await outbox.tell(conn, beacon.keys.ring, row.registrant_id, NOTIFY[moved],
+                              beacon.settings.default_language)
         await audit.append(conn, by, "case.updated", str(case_id),
                            {"status": moved, "assigned": body.assignee is not None, "note": bool(body.note)})
         if body.assignee is not None:

@@ -26,7 +26,7 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential_jitter
 from beacon import effects
 from bot import machine
 from bot.state import BotConfig, Message, Reply, Transition
-from campaigns import family, outbox, signup
+from campaigns import delivery, family, outbox, signup
 from campaigns.outbox import Draft
 from campaigns.sender import Sender
 from channels.base import Inbound, Provider, StatusUpdate
@@ -43,9 +43,6 @@ DEAD_LETTERS = Counter("beacon_inbound_dead_letter_total", "Inbound messages set
                        ["channel"])
 DEAD_LETTER_WAITING = Gauge("beacon_inbound_dead_letter_waiting", "Inbound messages set aside, not processed")
 STATUS = Counter("beacon_status_callbacks_total", "Delivery status callbacks by status", ["status"])
-PROGRESS = {"sent": 1, "delivered": 2, "read": 3}  # delivery states that only move forward
-FAILED = ("failed", "undelivered")
-CALL_AGAIN = frozenset({"busy", "no-answer"})  # call statuses after which the person is called again later
 STATUS_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds; a report for an unknown id is dropped after
 STORE_BATCH = 256  # inbound messages stored per transaction at most
 PROCESS_YIELD = 0.25  # seconds a background step waits at most for webhooks being stored
@@ -89,8 +86,7 @@ class Service:
                  sender: Sender, *, family_channel: str | None = "simulator", call_attempts: int = 3,
                  call_retry_seconds: float = 300.0) -> None:
         self.db = db
-        self.call_attempts = call_attempts  # calls for one message at most (busy, no answer: called again)
-        self.call_retry_seconds = call_retry_seconds  # before the second call; doubled for each further one
+        self.calls = delivery.CallRetries(call_attempts, call_retry_seconds)
         self.family_channel = family_channel  # where messages to family contacts go
         self.keys = keys
         self.bot = bot
@@ -485,56 +481,12 @@ class Service:
 
     async def _apply_status(self, provider: str, update_: StatusUpdate) -> bool:
         """Apply one report to its outbox row; False when no row has that provider id (yet)."""
-        o = schema.outbox.c
         async with self.db.write() as conn:
-            row = (await conn.execute(select(schema.outbox).where(o.provider_id == update_.provider_id))).first()
-            if row is None:
-                return False
-            if update_.status in CALL_AGAIN:
-                if row.status == "sent":  # a repeated report must not call twice
-                    await self._call_again(conn, row, update_)
-                return True
-            # The provider's "queued" means it has the message: for the outbox it has left ("sent").
-            # Writing "queued" would put it back in our own queue and send it again.
-            status = "sent" if update_.status == "queued" else update_.status
-            # Callbacks arrive out of order: never move a message back (delivered -> sent, read -> delivered).
-            if PROGRESS.get(status, 0) and PROGRESS.get(row.status, 0) >= PROGRESS[status]:
-                status = row.status
-            await conn.execute(update(schema.outbox).where(o.id == row.id).values(
-                status=status, error_code=update_.error_code or row.error_code, updated_at=datetime.now(UTC)))
-            channel = self.providers.get(provider)
-            failed_now = status in FAILED and row.status not in FAILED  # a repeated callback falls back once
-            if failed_now and channel is not None and row.body_ct:
-                original = outbox.to_outbound(self.keys.ring, dict(row._mapping), self.bot.default_language)
-                replacement = channel.fallback_for(update_, original)
-                if replacement is not None:
-                    await outbox.enqueue(conn, self.keys.ring, [Draft(
-                        row.registrant_id, row.identity_id, replacement.channel, replacement.address,
-                        replacement.text, template=replacement.template, broadcast_id=row.broadcast_id)])
-                    self.sender.wake()
-        return True
-
-    async def _call_again(self, conn: AsyncConnection, row: Any, update_: StatusUpdate) -> None:
-        """A call that was busy or not answered: queued again with a doubling wait, until the attempts run out
-        (then undelivered: the person counts as not having replied)."""
-        o = schema.outbox.c
-        now = datetime.now(UTC)
-        attempts = int(row.attempts)
-        if attempts >= self.call_attempts:
-            await conn.execute(update(schema.outbox).where(o.id == row.id).values(
-                status="undelivered", error_code=update_.status, updated_at=now))
-            return
-        wait = timedelta(seconds=self.call_retry_seconds * 2 ** (attempts - 1))
-        await conn.execute(update(schema.outbox).where(o.id == row.id, o.status != "cancelled").values(
-            status="queued", error_code=update_.status, next_attempt_at=now + wait, updated_at=now))
-        self.sender.wake()
-
-    async def tell(self, conn: AsyncConnection, registrant_id: int, message: str) -> bool:
-        """Queue one message to a registrant, in their language, where they last wrote from."""
-        draft = await outbox.to_registrant(conn, self.keys.ring, registrant_id, message, self.bot.default_language)
-        if draft is not None:
-            await outbox.enqueue(conn, self.keys.ring, [draft])
-        return draft is not None
+            applied = await delivery.apply_report(conn, self.keys.ring, update_, self.providers.get(provider),
+                                                  self.calls, default_language=self.bot.default_language)
+        if applied.queued:
+            self.sender.wake()
+        return applied.found
 
     async def close(self, grace: float = 10.0) -> None:
         """Give in-flight processing ``grace`` seconds, then stop it (its message stays unprocessed in the

@@ -181,3 +181,11 @@ async def to_registrant(conn: AsyncConnection, keys: KeyRing, registrant_id: int
     address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
     return Draft(registrant_id, identity.id, delivery_channel(identity.last_channel, ChannelKind.SMS), address,
                  render(language or default_language, message, **params))
+
+
+async def tell(conn: AsyncConnection, keys: KeyRing, registrant_id: int, message: str, default_language: str) -> bool:
+    """Queue one message to a registrant, in their language, where they last wrote from; False if unreachable."""
+    draft = await to_registrant(conn, keys, registrant_id, message, default_language)
+    if draft is not None:
+        await enqueue(conn, keys, [draft])
+    return draft is not None
