@@ -33,21 +33,21 @@ async def settle(run: Running, timeout: float = 30.0) -> None:
             while True:
                 await beacon.service.wait_idle()
                 await beacon.sender.wait_idle()
-                queued = await waiting_retries(run)
+                queued = await unfinished_sends(run)
                 if not queued and beacon.service.idle:
                     return
-                if queued:  # nothing is due now, but a retry is: it comes within the deadline
+                if queued:  # a retry is due later, or a send is finishing: both come within the deadline
                     await asyncio.sleep(0.02)
     except TimeoutError:
-        raise AssertionError(f"not settled after {timeout} s: {queued} outbox rows waiting for a retry, "
+        raise AssertionError(f"not settled after {timeout} s: {queued} outbox rows waiting for a retry or in flight, "
                              f"processing idle: {beacon.service.idle}") from None
 
 
-async def waiting_retries(run: Running) -> int:
-    """Outbox rows queued for a later attempt."""
+async def unfinished_sends(run: Running) -> int:
+    """Outbox rows queued for a later attempt or claimed by a sender (a call made, its outcome not yet stored)."""
     o = schema.outbox.c
     async with run.beacon.db.read() as conn:
-        query = select(func.count()).select_from(schema.outbox).where(o.status == "queued")
+        query = select(func.count()).select_from(schema.outbox).where(o.status.in_(("queued", "claimed")))
         return int((await conn.execute(query)).scalar_one())
 
 
