@@ -175,6 +175,14 @@ async def test_a_known_caller_erases_their_data_by_keypad(start_beacon: StartBea
     await keeper.wait()
     assert keeper.said().startswith(gettext_for("en", DELETE_CANCELLED))
     assert len(await rows(run, schema.registrants)) == 2
+    # Someone who only ever called is erased too, and texted nothing (they have no text channel).
+    await register_in(run, EN)
+    voice_only = run.phone(EN)
+    await voice_only.dial()
+    await voice_only.press("4")
+    await voice_only.press("1")
+    assert gettext_for("en", DELETED) in voice_only.said() and voice_only.hung_up
+    assert len(await rows(run, schema.registrants)) == 2
     # 1 erases, exactly as DELETE and YES by text: the same erasure and audit, the same text to their phone.
     caller = run.phone(TEXTER)
     await caller.dial()
@@ -184,8 +192,9 @@ async def test_a_known_caller_erases_their_data_by_keypad(start_beacon: StartBea
     [kept] = await rows(run, schema.registrants)
     assert kept.consented and kept.area_id == "tripoli"
     erased = [a for a in await rows(run, schema.audit_log) if a.action == "registrant.erased"]
-    assert len(erased) == 1 and json.loads(erased[0].detail) == {"by": "registrant"}
+    assert len(erased) == 2 and [json.loads(a.detail) for a in erased] == [{"by": "registrant"}] * 2
     await run.twilio.wait_for(lambda: any(m.body == gettext_for("en", DELETED) for m in run.twilio.sent_to(TEXTER)))
+    assert run.twilio.sent_to(EN) == []
     # MYDATA by text now finds nothing but the number it came from.
     mydata = texts(await say(run, TEXTER, "MYDATA"))
     assert "Tripoli" not in mydata and TEXTER in mydata
