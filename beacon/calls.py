@@ -133,12 +133,12 @@ class Calls:
                     return self._twiml([], None)
                 call = replace(call, broadcast_id=found or None)
                 broadcast = await self._broadcast(conn, found) if found else None
-            elif call.broadcast_id and call.node in (Node.CHECK_IN, Node.KIND, Node.POLL):
+            elif call.broadcast_id and call.node in (Node.CHECK_IN, Node.POLL):
                 broadcast = await self._broadcast(conn, call.broadcast_id)
             elif call.node is Node.MENU and state.profile.area_id:
                 broadcast = await self._latest(conn, state.profile.area_id, state.language)
             alerts: dict[str, str] = dict(broadcast.texts) if broadcast is not None else {}
-            if alerts and call.node is not Node.KIND and call.node is not Node.POLL:
+            if alerts and call.node is not Node.POLL:
                 alert = broadcast_text(alerts, state.language, default)
             poll = None
             if broadcast is not None and broadcast.poll and state.poll is not None \

@@ -303,8 +303,8 @@ def _at_area(config: BotConfig, state: State, call: Call, key: str, at: datetime
 
 def _check_in(config: BotConfig, state: State, key: str, broadcast_id: int | None,
               poll: VoicePoll | None = None) -> Turn | None:
-    """1 safe (recorded, goodbye) or 2 need help (a case opens at once, then the kind of help); the broadcast's
-    poll, if it asks one, comes after the check-in."""
+    """1 safe (recorded, then the broadcast's poll when it asks one, else goodbye) or 2 need help (a case opens
+    at once, then the kind of help)."""
     language = state.language
     settled = replace(state, step=Step.IDLE, check_in=None, check_in_latest=False)
     if key == "1":
@@ -314,8 +314,8 @@ def _check_in(config: BotConfig, state: State, key: str, broadcast_id: int | Non
             asked = Call(Node.POLL, broadcast_id=poll.broadcast_id)
             return Turn(settled, (safe, *ask(config, settled, asked, poll=poll)), asked, effects)
         return Turn(settled, (safe, _say(language, texts.VOICE_GOODBYE, "goodbye")), None, effects)
-    if key == "2":
-        kind = Call(Node.KIND, broadcast_id=poll.broadcast_id if poll is not None else None)
+    if key == "2":  # as by text: someone who asked for help is not asked the poll (they may still answer it)
+        kind = Call(Node.KIND)
         return Turn(settled, tuple(ask(config, settled, kind)), kind,
                     (RecordCheckIn(broadcast_id, Answer.NEED_HELP), OpenCase(broadcast_id)))
     return None
@@ -361,12 +361,9 @@ def _at_kind(config: BotConfig, state: State, call: Call, key: str, at: datetime
     if not key.isdigit() or not 1 <= int(key) <= len(NEEDS):
         return None
     language = state.language
-    described = (DescribeNeed(category=NEEDS[int(key) - 1]),)
-    recorded = _say(language, texts.CASE_RECORDED, "case_recorded")
-    if poll is not None and call.broadcast_id == poll.broadcast_id:  # the broadcast's poll comes after the check-in
-        asked = Call(Node.POLL, broadcast_id=poll.broadcast_id)
-        return Turn(state, (recorded, *ask(config, state, asked, poll=poll)), asked, described)
-    return Turn(state, (recorded, _say(language, texts.VOICE_GOODBYE, "goodbye")), None, described)
+    return Turn(state, (_say(language, texts.CASE_RECORDED, "case_recorded"),
+                        _say(language, texts.VOICE_GOODBYE, "goodbye")), None,
+                (DescribeNeed(category=NEEDS[int(key) - 1]),))
 
 
 def _at_poll(config: BotConfig, state: State, call: Call, key: str, at: datetime,

@@ -86,7 +86,7 @@ POLL_CASES = [
      (RecordCheckIn(3, Answer.SAFE), Confirm())),
     ("need help, then the kind", Call(Node.CHECK_IN, broadcast_id=3), "2", Node.KIND,
      (RecordCheckIn(3, Answer.NEED_HELP), OpenCase(3))),
-    ("the kind, then the poll", Call(Node.KIND, broadcast_id=3), "1", Node.POLL,
+    ("the kind, and no poll after asking for help (as by text)", Call(Node.KIND), "1", None,
      (DescribeNeed(category=Need.MEDICAL),)),
     ("latest alert with its poll", Call(Node.MENU), "3", Node.POLL, ()),
 ]

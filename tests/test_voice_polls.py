@@ -144,10 +144,17 @@ async def test_a_check_in_broadcast_with_a_poll_asks_the_check_in_first(start_be
     await safe.press("2")
     assert gettext_for("en", VOICE_POLL_THANKS) in safe.said() and safe.hung_up
     needy = await picked_up(run, FR)
-    await needy.press("2")  # need help: the kind of help, then the poll
+    await needy.press("2")  # need help: the kind of help, and (as by text) not the poll
     await needy.press("1")
-    assert QUESTION["fr"] in needy.said()
-    await needy.press("3")
+    assert QUESTION["fr"] not in needy.said() and needy.hung_up
+    counts = await wait_counts(run, headers, both, safe=1, need_help=1)
+    assert counts["poll"] == {"1": 0, "2": 1, "3": 0}
+    # They may still answer it: the latest alert, from the menu, reads the poll.
+    later = run.phone(FR)
+    await later.dial()
+    await later.press("3")
+    assert "Tempête ce soir." in later.said() and QUESTION["fr"] in later.said()
+    await later.press("3")
     counts = await wait_counts(run, headers, both, safe=1, need_help=1)
     assert counts["poll"] == {"1": 0, "2": 1, "3": 1}
     [case] = await rows(run, schema.cases)
