@@ -228,6 +228,8 @@ def answer(config: BotConfig, state: State, call: Call, digits: str | None, at: 
         return start(config, state, alert=alert, broadcast_id=call.broadcast_id, poll=poll, check_in=check_in)
     if call.node is Node.POLL and poll is None:  # closed or withdrawn since it was read out
         return Turn(state, (_say(state.language, texts.VOICE_GOODBYE, "goodbye"),), None)
+    if call.node is Node.ERASE and not state.registered:  # only a known caller reaches it (from the menu)
+        return start(config, state)
     key = (digits or "").strip()[:1]
     if call.node is Node.ERASE and not key:  # silence keeps the data
         return _keep(config, state)
@@ -330,15 +332,16 @@ def _keep(config: BotConfig, state: State) -> Turn:
 
 def _at_menu(config: BotConfig, state: State, call: Call, key: str, at: datetime,
              alert: tuple[str, str] | None, poll: VoicePoll | None) -> Turn | None:
-    if key in ("1", "2"):
-        return _check_in(config, state, key, state.check_in)
+    if key in ("1", "2"):  # as by text, the poll of the broadcast whose check-in this answers follows "safe"
+        follows = poll if poll is not None and poll.broadcast_id == state.check_in else None
+        return _check_in(config, state, key, state.check_in, follows)
     language = state.language
     menu = Call(Node.MENU)
     if key == "3":
         if alert is None:
             return Turn(state, (_say(language, texts.VOICE_NO_ALERT, "no_alert"), *ask(config, state, menu)), menu)
         heard = Prompt(alert[0], alert[1], "alert")
-        if poll is not None:  # the latest alert asked a poll still open for the caller
+        if poll is not None and state.check_in is None:  # as by text: no poll answer while a check-in is open
             asked = Call(Node.POLL, broadcast_id=poll.broadcast_id)
             return Turn(state, (heard, *ask(config, state, asked, poll=poll)), asked)
         return Turn(state, (heard, *ask(config, state, menu)), menu)

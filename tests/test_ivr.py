@@ -3,6 +3,7 @@ channel's pure parts (call statuses, TwiML, configuration)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -88,7 +89,7 @@ POLL_CASES = [
      (RecordCheckIn(3, Answer.NEED_HELP), OpenCase(3))),
     ("the kind, and no poll after asking for help (as by text)", Call(Node.KIND), "1", None,
      (DescribeNeed(category=Need.MEDICAL),)),
-    ("latest alert with its poll", Call(Node.MENU), "3", Node.POLL, ()),
+    ("latest alert with its poll", Call(Node.MENU), "3", Node.MENU, ()),
 ]
 
 
@@ -127,6 +128,24 @@ def test_a_wrong_key_at_the_poll_says_so_and_reads_the_options_again() -> None:
     turn = ivr.answer(BOT, KNOWN, Call(Node.POLL, broadcast_id=3), "9", AT, None, POLL)
     assert [p.key for p in turn.prompts] == ["invalid", "poll", "poll.1", "poll.2", "poll.3"]
     assert turn.next == Call(Node.POLL, repeats=1, broadcast_id=3)
+
+
+def test_at_the_menu_an_open_check_in_comes_before_the_poll() -> None:
+    open_check_in = ivr.answer(BOT, KNOWN, Call(Node.MENU), "3", AT, ("fr", "Alerte"), POLL)
+    assert open_check_in.next == Call(Node.MENU)  # check-in 7 is open: the alert, and the menu again
+    free = ivr.answer(BOT, replace(KNOWN, check_in=None), Call(Node.MENU), "3", AT, ("fr", "Alerte"), POLL)
+    assert free.next == Call(Node.POLL, broadcast_id=3)
+    assert [p.key for p in free.prompts] == ["alert", "poll", "poll.1", "poll.2", "poll.3"]
+    answered = ivr.answer(BOT, replace(KNOWN, check_in=3), Call(Node.MENU), "1", AT, ("fr", "Alerte"), POLL)
+    assert answered.next == Call(Node.POLL, broadcast_id=3)  # safe for broadcast 3: its poll follows
+    assert answered.effects == (RecordCheckIn(3, Answer.SAFE), Confirm())
+    other = ivr.answer(BOT, KNOWN, Call(Node.MENU), "1", AT, ("fr", "Alerte"), POLL)
+    assert other.next is None  # safe for another broadcast: goodbye
+
+
+def test_only_a_known_caller_can_reach_the_erasure() -> None:
+    turn = ivr.answer(BOT, NEW, Call(Node.ERASE), "1", AT)
+    assert turn.effects == () and turn.next == Call(Node.LANGUAGE)
 
 
 def test_erasing_clears_the_state_as_delete_does() -> None:
