@@ -139,7 +139,9 @@ async def preview_of(beacon: Beacon, body: BroadcastIn) -> dict[str, Any]:
         seg = segments(text)
         sms = sum(1 for lang, ch in members if lang == language and ch == "sms")
         calls = sum(1 for lang, ch in members if lang == language and ch == ChannelKind.VOICE)
-        minutes = call_minutes(broadcasts.message_for(body.text, language, settings.default_language, False))
+        # A call reads the text, then the poll's question and options when there is one.
+        minutes = call_minutes(broadcasts.message_for(body.text, language, settings.default_language, False,
+                                                      body.poll_json()))
         call_cost = calls * minutes * settings.voice_price_per_minute
         languages.append({
             "language": language, "recipients": count, "has_text": language in body.text,

@@ -3,7 +3,9 @@
 Twilio -> ``/webhooks/twilio/voice`` (signed) -> :meth:`Calls.answer`: the keys pressed are stored
 like a message (sealed, deduplicated on the call SID and the turn number), the caller's state is
 loaded, ``bot.ivr`` decides, the effects (consent, check-in, case, preferred channel) are applied
-by the same code as for texts, and the prompts become TwiML. Where the call stands travels in the
+by the same code as for texts, and the prompts become TwiML. A broadcast's poll is read out when it is the
+poll open for the person (as a text answer needs), and a keypad erasure also sends the text DELETE sends to
+the person's text channels. Where the call stands travels in the
 ``<Gather>`` action URL, signed by Twilio on the way back: Beacon keeps no call state. Callers are
 never recorded; numbers and digits are never logged.
 """
@@ -23,10 +25,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from beacon import effects
-from bot import ivr
-from bot.i18n import LANGUAGES
-from bot.ivr import Call, Node, Prompt
-from bot.state import BotConfig, State
+from bot import ivr, texts
+from bot.i18n import LANGUAGES, gettext_for
+from bot.ivr import Call, Node, Prompt, VoicePoll
+from bot.polls import localised
+from bot.state import BotConfig, Erase, State
 from campaigns import outbox
 from campaigns.broadcasts import Audience
 from campaigns.outbox import Draft
@@ -37,7 +40,7 @@ from domain.areas import Gazetteer
 from domain.vocabulary import ChannelKind, ProviderName
 from registry import audit, schema, store
 from registry.db import Database
-from registry.keys import KeyHolder
+from registry.keys import KeyHolder, identity_aad
 
 log = structlog.get_logger("beacon.calls")
 TURNS = Counter("beacon_call_turns_total", "Call webhooks answered, by the question the call was at and whether "
@@ -66,6 +69,15 @@ def broadcast_text(texts_by_language: Mapping[str, str], language: str, default:
             return candidate, texts_by_language[candidate]
     first = next(iter(texts_by_language))
     return first, texts_by_language[first]
+
+
+def voice_poll(broadcast_id: int, poll: Mapping[str, Any], language: str, default: str) -> VoicePoll:
+    """A broadcast's poll to read out: in ``language`` where the question has it, else the default language."""
+    spoken, question = broadcast_text(poll["question"], language, default)
+    options = tuple(localised(option, spoken, default) for option in poll["options"])
+    twins = (broadcast_text(poll["question"], default, default)[1],
+             *(localised(option, default, default) for option in poll["options"]))
+    return VoicePoll(broadcast_id, spoken, question, options, twins)
 
 
 def _call(query: Mapping[str, str]) -> tuple[Call, int]:
@@ -114,22 +126,29 @@ class Calls:
             if stored is not None:  # the keys are answered here and now: never by the text conversation
                 await conn.execute(update(schema.inbound).where(i.id == stored.inbound_id).values(processed_at=now))
             alert: tuple[str, str] | None = None
-            alerts: dict[str, str] = {}
+            broadcast: Any = None  # the broadcast the call reads out or answers: (id, texts, poll, check_in)
             if call.node is Node.ALERT:
                 found = await self._placed_call(conn, event, query_outbox=event.query.get("o", ""))
                 if found is None:
                     return self._twiml([], None)
-                call = replace(call, broadcast_id=found[0])
-                alerts = found[1]
-            elif call.node in (Node.MENU, Node.CHECK_IN) and state.profile.area_id:
-                alerts = await self._broadcast_texts(conn, call.broadcast_id) if call.broadcast_id else \
-                    await self._latest(conn, state.profile.area_id, state.language)
-            if alerts:
+                call = replace(call, broadcast_id=found or None)
+                broadcast = await self._broadcast(conn, found) if found else None
+            elif call.broadcast_id and call.node in (Node.CHECK_IN, Node.POLL):
+                broadcast = await self._broadcast(conn, call.broadcast_id)
+            elif call.node is Node.MENU and state.profile.area_id:
+                broadcast = await self._latest(conn, state.profile.area_id, state.language)
+            alerts: dict[str, str] = dict(broadcast.texts) if broadcast is not None else {}
+            if alerts and call.node is not Node.POLL:
                 alert = broadcast_text(alerts, state.language, default)
+            poll = None
+            if broadcast is not None and broadcast.poll and state.poll is not None \
+                    and state.poll.broadcast_id == broadcast.id:  # the poll open for them, as for a text answer
+                poll = voice_poll(broadcast.id, broadcast.poll, state.language, default)
             if call.node is Node.ALERT and event.machine and alert is not None:
                 turn = ivr.voicemail(state, alert)
             else:
-                turn = ivr.answer(self.bot, state, call, event.digits, now, alert)
+                check_in = broadcast is None or bool(broadcast.check_in) or not broadcast.poll
+                turn = ivr.answer(self.bot, state, call, event.digits, now, alert, poll, check_in)
             if stored is not None:
                 await self._apply(conn, stored.inbound_id, identity, state, turn, now)
         TURNS.labels(call.node.value, "gather" if turn.next else "hangup").inc()
@@ -141,6 +160,9 @@ class Calls:
                      now: datetime) -> None:
         """The turn's effects and state, exactly as a text's would be applied."""
         row = (await conn.execute(select(schema.inbound).where(schema.inbound.c.id == inbound_id))).one()
+        told: list[Draft] = []
+        if any(isinstance(effect, Erase) for effect in turn.effects):
+            told = await self._erased_texts(conn, row.registrant_id, state.language)
         applied = await effects.apply(conn, self.keys.ring, turn.effects, row=row, identity=identity, state=state,
                                       now=now, default_language=self.bot.default_language,
                                       family_channel=self.family_channel)
@@ -150,14 +172,28 @@ class Calls:
             if changed and turn.state.consented:
                 await audit.append(conn, "system", "profile.updated", str(row.registrant_id),
                                    {"fields": sorted(changed), "channel": ChannelKind.VOICE})
-        drafts: list[Draft] = list(applied.drafts)
+        drafts: list[Draft] = [*applied.drafts, *told]
         if drafts:
             await outbox.enqueue(conn, self.keys.ring, drafts)
             self.sender.wake()
 
-    async def _placed_call(self, conn: AsyncConnection, event: CallEvent,
-                           query_outbox: str) -> tuple[int | None, dict[str, str]] | None:
-        """The broadcast a call we placed carries: (its id, its texts); None when the call is not that row's."""
+    async def _erased_texts(self, conn: AsyncConnection, registrant_id: int, language: str) -> list[Draft]:
+        """The text DELETE sends, for each of the person's addresses they have written from by text (read before
+        the erasure; linked to no one, so the sender empties it once it has left)."""
+        i, n = schema.identities.c, schema.inbound.c
+        drafts = []
+        for identity in (await conn.execute(select(i.id, i.bidx, i.address_ct)
+                                            .where(i.registrant_id == registrant_id))).all():
+            channel = (await conn.execute(select(n.channel).where(
+                n.identity_id == identity.id, n.channel != ChannelKind.VOICE).order_by(n.id.desc()).limit(1))).scalar()
+            if channel is None or not identity.address_ct:
+                continue
+            address = self.keys.ring.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
+            drafts.append(Draft(None, None, channel, address, gettext_for(language, texts.DELETED)))
+        return drafts
+
+    async def _placed_call(self, conn: AsyncConnection, event: CallEvent, query_outbox: str) -> int | None:
+        """The broadcast a call we placed carries (0: none); None when the call is not that outbox row's."""
         if not event.outbound or not query_outbox.isdigit():
             return None
         o = schema.outbox.c
@@ -165,27 +201,26 @@ class Calls:
         if row is None or row.provider_id != event.call_sid:
             log.info("call.unknown", call_sid=event.call_sid)
             return None
-        texts = await self._broadcast_texts(conn, row.broadcast_id) if row.broadcast_id else {}
-        return row.broadcast_id, texts
+        return int(row.broadcast_id or 0)
 
-    async def _broadcast_texts(self, conn: AsyncConnection, broadcast_id: int) -> dict[str, str]:
+    async def _broadcast(self, conn: AsyncConnection, broadcast_id: int) -> Any:
         b = schema.broadcasts.c
-        found = (await conn.execute(select(b.texts).where(b.id == broadcast_id))).scalar()
-        return dict(found or {})
+        return (await conn.execute(select(b.id, b.texts, b.poll, b.check_in).where(b.id == broadcast_id))).first()
 
-    async def _latest(self, conn: AsyncConnection, area_id: str, language: str) -> dict[str, str]:
-        """The texts of the latest broadcast sent that reaches ``area_id`` (and this language); {} if none."""
+    async def _latest(self, conn: AsyncConnection, area_id: str, language: str) -> Any:
+        """The latest broadcast sent that reaches ``area_id`` (and this language); None if none."""
         b = schema.broadcasts.c
-        rows = (await conn.execute(select(b.texts, b.audience).where(b.status.in_(("sending", "sent")))
-                                   .order_by(b.id.desc()).limit(LATEST_LOOKED_AT))).all()
+        rows = (await conn.execute(select(b.id, b.texts, b.poll, b.check_in, b.audience)
+                                   .where(b.status.in_(("sending", "sent"))).order_by(b.id.desc())
+                                   .limit(LATEST_LOOKED_AT))).all()
         for row in rows:
             audience = Audience.from_json(row.audience or {})
             if audience.areas and area_id not in self.gazetteer.descendants(list(audience.areas)):
                 continue
             if audience.languages and language not in audience.languages:
                 continue
-            return dict(row.texts)
-        return {}
+            return row
+        return None
 
     def _spoken(self, prompt: Prompt, fallback: str) -> Spoken:
         """A prompt with its default-language twin (a broadcast's text in the default language)."""

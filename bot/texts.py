@@ -144,7 +144,11 @@ VOICE_KIND = N_("What help do you need?")
 VOICE_INVALID = N_("That key is not in the menu.")
 VOICE_GOODBYE = N_("Goodbye.")
 VOICE_NO_ALERT = N_("There is no alert for your area now.")
-VOICE_DELETE_HOW = N_("To delete your data, text DELETE to this number.")
+VOICE_ERASE_WHAT = N_(
+    "This erases your registration, your answers and your messages for good. "
+    "To erase, press 1. To keep them, press any other key."
+)
+VOICE_POLL_THANKS = N_("Thank you. Your answer is recorded.")
 VOICE_CALLS_ON = N_("From now on, we will call you with alerts.")
 VOICE_NO_CONSENT = N_("Nothing about you was kept.")
 CALLS_ON = N_("From now on, we will call you with alerts. Text TEXTS to get them by text again.")

@@ -217,7 +217,7 @@ async def fan_out_batch(db: Database, keys: KeyRing, gazetteer: Gazetteer, broad
             channel = outbox.delivery_channel(row.last_channel, row.preferred_channel, calls)
             # Someone invited under vital interests gets the warning, not the question: until they say yes,
             # a 1 or 2 from them cannot be taken as an answer (see bot/invitation.py). A call speaks the
-            # check-in question and gathers the answer itself (bot.ivr); polls are texted only.
+            # check-in question and the poll, and gathers the answers itself (bot.ivr).
             asks = broadcast.check_in and row.consented and channel != ChannelKind.VOICE
             poll = broadcast.poll if row.consented and channel != ChannelKind.VOICE else None
             text = message_for(broadcast.texts, language, default_language, asks, poll)
