@@ -171,6 +171,18 @@ async def approve(db: Database, broadcast_id: int, by: str) -> str | None:
     return str(found) if found is not None else None
 
 
+async def discard(db: Database, broadcast_id: int, by: str) -> str | None:
+    """Throw a draft away unsent (audited); the status it had, None when unknown. Only a draft changes."""
+    b = schema.broadcasts.c
+    async with db.write() as conn:
+        found = (await conn.execute(select(b.status).where(b.id == broadcast_id))).scalar()
+        if found == "draft":
+            await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id, b.status == "draft")
+                               .values(status="cancelled", finished_at=datetime.now(UTC)))
+            await audit.append(conn, by, "broadcast.discarded", str(broadcast_id))
+    return str(found) if found is not None else None
+
+
 async def due(db: Database) -> list[int]:
     """Broadcasts whose time has come and that are not finished (including ones a crash interrupted)."""
     b = schema.broadcasts.c
