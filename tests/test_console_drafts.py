@@ -102,6 +102,40 @@ async def test_a_cap_draft_is_reviewed_sent_withdrawn_and_discarded(start_beacon
     assert late.status == 409 and await status_of(run, third) == "cancelled"
     assert sum("Move to higher ground" in m for m in simulator.sent[TRIPOLI]) == 1  # type: ignore[attr-defined]
 
+    # Edited in the compose form: the draft is discarded and the edited text sent in its place, once.
+    edited = (await post(run, feed, alert("FLOOD-5"), 201))["broadcast_id"]
+    form = html.unescape(await (await run.client.get(f"/console/compose?draft={edited}")).text())
+    assert "Flood warning for Tripoli\nMove to higher ground now." in form and 'name="replaces"' in form
+    assert re.search(r'name="areas" value="tripoli" checked', form)
+    preview = await run.client.post("/console/compose", data={
+        "csrf": csrf, "replaces": str(edited), "areas": "tripoli", "text_en": "Flood: go to the mosque on the hill",
+        "text_ar": "فيضان: توجهوا إلى المسجد على التل"})
+    page = await preview.text()
+    assert preview.status == 200 and 'id="replaces"' in page
+    payload = html.unescape(re.search(r'name="payload" value="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    for _ in range(2):  # sent twice (a double click): one broadcast
+        replaced = await run.client.post("/console/broadcasts", data={"csrf": csrf, "payload": payload},
+                                         allow_redirects=False)
+        assert replaced.status == 303
+    new_id = int(replaced.headers["Location"].rsplit("/", 1)[1])
+    assert new_id != edited and await status_of(run, edited) == "cancelled"
+    assert ("broadcast.discarded", "user:amal") in await actions(run, edited)
+    for _ in range(100):
+        if any("mosque on the hill" in m for m in simulator.sent[TRIPOLI]):  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.05)
+    assert sum("mosque on the hill" in m for m in simulator.sent[TRIPOLI]) == 1  # type: ignore[attr-defined]
+    assert (await run.client.get(f"/console/compose?draft={second}")).status == 409  # withdrawn: not editable
+    gone = (await post(run, feed, alert("FLOOD-6"), 201))["broadcast_id"]
+    page = await (await run.client.post("/console/compose", data={
+        "csrf": csrf, "replaces": str(gone), "areas": "tripoli", "text_en": "Edited"})).text()
+    await post(run, feed, alert("FLOOD-6-C", msg_type="Cancel", references=REFERENCE.format(identifier="FLOOD-6")),
+               200)
+    payload = html.unescape(re.search(r'name="payload" value="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    late = await run.client.post("/console/broadcasts", data={"csrf": csrf, "payload": payload})
+    assert late.status == 422 and "nothing was sent" in await late.text()
+    assert await status_of(run, gone) == "withdrawn"
+
     # Roles that may not compose a broadcast see no draft and send nothing.
     fourth = (await post(run, feed, alert("FLOOD-4"), 201))["broadcast_id"]
     await users.create_user(run.beacon.db, "nadia", "analyst", PASSWORD)

@@ -14,6 +14,7 @@ from beacon.api_broadcasts import BroadcastIn, preview_of, store
 from beacon.console.poll_form import OPTION_ROWS, asked_after_check_in, poll_errors, poll_from_form, valid_shape
 from beacon.console.web import SESSION, area_label, area_tree, language_of, page, render, translate
 from beacon.context import BEACON
+from beacon.http import MAX_ID, record_id
 from bot.countries import country_name
 from bot.i18n import LANGUAGES, RTL_LANGUAGES
 from bot.texts import N_
@@ -52,6 +53,7 @@ def broadcast_from_form(form: Any) -> tuple[dict[str, Any], list[tuple[str, str]
         "remind_after_minutes": None,
         "send_at": None,
         "poll": poll_from_form(form),
+        "replaces": record_id(str(form.get("replaces") or "")),
     }
     remind = str(form.get("remind_after_minutes") or "").strip()
     if remind:
@@ -90,18 +92,21 @@ def from_payload(data: Any) -> dict[str, Any] | None:
         return None
     lists = {name: audience.get(name) or [] for name in AUDIENCE}
     remind, send_at, draft = data.get("remind_after_minutes"), data.get("send_at"), data.get("draft")
-    poll = data.get("poll")
+    poll, replaces = data.get("poll"), data.get("replaces")
     if (not all(isinstance(k, str) and isinstance(v, str) for k, v in text.items())
             or not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists.values())
             or not (remind is None or (type(remind) is int and 0 <= remind < 10**6))
             or not (send_at is None or _moment(send_at) is not None)
             or not (draft is None or (isinstance(draft, str) and len(draft) <= 64))
-            or not valid_shape(poll)):
+            or not valid_shape(poll)
+            or not (replaces is None or (type(replaces) is int and 1 <= replaces <= MAX_ID))):
         return None
     return {"text": text, "audience": lists, "check_in": data.get("check_in") is True,
-            "remind_after_minutes": remind, "send_at": send_at, "draft": draft, "poll": poll}
+            "remind_after_minutes": remind, "send_at": send_at, "draft": draft, "poll": poll,
+            "replaces": replaces}
 
 
+GONE = N_("The draft was sent, discarded or withdrawn by its sender meanwhile: nothing was sent from this form.")
 FIELD_MESSAGES = {
     "text": N_("Write the message in at least one language."),
     "remind_after_minutes": N_("Reminders can be sent between 1 minute and 7 days later."),
@@ -116,7 +121,7 @@ def validate(request: web.Request, raw: dict[str, Any]) -> tuple[BroadcastIn | N
     """The broadcast, or the fields that are wrong (the poll's as the form says them, the rest by the API's rules)."""
     polled: list[tuple[Any, ...]] = list(poll_errors(raw.get("text") or {}, raw.get("poll")))
     try:
-        body = BroadcastIn.model_validate({k: v for k, v in raw.items() if k != "draft"})
+        body = BroadcastIn.model_validate({k: v for k, v in raw.items() if k not in ("draft", "replaces")})
     except ValidationError as exc:
         errors = list(polled)
         for error in exc.errors():
@@ -154,8 +159,20 @@ async def compose_page(request: web.Request, raw: dict[str, Any] | None = None,
 
 @page("compose")
 async def compose(request: web.Request) -> web.StreamResponse:
-    """GET /console/compose."""
-    return await compose_page(request)
+    """GET /console/compose; with ``?draft=<id>``, the form filled with a draft's texts and areas, to edit them
+    before sending (sending then replaces the draft)."""
+    if "draft" not in request.query:
+        return await compose_page(request)
+    draft_id = record_id(request.query["draft"])
+    async with request.app[BEACON].db.read() as conn:
+        found = await broadcasts.summary(conn, draft_id) if draft_id is not None else None
+    if found is None:
+        raise web.HTTPNotFound()
+    if found["status"] != "draft":
+        return render(request, "error.html", {"title": translate(request, GONE), "status": 409}, status=409)
+    return await compose_page(request, {
+        "text": dict(found["texts"]), "audience": {"areas": list(found["audience"].get("areas") or [])},
+        "check_in": False, "remind_after_minutes": None, "send_at": None, "poll": None, "replaces": found["id"]})
 
 
 @page("compose")
@@ -171,7 +188,7 @@ async def preview(request: web.Request) -> web.StreamResponse:
     default = beacon.settings.default_language
     return render(request, "preview.html", {
         "preview": found, "samples": samples_of(body, found, default), "body": body,
-        "payload": json.dumps(raw, ensure_ascii=False),
+        "payload": json.dumps(raw, ensure_ascii=False), "body_replaces": raw.get("replaces"),
         "area_names": [area_label(request, a) for a in body.audience.areas],
         "language_names": LANGUAGES,
         "missing_names": [LANGUAGES.get(code, code) for code in found["missing_languages"]],
@@ -213,10 +230,17 @@ async def send(request: web.Request) -> web.StreamResponse:
     """POST /console/broadcasts: store the previewed broadcast; it goes now or at its time."""
     raw = await payload(request)
     body, errors = validate(request, raw or {})
-    if body is None:
+    if body is None or raw is None:
         return await compose_page(request, raw, errors)
-    broadcast_id = await store(request.app[BEACON], body, request[SESSION].actor,
-                               draft_key=raw.get("draft") if raw else None)
+    beacon, actor = request.app[BEACON], request[SESSION].actor
+    if raw.get("replaces") is not None:  # an edited draft: it is discarded, and this is sent in its place
+        status = await broadcasts.discard(beacon.db, raw["replaces"], actor, {"edited": True})
+        made = await broadcasts.made_from(beacon.db, raw["draft"]) if raw.get("draft") else None
+        if made is not None:  # this preview was sent already
+            raise web.HTTPSeeOther(f"/console/broadcasts/{made}")
+        if status != "draft":
+            return await compose_page(request, raw, [("replaces", GONE)])
+    broadcast_id = await store(beacon, body, actor, draft_key=raw.get("draft"))
     raise web.HTTPSeeOther(f"/console/broadcasts/{broadcast_id}")
 
 
