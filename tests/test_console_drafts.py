@@ -40,8 +40,8 @@ def draft_rows(page: str) -> dict[int, str]:
 async def test_a_cap_draft_is_reviewed_sent_withdrawn_and_discarded(start_beacon: StartBeacon,
                                                                     database_url: str) -> None:
     run = await start_beacon(**HTTP, BEACON_DATABASE_URL=database_url)
-    await run.converse(TRIPOLI, "JOIN", "1", "1", "tripoli", "0", "0", "0", "0", "0", "0")
-    await run.converse(MISRATA, "JOIN", "1", "1", "misrata", "0", "0", "0", "0", "0", "0")
+    await run.converse(TRIPOLI, "JOIN", "en", "1", "tripoli", "0", "0", "0", "0", "0", "0")
+    await run.converse(MISRATA, "JOIN", "en", "1", "misrata", "0", "0", "0", "0", "0", "0")
     feed = {"Authorization": f"Bearer {await tokens.create(run.beacon.db, 'responder', 'cap-feed')}"}
     first = (await post(run, feed, alert("FLOOD-1"), 201))["broadcast_id"]
     await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)

@@ -13,9 +13,9 @@ from registry import tokens, users
 from tests.conftest import Running, StartBeacon
 from tests.test_console import HTTP, PASSWORD, sign_in
 
-# phone -> language menu number (1 English, 2 French, 5 Arabic); everyone in Tripoli
-PEOPLE = {"+2348060000001": "1", "+2348060000002": "2", "+2348060000003": "5", "+2348060000004": "1",
-          "+2348060000005": "1", "+2348060000006": "1"}
+# phone -> language (the menu takes ISO codes); everyone in Tripoli
+PEOPLE = {"+2348060000001": "en", "+2348060000002": "fr", "+2348060000003": "ar", "+2348060000004": "en",
+          "+2348060000005": "en", "+2348060000006": "en"}
 EN, FR, AR, EN2, _, _ = PEOPLE
 FORM = {"text_en": "Border news", "text_fr": "Nouvelles de la frontière",
         "poll_question_en": "Do you plan to leave?", "poll_question_fr": "Prévoyez-vous de partir ?",
@@ -123,7 +123,7 @@ async def test_a_poll_composed_previewed_sent_and_tallied_with_suppression(start
 
 async def test_check_in_and_poll_preview_says_the_poll_follows(start_beacon: StartBeacon) -> None:
     run = await start_beacon(**HTTP)
-    await run.converse(EN, "JOIN", "1", "1", "tripoli", "0", "0", "0", "0", "0", "0")
+    await run.converse(EN, "JOIN", "en", "1", "tripoli", "0", "0", "0", "0", "0", "0")
     await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
     csrf = await sign_in(run, "amal")
     form = {k: v for k, v in FORM.items() if not k.endswith("_fr")}
