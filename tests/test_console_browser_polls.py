@@ -14,7 +14,7 @@ from registry import tokens, users
 from tests.browser import browser  # noqa: F401
 from tests.conftest import StartBeacon
 from tests.test_cap_e2e import alert, post
-from tests.test_console_browser import PASSWORD, check_page, open_context, sign_in, url, visit
+from tests.test_console_browser import PASSWORD, check_page, open_context, sign_in, visit
 
 pytestmark = pytest.mark.browser
 
