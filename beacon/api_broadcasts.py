@@ -174,17 +174,31 @@ async def preview(request: web.Request) -> web.Response:
     return web.json_response(await preview_of(request.app[BEACON], body))
 
 
+async def store(beacon: Beacon, body: BroadcastIn, by: str, draft_key: str | None = None) -> int:
+    """Store a checked broadcast (with its poll) and wake the runner: the API's and the console's way to send."""
+    broadcast_id = await broadcasts.create(
+        beacon.db, texts_by_language=body.text, audience=broadcasts.Audience.from_json(body.audience.model_dump()),
+        check_in=body.check_in, send_at=body.send_at, remind_after_minutes=body.remind_after_minutes,
+        created_by=by, poll=body.poll_json(), call_reminders=body.call_reminders, draft_key=draft_key)
+    beacon.runner.wake()
+    return broadcast_id
+
+
+async def send_draft(beacon: Beacon, broadcast_id: int, by: str) -> str | None:
+    """Send a draft now (audited with ``by``); the status it had, None when there is no such broadcast."""
+    status = await broadcasts.approve(beacon.db, broadcast_id, by)
+    if status == "draft":
+        beacon.runner.wake()
+    return status
+
+
 @requires(Role.RESPONDER)
 async def create_broadcast(request: web.Request) -> web.Response:
     """Store a broadcast; it is fanned out now or at ``send_at``."""
     beacon = request.app[BEACON]
     body: BroadcastIn = await parse(request, BroadcastIn)
     check_areas(request, body)
-    broadcast_id = await broadcasts.create(
-        beacon.db, texts_by_language=body.text, audience=broadcasts.Audience.from_json(body.audience.model_dump()),
-        check_in=body.check_in, send_at=body.send_at, remind_after_minutes=body.remind_after_minutes,
-        created_by=_caller(request), poll=body.poll_json(), call_reminders=body.call_reminders)
-    beacon.runner.wake()
+    broadcast_id = await store(beacon, body, _caller(request))
     async with beacon.db.read() as conn:
         found = await broadcasts.summary(conn, broadcast_id)
     return web.json_response(found, status=201)
@@ -209,12 +223,11 @@ async def send_broadcast(request: web.Request) -> web.Response:
     """Send a draft (a CAP alert's) now; 409 for a broadcast that is not a draft."""
     beacon = request.app[BEACON]
     broadcast_id = path_id(request, "broadcast")
-    status = await broadcasts.approve(beacon.db, broadcast_id, _caller(request))
+    status = await send_draft(beacon, broadcast_id, _caller(request))
     if status is None:
         raise api_error(404, "not_found", "no such broadcast")
     if status != "draft":
         raise api_error(409, "conflict", f"only a draft can be sent; this broadcast is {status}")
-    beacon.runner.wake()
     async with beacon.db.read() as conn:
         return web.json_response(await broadcasts.summary(conn, broadcast_id))
 

@@ -171,6 +171,26 @@ async def approve(db: Database, broadcast_id: int, by: str) -> str | None:
     return str(found) if found is not None else None
 
 
+async def discard(db: Database, broadcast_id: int, by: str, detail: dict[str, Any] | None = None) -> str | None:
+    """Throw a draft away unsent (audited); the status it had, None when unknown. Only a draft changes."""
+    b = schema.broadcasts.c
+    async with db.write() as conn:
+        found = (await conn.execute(select(b.status).where(b.id == broadcast_id))).scalar()
+        if found == "draft":
+            await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id, b.status == "draft")
+                               .values(status="cancelled", finished_at=datetime.now(UTC)))
+            await audit.append(conn, by, "broadcast.discarded", str(broadcast_id), detail)
+    return str(found) if found is not None else None
+
+
+async def made_from(db: Database, draft_key: str) -> int | None:
+    """The broadcast a preview (its ``draft_key``) already made, if any."""
+    b = schema.broadcasts.c
+    async with db.read() as conn:
+        found = (await conn.execute(select(b.id).where(b.draft_key == draft_key))).scalar()
+    return int(found) if found is not None else None
+
+
 async def due(db: Database) -> list[int]:
     """Broadcasts whose time has come and that are not finished (including ones a crash interrupted)."""
     b = schema.broadcasts.c

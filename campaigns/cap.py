@@ -257,9 +257,27 @@ async def _apply(conn: AsyncConnection, gazetteer: Gazetteer, alert: CapAlert, b
     return Outcome("updated", target.id)
 
 
+def _view(row: Any) -> dict[str, Any]:
+    return {"identifier": row.identifier, "sender": row.sender, "sent": row.sent, "msg_type": row.msg_type,
+            "headline": row.headline, "outcome": row.outcome, "received_at": iso(row.received_at)}
+
+
 async def history(conn: AsyncConnection, broadcast_id: int) -> list[dict[str, Any]]:
     """The CAP messages that made or concern a broadcast, oldest first."""
     c = schema.cap_alerts.c
     rows = (await conn.execute(select(schema.cap_alerts).where(c.broadcast_id == broadcast_id).order_by(c.id))).all()
-    return [{"identifier": r.identifier, "sender": r.sender, "sent": r.sent, "msg_type": r.msg_type,
-             "headline": r.headline, "outcome": r.outcome, "received_at": iso(r.received_at)} for r in rows]
+    return [_view(r) for r in rows]
+
+
+async def drafts(conn: AsyncConnection, limit: int) -> list[dict[str, Any]]:
+    """Drafts waiting for a responder, and those a Cancel withdrew, newest first, each with its CAP messages."""
+    b, c = schema.broadcasts.c, schema.cap_alerts.c
+    rows = (await conn.execute(select(b.id, b.status, b.texts, b.audience, b.created_at, b.created_by)
+                               .where(b.status.in_(("draft", "withdrawn"))).order_by(b.id.desc()).limit(limit))).all()
+    messages: dict[int, list[dict[str, Any]]] = {int(r.id): [] for r in rows}
+    if messages:
+        for alert in (await conn.execute(select(schema.cap_alerts).where(c.broadcast_id.in_(list(messages)))
+                                         .order_by(c.id))).all():
+            messages[int(alert.broadcast_id)].append(_view(alert))
+    return [{"id": int(r.id), "status": r.status, "texts": r.texts, "areas": list(r.audience.get("areas") or []),
+             "created_at": iso(r.created_at), "created_by": r.created_by, "cap": messages[int(r.id)]} for r in rows]

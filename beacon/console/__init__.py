@@ -20,6 +20,7 @@ from beacon.console import (
     broadcasts,
     cases,
     compose,
+    drafts,
     imports,
     overview,
     sources,
@@ -35,6 +36,6 @@ def setup(app: web.Application) -> None:
     env.filters["person"] = person
     app.middlewares.append(console_guard)
     app.router.add_static("/console/static/", HERE / "static", name="console_static", append_version=True)
-    for pages in (auth, overview, compose, broadcasts, cases, aggregates, audit, assisted, arrangements, imports,
-                  sources):
+    for pages in (auth, overview, compose, broadcasts, drafts, cases, aggregates, audit, assisted, arrangements,
+                  imports, sources):
         pages.add_routes(app)

@@ -10,9 +10,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from beacon.api_broadcasts import BroadcastIn, preview_of
+from beacon.api_broadcasts import BroadcastIn, preview_of, store
+from beacon.console.poll_form import OPTION_ROWS, asked_after_check_in, poll_errors, poll_from_form, valid_shape
 from beacon.console.web import SESSION, area_label, area_tree, language_of, page, render, translate
 from beacon.context import BEACON
+from beacon.http import MAX_ID, record_id
 from bot.countries import country_name
 from bot.i18n import LANGUAGES, RTL_LANGUAGES
 from bot.texts import N_
@@ -50,6 +52,8 @@ def broadcast_from_form(form: Any) -> tuple[dict[str, Any], list[tuple[str, str]
         "check_in": form.get("check_in") == "on",
         "remind_after_minutes": None,
         "send_at": None,
+        "poll": poll_from_form(form),
+        "replaces": record_id(str(form.get("replaces") or "")),
     }
     remind = str(form.get("remind_after_minutes") or "").strip()
     if remind:
@@ -88,54 +92,87 @@ def from_payload(data: Any) -> dict[str, Any] | None:
         return None
     lists = {name: audience.get(name) or [] for name in AUDIENCE}
     remind, send_at, draft = data.get("remind_after_minutes"), data.get("send_at"), data.get("draft")
+    poll, replaces = data.get("poll"), data.get("replaces")
     if (not all(isinstance(k, str) and isinstance(v, str) for k, v in text.items())
             or not all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists.values())
             or not (remind is None or (type(remind) is int and 0 <= remind < 10**6))
             or not (send_at is None or _moment(send_at) is not None)
-            or not (draft is None or (isinstance(draft, str) and len(draft) <= 64))):
+            or not (draft is None or (isinstance(draft, str) and len(draft) <= 64))
+            or not valid_shape(poll)
+            or not (replaces is None or (type(replaces) is int and 1 <= replaces <= MAX_ID))):
         return None
     return {"text": text, "audience": lists, "check_in": data.get("check_in") is True,
-            "remind_after_minutes": remind, "send_at": send_at, "draft": draft}
+            "remind_after_minutes": remind, "send_at": send_at, "draft": draft, "poll": poll,
+            "replaces": replaces}
 
 
+GONE = N_("The draft was sent, discarded or withdrawn by its sender meanwhile: nothing was sent from this form.")
 FIELD_MESSAGES = {
     "text": N_("Write the message in at least one language."),
     "remind_after_minutes": N_("Reminders can be sent between 1 minute and 7 days later."),
     "send_at": N_("Give the sending time as a date and time."),
     "audience.areas": N_("Choose areas from the list."),
+    "poll.question": N_("Write the poll's question."),
+    "poll.options": N_("A poll needs between two and nine options, each with a text."),
 }
 
 
-def validate(request: web.Request, raw: dict[str, Any]) -> tuple[BroadcastIn | None, list[tuple[str, str]]]:
-    """The broadcast, or the fields that are wrong (by the API's own rules)."""
+def validate(request: web.Request, raw: dict[str, Any]) -> tuple[BroadcastIn | None, list[tuple[Any, ...]]]:
+    """The broadcast, or the fields that are wrong (the poll's as the form says them, the rest by the API's rules)."""
+    polled: list[tuple[Any, ...]] = list(poll_errors(raw.get("text") or {}, raw.get("poll")))
     try:
-        body = BroadcastIn.model_validate({k: v for k, v in raw.items() if k != "draft"})
+        body = BroadcastIn.model_validate({k: v for k, v in raw.items() if k not in ("draft", "replaces")})
     except ValidationError as exc:
-        errors = []
+        errors = list(polled)
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"][:2]) or "body"
-            errors.append((field, FIELD_MESSAGES.get(field, error["msg"])))
+            if field.startswith("poll") and polled:
+                continue  # said better above
+            if (field, FIELD_MESSAGES.get(field, error["msg"])) not in errors:
+                errors.append((field, FIELD_MESSAGES.get(field, error["msg"])))
         return None, errors
+    if polled:
+        return None, polled
     unknown = [a for a in body.audience.areas if a not in request.app[BEACON].gazetteer.areas]
     return (None, [("audience.areas", FIELD_MESSAGES["audience.areas"])]) if unknown else (body, [])
 
 
 async def compose_page(request: web.Request, raw: dict[str, Any] | None = None,
-                       errors: list[tuple[str, str]] | None = None) -> web.Response:
+                       errors: list[tuple[Any, ...]] | None = None) -> web.Response:
     """The compose form, filled with ``raw`` when coming back from the preview or an error."""
     values = raw or {"text": {}, "audience": {}, "check_in": True, "remind_after_minutes": 60, "send_at": None}
     moment = _moment(values["send_at"]) if values.get("send_at") else None
     send_at = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if moment else None
-    messages = [(field, translate(request, message)) for field, message in (errors or [])]
-    return render(request, "compose.html", {**await audience_options(request), "values": values,
-                                            "send_at": send_at or "", "errors": messages},
+    messages = [(error[0], translate(request, error[1], **(error[2] if len(error) > 2 else {})))
+                for error in (errors or [])]
+    options = await audience_options(request)
+    poll = values.get("poll") or {"question": {}, "options": []}
+    shown = [lang for lang in options["text_languages"]
+             if lang["registered"] or values["text"].get(lang["code"]) or lang["code"] == options["default_language"]
+             or lang["code"] in poll["question"] or any(lang["code"] in option for option in poll["options"])]
+    rows = [poll["options"][n] if n < len(poll["options"]) else {} for n in range(OPTION_ROWS)]
+    return render(request, "compose.html", {**options, "values": values, "send_at": send_at or "",
+                                            "errors": messages, "poll": poll, "poll_rows": rows,
+                                            "poll_languages": shown},
                   status=422 if errors else 200)
 
 
 @page("compose")
 async def compose(request: web.Request) -> web.StreamResponse:
-    """GET /console/compose."""
-    return await compose_page(request)
+    """GET /console/compose; with ``?draft=<id>``, the form filled with a draft's texts and areas, to edit them
+    before sending (sending then replaces the draft)."""
+    if "draft" not in request.query:
+        return await compose_page(request)
+    draft_id = record_id(request.query["draft"])
+    async with request.app[BEACON].db.read() as conn:
+        found = await broadcasts.summary(conn, draft_id) if draft_id is not None else None
+    if found is None:
+        raise web.HTTPNotFound()
+    if found["status"] != "draft":
+        return render(request, "error.html", {"title": translate(request, GONE), "status": 409}, status=409)
+    return await compose_page(request, {
+        "text": dict(found["texts"]), "audience": {"areas": list(found["audience"].get("areas") or [])},
+        "check_in": False, "remind_after_minutes": None, "send_at": None, "poll": None, "replaces": found["id"]})
 
 
 @page("compose")
@@ -149,16 +186,28 @@ async def preview(request: web.Request) -> web.StreamResponse:
     found = await preview_of(beacon, body)
     raw["draft"] = secrets.token_urlsafe(16)  # sending this preview twice makes one broadcast
     default = beacon.settings.default_language
-    samples = [{"code": item["language"], "name": LANGUAGES.get(item["language"], item["language"]),
-                "rtl": item["language"] in RTL_LANGUAGES and item["has_text"],
-                "text": broadcasts.message_for(body.text, item["language"], default, body.check_in), **item}
-               for item in found["by_language"]]
     return render(request, "preview.html", {
-        "preview": found, "samples": samples, "body": body, "payload": json.dumps(raw, ensure_ascii=False),
+        "preview": found, "samples": samples_of(body, found, default), "body": body,
+        "payload": json.dumps(raw, ensure_ascii=False), "body_replaces": raw.get("replaces"),
         "area_names": [area_label(request, a) for a in body.audience.areas],
         "language_names": LANGUAGES,
         "missing_names": [LANGUAGES.get(code, code) for code in found["missing_languages"]],
     })
+
+
+def samples_of(body: BroadcastIn, found: dict[str, Any], default: str) -> list[dict[str, Any]]:
+    """What each language group of the preview will receive, as the fan-out words it (the poll with it, or
+    after the check-in answer when the broadcast asks both)."""
+    poll = body.poll_json()
+    samples = []
+    for item in found["by_language"]:
+        code = item["language"]
+        shown = code if code in body.text else default
+        samples.append({"code": code, "name": LANGUAGES.get(code, code),
+                        "rtl": code in RTL_LANGUAGES and item["has_text"],
+                        "text": broadcasts.message_for(body.text, code, default, body.check_in, poll),
+                        "then": asked_after_check_in(poll, body.check_in, code, default, shown), **item})
+    return samples
 
 
 async def payload(request: web.Request) -> dict[str, Any] | None:
@@ -181,14 +230,17 @@ async def send(request: web.Request) -> web.StreamResponse:
     """POST /console/broadcasts: store the previewed broadcast; it goes now or at its time."""
     raw = await payload(request)
     body, errors = validate(request, raw or {})
-    if body is None:
+    if body is None or raw is None:
         return await compose_page(request, raw, errors)
-    beacon = request.app[BEACON]
-    broadcast_id = await broadcasts.create(
-        beacon.db, texts_by_language=body.text, audience=broadcasts.Audience.from_json(body.audience.model_dump()),
-        check_in=body.check_in, send_at=body.send_at, remind_after_minutes=body.remind_after_minutes,
-        created_by=request[SESSION].actor, draft_key=raw.get("draft") if raw else None)
-    beacon.runner.wake()
+    beacon, actor = request.app[BEACON], request[SESSION].actor
+    if raw.get("replaces") is not None:  # an edited draft: it is discarded, and this is sent in its place
+        status = await broadcasts.discard(beacon.db, raw["replaces"], actor, {"edited": True})
+        made = await broadcasts.made_from(beacon.db, raw["draft"]) if raw.get("draft") else None
+        if made is not None:  # this preview was sent already
+            raise web.HTTPSeeOther(f"/console/broadcasts/{made}")
+        if status != "draft":
+            return await compose_page(request, raw, [("replaces", GONE)])
+    broadcast_id = await store(beacon, body, actor, draft_key=raw.get("draft"))
     raise web.HTTPSeeOther(f"/console/broadcasts/{broadcast_id}")
 
 

@@ -79,7 +79,9 @@
     function show(data) {
       Object.keys(data.counts).forEach(function (key) {
         var cell = card.querySelector('[data-count="' + key + '"]');
-        if (cell && cell.textContent !== String(data.counts[key])) { cell.textContent = data.counts[key]; }
+        // A poll's small counts are withheld (null), as the published statistics withhold them.
+        var shown = data.counts[key] === null ? (cell && cell.dataset.withheld) || "–" : String(data.counts[key]);
+        if (cell && cell.textContent !== shown) { cell.textContent = shown; }
       });
       var total = data.counts.recipients || 0;
       ["safe", "need_help", "no_reply"].forEach(function (key) {
