@@ -16,8 +16,8 @@ from tests.test_openapi import validate
 from tests.test_sharing import TODAY, audited, bearer, record, seed, terms
 
 
-async def test_an_admin_ends_an_arrangement_early(start_beacon: StartBeacon) -> None:
-    beacon = await start_beacon(BEACON_MIN_CELL="3")
+async def test_an_admin_ends_an_arrangement_early(start_beacon: StartBeacon, database_url: str) -> None:
+    beacon = await start_beacon(BEACON_MIN_CELL="3", BEACON_DATABASE_URL=database_url)
     await seed(beacon)
     admin = await bearer(beacon, "admin", "adm")
     auditor = await bearer(beacon, "auditor", "aud")
@@ -137,8 +137,8 @@ def test_update_periods_are_utc_calendar_periods() -> None:
 
 
 async def test_a_partner_gets_the_table_of_the_current_update_period(
-        start_beacon: StartBeacon, monkeypatch: pytest.MonkeyPatch) -> None:
-    beacon = await start_beacon(BEACON_MIN_CELL="3")
+        start_beacon: StartBeacon, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    beacon = await start_beacon(BEACON_MIN_CELL="3", BEACON_DATABASE_URL=database_url)
     await seed(beacon)
     admin = await bearer(beacon, "admin", "adm")
     analyst = await bearer(beacon, "analyst", "ana")
