@@ -27,6 +27,7 @@ from registry.arrangements import Arrangement, Terms
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Dimension = Literal["area", "nationality", "gender", "age_band", "language", "channel", "status", "source"]
 Format = Literal["json", "csv", "geojson", "hxl"]
+Frequency = Literal["hourly", "daily", "weekly", "monthly"]  # registry.shared_tables.FREQUENCIES
 
 
 class ArrangementIn(BaseModel):
@@ -41,7 +42,8 @@ class ArrangementIn(BaseModel):
     area_level: int = Field(ge=0, le=10)
     min_cell: int = Field(ge=3, le=10_000)
     formats: list[Format] = Field(min_length=1)
-    frequency: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+    frequency: Frequency = Field(description="how often the partner's tables are updated: once per "
+                                                     "UTC hour, day, week (from Monday) or month")
     starts_on: date
     ends_on: date
     legal_basis: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -51,6 +53,16 @@ class ArrangementIn(BaseModel):
         if self.ends_on <= self.starts_on:
             raise ValueError("ends_on must be after starts_on")
         return self
+
+
+class EndIn(BaseModel):
+    """An admin ending an arrangement early: the new end date (omitted: today, so at once) and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ends_on: date | None = Field(default=None, description="the first day it no longer works: today or later, "
+                                                           "before its current end date; omitted: today")
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class RunIn(BaseModel):
@@ -110,6 +122,41 @@ async def list_arrangements(request: web.Request) -> web.Response:
                                         for a, usage in found]})
 
 
+async def end_early(beacon: Beacon, arrangement_id: int, ends_on: date | None, reason: str,
+                    actor: str) -> Arrangement | tuple[int, str, str]:
+    """End an arrangement early (API and console): the changed arrangement, or (status, error, message)."""
+    today = arrangements.today()
+    day = ends_on or today
+    async with beacon.db.write() as conn:
+        found = await arrangements.find(conn, arrangement_id)
+        if found is None:
+            return 404, "not_found", "no such arrangement"
+        if found.ended(today):
+            return 409, "conflict", f"the arrangement already ended on {found.terms.ends_on.isoformat()}"
+        if day < today:
+            return 422, "ends_on", "ends_on may not be in the past"
+        if day >= found.terms.ends_on:
+            return 422, "ends_on", f"an arrangement can only be ended before {found.terms.ends_on.isoformat()}"
+        ended = await arrangements.end_early(conn, found, day, reason, actor)
+    if ended is None:
+        return 409, "conflict", "the arrangement was changed meanwhile"
+    return ended
+
+
+@requires()
+async def end_arrangement(request: web.Request) -> web.Response:
+    """End an arrangement early (admin): from its new end date on, its partner tokens are refused."""
+    arrangement_id = path_id(request, "arrangement")
+    body = await parse(request, EndIn)
+    ended = await end_early(request.app[BEACON], arrangement_id, body.ends_on, body.reason, request[CALLER].name)
+    if isinstance(ended, tuple):
+        status, code, message = ended
+        if status == 422:
+            raise _invalid(code, message)
+        raise api_error(status, code, message)
+    return web.json_response(ended.as_json())
+
+
 async def _arrangement(request: web.Request) -> Arrangement:
     """The arrangement in the path; a partner only its own, and only while it is in force (403, audited)."""
     arrangement_id = path_id(request, "arrangement")
@@ -120,8 +167,8 @@ async def _arrangement(request: web.Request) -> Arrangement:
         found = await arrangements.find(conn, arrangement_id)
     if found is None:
         raise api_error(404, "not_found", "no such arrangement")
-    if caller.role == Role.PARTNER and not found.in_force(arrangements.today()):
-        raise await sharing.refuse(request, found.id, "not_in_force")
+    if caller.role == Role.PARTNER and (reason := found.not_in_force(arrangements.today())) is not None:
+        raise await sharing.refuse(request, found.id, reason)
     return found
 
 
@@ -140,7 +187,7 @@ async def _run(request: web.Request, arrangement: Arrangement) -> Any:
     r = schema.special_runs.c
     async with request.app[BEACON].db.read() as conn:
         row = (await conn.execute(select(schema.special_runs).where(
-            r.id == run_id, r.arrangement_id == arrangement.id))).first()
+            r.id == run_id, r.arrangement_id == arrangement.id, r.status != arrangements.SCHEDULED))).first()
     if row is None:
         raise api_error(404, "not_found", "no such run")
     return row
@@ -227,6 +274,7 @@ def setup(app: web.Application) -> None:
     """Mount these routes."""
     app.router.add_post("/api/v1/arrangements", create_arrangement)
     app.router.add_get("/api/v1/arrangements", list_arrangements)
+    app.router.add_patch("/api/v1/arrangements/{id}", end_arrangement)
     app.router.add_post("/api/v1/arrangements/{id}/runs", request_run)
     app.router.add_get("/api/v1/arrangements/{id}/runs/{run_id}", get_run)
     app.router.add_patch("/api/v1/arrangements/{id}/runs/{run_id}", decide_run)
@@ -236,9 +284,14 @@ def setup(app: web.Application) -> None:
 def openapi_schemas() -> dict[str, Any]:
     """The schemas these endpoints use (merge into "components/schemas")."""
     arrangement_in = ArrangementIn.model_json_schema()
-    required = [*arrangement_in["required"], "id", "created_by", "created_at"]
+    required = [*arrangement_in["required"], "id", "created_by", "created_at", "ended_early"]
+    ending = {"type": "object", "required": ["ends_on", "agreed_until", "by", "at", "reason"],
+              "description": "set when an admin ended the arrangement before the end date agreed",
+              "properties": {"ends_on": {"type": "string", "format": "date"},
+                             "agreed_until": {"type": "string", "format": "date"}, "by": {"type": "string"},
+                             "at": {"type": "string", "format": "date-time"}, "reason": {"type": "string"}}}
     properties = {**arrangement_in["properties"], "id": {"type": "integer"}, "created_by": {"type": "string"},
-                  "created_at": {"type": "string"}}
+                  "created_at": {"type": "string"}, "ended_early": {"oneOf": [ending, {"type": "null"}]}}
     arrangement = {"type": "object", "required": required, "properties": properties}
     usage = {"type": "object", "required": ["fetches", "refused", "special_runs"],
              "properties": {k: {"type": "integer", "minimum": 0} for k in ("fetches", "refused", "special_runs")}}
@@ -253,7 +306,7 @@ def openapi_schemas() -> dict[str, Any]:
                           "requested_by": {"type": "string"}, "requested_at": when,
                           "decided_by": {"type": ["string", "null"]}, "decided_at": when, "produced_at": when}}
     return {"ArrangementIn": arrangement_in, "Arrangement": arrangement, "ArrangementListed": listed,
-            "SpecialRunIn": RunIn.model_json_schema(), "SpecialRun": run,
+            "ArrangementEnd": EndIn.model_json_schema(), "SpecialRunIn": RunIn.model_json_schema(), "SpecialRun": run,
             "SpecialRunDecision": Decision.model_json_schema()}
 
 
@@ -283,6 +336,11 @@ def openapi_paths() -> dict[str, Any]:
                      "responses": {"201": answer(ref("Arrangement"), "recorded"), **errors(401, 403, 422)}},
             "get": {"summary": "The register of arrangements with their use (auditor, admin)",
                     "responses": {"200": answer(listing, "the register"), **errors(401, 403)}}},
+        "/api/v1/arrangements/{id}": {"patch": {
+            "summary": "End an arrangement early (admin): its partner tokens are refused from the new end date "
+                       "(today: at once); never a later end, nor once it has ended", "parameters": ids,
+            "requestBody": body("ArrangementEnd"),
+            "responses": {"200": answer(ref("Arrangement"), "ended early"), **errors(401, 403, 404, 409, 422)}}},
         "/api/v1/arrangements/{id}/runs": {"post": {
             "summary": "A partner asks for a special run under its arrangement", "parameters": ids,
             "requestBody": body("SpecialRunIn"),

@@ -49,7 +49,7 @@ async def stats_hxl(request: web.Request) -> web.Response:
     text = hxl.hxl_csv(published, request.app[BEACON].gazetteer, admin_level)
     return web.Response(text=text, content_type="text/csv", charset="utf-8", headers={
         "Content-Disposition": f'attachment; filename="beacon-adm{admin_level}-registered.hxl.csv"',
-        "X-Beacon-Min-Cell": str(min_cell)})
+        "X-Beacon-Min-Cell": str(min_cell), **api_stats.headers(published)})
 
 
 def openapi_paths() -> dict[str, Any]:

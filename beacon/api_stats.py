@@ -47,10 +47,22 @@ async def compute(request: web.Request, query: StatsQuery, min_cell: int | None 
     field for a query that cannot be answered."""
     beacon = request.app[BEACON]
     try:
+        if request[CALLER].role == Role.PARTNER:  # the table of the arrangement's update period
+            return await sharing.scheduled(request, query, min_cell or beacon.settings.min_cell)
         return await publication.build(beacon.db, beacon.gazetteer, beacon.tables, query,
                                        min_cell or beacon.settings.min_cell)
     except QueryError as exc:
         raise _invalid(exc) from None
+
+
+def headers(published: Published) -> dict[str, str]:
+    """Response headers saying how fresh a table is: ``Data-As-Of`` (when the registry last changed before it
+    was counted) and, for a partner's table, ``Data-Updated`` and ``Data-Next-Update`` (its update period)."""
+    found = {"Data-As-Of": exports.freshness(published.data_as_of) or "no data"}
+    if published.updated_at is not None and published.next_update_at is not None:
+        found["Data-Updated"] = exports.stamp(published.updated_at) or ""
+        found["Data-Next-Update"] = exports.stamp(published.next_update_at) or ""
+    return found
 
 
 def parse(request: web.Request, default_by: Sequence[str] = ("area",)) -> StatsQuery:
@@ -77,7 +89,7 @@ async def stats(request: web.Request) -> web.Response:
     min_cell = await sharing.admit(request, query, "json")
     published = await compute(request, query, min_cell)
     await record(request, query.describe())
-    return web.json_response(exports.as_json(published, min_cell))
+    return web.json_response(exports.as_json(published, min_cell), headers=headers(published))
 
 
 @requires(*SHARED)
@@ -91,7 +103,7 @@ async def stats_csv(request: web.Request) -> web.Response:
     text = exports.csv_text(published, beacon.gazetteer, min_cell)
     name = "beacon-stats-" + "-".join(query.by) + ".csv"
     return web.Response(text=text, content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+                        headers={"Content-Disposition": f'attachment; filename="{name}"', **headers(published)})
 
 
 @requires(*SHARED)
@@ -105,7 +117,7 @@ async def stats_geojson(request: web.Request) -> web.Response:
     await record(request, query.describe())
     beacon = request.app[BEACON]
     return web.json_response(exports.geojson(published, beacon.gazetteer, min_cell),
-                             content_type="application/geo+json")
+                             content_type="application/geo+json", headers=headers(published))
 
 
 # -- the map -----------------------------------------------------------------------------------------------
@@ -400,6 +412,11 @@ def openapi_paths() -> dict[str, Any]:
         "cells": {"type": "array", "items": cell}, "totals": {"type": "array", "items": cell}, "total": cell,
         "generated_at": {"type": "string", "format": "date-time"},
         "data_as_of": {"type": ["string", "null"], "format": "date-time"}, "suppression": {"type": "string"},
+        "update_frequency": {"type": "string", "description": "a partner's table: how often it is updated"},
+        "updated_at": {"type": "string", "format": "date-time",
+                       "description": "a partner's table: the latest scheduled update (this period's start)"},
+        "next_update_at": {"type": "string", "format": "date-time",
+                           "description": "a partner's table: when it is next updated"},
         "level": {"type": "integer"}, "broadcast": {"type": "integer"}}}
 
     def read(summary: str, media: str, schema: dict[str, Any], parameters: list[dict[str, Any]]) -> dict[str, Any]:

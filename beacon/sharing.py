@@ -1,7 +1,8 @@
 """Partner access: a partner's token fetches only inside its sharing arrangement, and every try is audited.
 
 Handlers of the stats endpoints call :func:`admit` before counting and :func:`record_fetch` after;
-anything outside the arrangement is a 403 whose attempt is audited with the arrangement's id.
+anything outside the arrangement is a 403 whose attempt is audited with the arrangement's id. A partner's
+table is the one of its arrangement's current update period (:func:`scheduled`), not counted on every call.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from aiohttp import web
 from beacon.context import BEACON
 from beacon.http import CALLER, api_error
 from domain.vocabulary import Role
-from registry import arrangements
+from registry import arrangements, shared_tables
 from registry.aggregates import StatsQuery
 from registry.arrangements import Arrangement
+from registry.publication import Published
 
 REASONS = {
     "not_in_force": "the arrangement is not in force today",
+    "ended_early": "an admin ended the arrangement early: it no longer works",
     "format": "the arrangement does not allow this format",
     "dimension": "the arrangement does not allow these dimensions",
     "area_level": "the arrangement does not allow this area level",
@@ -57,6 +60,14 @@ async def admit(request: web.Request, query: StatsQuery, fmt: str) -> int:
     if reason is not None:
         raise await refuse(request, found.id, reason, {"format": fmt, **query.describe()})
     return found.min_cell(service)
+
+
+async def scheduled(request: web.Request, query: StatsQuery, min_cell: int) -> Published:
+    """A partner's table: the one of its arrangement's current update period (QueryError if unanswerable)."""
+    found = await partner_arrangement(request)
+    beacon = request.app[BEACON]
+    return await shared_tables.current(beacon.db, beacon.gazetteer, beacon.tables, found, query, min_cell,
+                                       arrangements.now())
 
 
 async def record_fetch(request: web.Request, detail: dict[str, Any]) -> bool:

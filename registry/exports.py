@@ -70,6 +70,7 @@ def as_json(published: Published, min_cell: int) -> dict[str, Any]:
         "total": {"count": table.total.count, "suppressed": table.total.suppressed},
         "generated_at": stamp(published.generated_at),
         "data_as_of": freshness(published.data_as_of),
+        **published.schedule(),
         "suppression": suppression_rule(min_cell),
     }
     if "area" in query.by:
@@ -108,6 +109,7 @@ def csv_text(published: Published, gazetteer: Gazetteer, min_cell: int) -> str:
         ("source", "Beacon registry: aggregated counts only, never a row about a person"),
         ("produced_at", stamp(published.generated_at)),
         ("data_as_of", freshness(published.data_as_of) or "no data"),
+        *((key, value or "") for key, value in published.schedule().items()),
         ("suppression", suppression_rule(min_cell)),
         ("min_cell", str(min_cell)),
         ("query", "; ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
@@ -204,6 +206,7 @@ def geojson(published: Published, gazetteer: Gazetteer, min_cell: int) -> dict[s
             "title": "Registered people by area",
             "produced_at": stamp(published.generated_at),
             "data_as_of": freshness(published.data_as_of),
+            **published.schedule(),
             "suppression": suppression_rule(min_cell),
             "min_cell": min_cell,
             "query": query.describe(),

@@ -19,6 +19,11 @@ from registry.aggregates import StatsQuery
 from registry.db import Database
 from registry.disclosure import Table
 
+
+def _stamp(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment is not None else None
+
+
 BIG_TABLE = 200  # cells: protecting more takes a while, so it runs off the event loop
 
 
@@ -30,6 +35,18 @@ class Published:
     table: Table
     generated_at: datetime
     data_as_of: datetime | None
+    # A partner's table, updated once a period (registry.shared_tables): how often, the period's start
+    # (the latest scheduled update) and the next update. None for tables counted on every call.
+    frequency: str | None = None
+    updated_at: datetime | None = None
+    next_update_at: datetime | None = None
+
+    def schedule(self) -> dict[str, str | None]:
+        """The update schedule as exports state it (empty for a table counted on every call)."""
+        if self.frequency is None:
+            return {}
+        return {"update_frequency": self.frequency, "updated_at": _stamp(self.updated_at),
+                "next_update_at": _stamp(self.next_update_at)}
 
 
 class ProtectedTables:
