@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import markupsafe
+import pytest
 from sqlalchemy import select, update
 
 from beacon import config
+from beacon.logs import configure
 from bot import texts
 from bot.i18n import LANGUAGES, gettext_for, render
 from campaigns import imports
@@ -23,6 +25,7 @@ from registry import invitation_links, retention, schema, tokens
 from registry.times import aware
 from tests.conftest import Running, StartBeacon
 from tests.helpers import eventually, settle
+from tests.test_logs import restore_logging  # noqa: F401 - a fixture
 from tests.test_imports import count, phone, say
 
 HTTP = {"BEACON_PUBLIC_URL": "http://127.0.0.1:8080"}  # plain http: the test client sends the CSRF cookie back
@@ -255,3 +258,19 @@ def test_links_only_with_a_public_url_and_the_invitation_stays_within_four_segme
         text = (gettext_for(language, texts.INVITATION).format(operator="Red Crescent Tripoli Team") + " "
                 + gettext_for(language, texts.INVITATION_LINK).format(link=url))
         assert segments(text).segments <= 4, (language, segments(text))
+
+
+async def test_no_token_or_number_in_the_logs(restore_logging: None, start_beacon: StartBeacon,  # noqa: F811
+                                              capfd: pytest.CaptureFixture[str]) -> None:
+    configure("json", "debug")  # binds stderr now, while capfd holds it
+    run = await start_beacon(twilio=True, BEACON_LOG_LEVEL="debug", **HTTP)
+    await invite(run, f"{phone(1)},en,Tripoli\n{phone(2)},en,Tripoli\n")
+    path = link_of(run, phone(1))
+    await decide(run, path, "yes")
+    assert (await run.client.get(path)).status == 410
+    assert (await run.client.get(link_of(run, phone(2)))).status == 200
+    await settle(run)
+    logs = capfd.readouterr().err
+    assert "invitation_link.used" in logs
+    for secret in (path.rsplit("/", 1)[1], link_of(run, phone(2)).rsplit("/", 1)[1], phone(1), phone(2)):
+        assert secret not in logs
