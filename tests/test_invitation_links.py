@@ -25,8 +25,8 @@ from registry import invitation_links, retention, schema, tokens
 from registry.times import aware
 from tests.conftest import Running, StartBeacon
 from tests.helpers import eventually, settle
-from tests.test_logs import restore_logging  # noqa: F401 - a fixture
 from tests.test_imports import count, phone, say
+from tests.test_logs import restore_logging  # noqa: F401 - a fixture
 
 HTTP = {"BEACON_PUBLIC_URL": "http://127.0.0.1:8080"}  # plain http: the test client sends the CSRF cookie back
 LINK = re.compile(r"http://127\.0\.0\.1:8080(/join/invited/[A-Za-z0-9_-]+)$")
