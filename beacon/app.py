@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from beacon import api, api_voice, console, join, metrics, public, wakeups
+from beacon import api, api_voice, console, join, join_invited, metrics, public, wakeups
 from beacon.config import Settings
 from beacon.context import BEACON, Beacon, open_beacon
 from beacon.service import SWEEP_SECONDS
@@ -136,6 +136,7 @@ def create_app(settings: Settings, *, worker: bool = True) -> web.Application:
     if settings.public_stats:
         public.setup(app)
     join.setup(app)
+    join_invited.setup(app)
     return app
 
 

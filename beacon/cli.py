@@ -358,8 +358,10 @@ def import_cmd(settings: config.Settings, args: argparse.Namespace) -> int:
             report = await imports.check(db, holder.ring, bot, table, mapping, region)
             print("dry run: nothing was stored")
         else:
+            base = settings.invitation_link_base
+            links = imports.Links(base, settings.invitation_days) if base else None
             import_id, report = await imports.run(db, holder.ring, bot, table, mapping, region=region,
-                                                  legal_basis=args.legal_basis, by=args.actor)
+                                                  legal_basis=args.legal_basis, by=args.actor, links=links)
             print(f"import {import_id} (legal basis: {report.legal_basis}): {report.imported} invitation(s) queued")
         print("\n".join(report.lines()))
         return 0

@@ -31,6 +31,7 @@ class Settings:
     keys: str | None = None
     keys_file: Path = Path("./data/keys.json")
     public_url: str = "http://127.0.0.1:8080"
+    public_url_set: bool = False  # BEACON_PUBLIC_URL was given: links to this deployment may be sent out
     default_language: str = "en"
     areas_file: Path | None = None
     min_cell: int = 10
@@ -77,6 +78,11 @@ class Settings:
         return Policy(profile_months=self.retention_months, message_days=self.message_retention_days,
                       case_months=self.case_retention_months, unconsented_days=self.unconsented_days,
                       invitation_days=self.invitation_days)
+
+    @property
+    def invitation_link_base(self) -> str | None:
+        """The base URL of invitations' personal links; None (no link in invitations) without BEACON_PUBLIC_URL."""
+        return self.public_url if self.public_url_set else None
 
     @property
     def data_dir(self) -> Path:
@@ -321,6 +327,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         keys=keys,
         keys_file=Path(env.get("BEACON_KEYS_FILE") or database_dir / "keys.json"),
         public_url=public_url,
+        public_url_set=bool(env.get("BEACON_PUBLIC_URL")),
         default_language=env.get("BEACON_DEFAULT_LANGUAGE") or "en",
         areas_file=Path(areas) if areas else None,
         min_cell=min_cell,

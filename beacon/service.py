@@ -31,7 +31,7 @@ from campaigns.outbox import Draft
 from campaigns.sender import Sender
 from channels.base import Inbound, Provider, StatusUpdate
 from domain.vocabulary import ChannelKind
-from registry import audit, dead_letter, schema, sources, store
+from registry import audit, dead_letter, invitation_links, schema, sources, store
 from registry.crypto import KeyringError
 from registry.db import Database
 from registry.keys import KeyHolder, identity_aad, inbound_aad
@@ -381,7 +381,7 @@ class Service:
         message = Message(text="" if contact else text, channel=row.channel, address=address, at=now,
                           language_hint=meta.get("language_hint"), carrier_opt_out=meta.get("opt_out"),
                           payload=meta.get("payload"), contact_phone=contact, nonce=family.new_code(),
-                          source=source)
+                          source=source, by_link=row.provider == invitation_links.PROVIDER)
         # A /start from the web sign-up's Telegram link claims its code instead of starting a conversation.
         by_telegram = bool(message.payload) and row.channel == ChannelKind.TELEGRAM
         signed_up = by_telegram and await signup.claim_by_telegram(

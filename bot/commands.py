@@ -48,6 +48,8 @@ def on_stop(config: BotConfig, state: State, message: Message, intent: Intent) -
 
 def on_delete(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
     """DELETE: ask for confirmation, remembering the question it interrupts."""
+    if message.by_link and state.step is Step.INVITED:  # the invitation page's "erase" button is the confirmation
+        return at_confirm_delete(config, state, message, Intent(command="YES"))
     resume = state.resume if state.step is Step.CONFIRM_DELETE else state.step
     return ask(config, state, Step.CONFIRM_DELETE, resume=resume)
 

@@ -2,7 +2,8 @@
 
 The registry puts an imported person at :attr:`Step.INVITED` and queues one invitation
 (:data:`texts.INVITATION`); until they answer yes, they get nothing else. STOP and DELETE are commands and
-work here as anywhere.
+work here as anywhere. A decision on the invitation's web page arrives as the same words (``by_link``):
+its consent is recorded as given by link, and its DELETE needs no second confirmation (the page's button is one).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from bot.replies import say
 from bot.state import BotConfig, Decline, GiveConsent, Message, Profile, State, Step, Transition
 
 CONSENT_METHOD = "import-invitation"
+LINK_METHOD = "invitation-link"  # the YES of the invitation's web page
 
 
 def at_invited(config: BotConfig, state: State, message: Message, intent: Intent) -> Transition:
@@ -24,7 +26,7 @@ def at_invited(config: BotConfig, state: State, message: Message, intent: Intent
     # Words only: a 1 or 2 may answer a check-in sent under vital interests, never consent or refusal.
     if intent.command == "YES":
         consented = replace(state, consented=True, consent_at=message.at, opted_out=False)
-        effects = (GiveConsent(config.notice_version, language, CONSENT_METHOD),)
+        effects = (GiveConsent(config.notice_version, language, LINK_METHOD if message.by_link else CONSENT_METHOD),)
         if consented.profile.area_id is None:
             return replace(ask(config, consented, Step.AREA), effects=effects)
         registered = then(say(config, language, texts.REGISTERED), ask(config, consented, Step.FIRST_NAME))

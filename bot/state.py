@@ -113,6 +113,7 @@ class Message:
     contact_phone: str | None = None  # a phone number the person shared as their own (Telegram)
     nonce: str = ""  # a fresh random share code, offered by the service: step() itself draws no randomness
     source: SourcePreset | None = None  # the outreach source the message names (JOIN <code>, /start <code>)
+    by_link: bool = False  # a decision made on the invitation's web page, handed in as the words it stands for
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +131,7 @@ class GiveConsent:
 
     notice_version: str
     language: str
-    method: str = "text"  # text | import-invitation (the assisted kind is recorded by the console)
+    method: str = "text"  # text | import-invitation | invitation-link (assisted: recorded by the console)
 
 
 @dataclass(frozen=True, slots=True)

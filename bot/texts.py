@@ -210,6 +210,12 @@ INVITATION = N_(
     "Reply YES to agree, STOP to refuse, DELETE to erase it."
 )
 INVITATION_UNCLEAR = N_("Please reply YES to agree to crisis messages, or STOP to refuse.")
+# The invitation's personal link (added after INVITATION when the deployment has a public URL) and its page.
+INVITATION_LINK = N_("Or choose on this page: {link}")
+INVITATION_PAGE = N_("{operator} holds your number, from a list it was given. You decide what happens to it.")
+WEB_NO_THANKS = N_("No thanks")
+WEB_ERASE_NUMBER = N_("Erase my number")
+WEB_LINK_GONE = N_("This link no longer works: it has expired or has already been used.")
 ASSISTED_CONFIRMATION = N_(
     "{operator} registered you in person. Text MYDATA to see what was recorded, UPDATE to change it, "
     "DELETE to erase it."

@@ -11,7 +11,7 @@ records the rows it imported, so running the same file again resumes where it st
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -25,7 +25,7 @@ from campaigns import outbox
 from campaigns.import_file import Table, column_indexes
 from campaigns.outbox import Draft
 from domain.vocabulary import ChannelKind, LegalBasis
-from registry import audit, schema
+from registry import audit, invitation_links, schema
 from registry.crypto import KeyRing
 from registry.db import Database
 from registry.keys import identity_aad, secret_aad
@@ -44,6 +44,14 @@ class Person:
     language: str
     area_id: str | None
     first_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Each invitation's personal link: under ``base_url``, working until the invitation is erased."""
+
+    base_url: str
+    days: int  # the unanswered invitation's erasure (BEACON_INVITATION_DAYS)
 
 
 @dataclass
@@ -165,8 +173,11 @@ async def _imported_rows(conn: AsyncConnection, import_id: int) -> set[int]:
 
 
 async def run(db: Database, keys: KeyRing, bot: BotConfig, table: Table, mapping: dict[str, str], *,
-              region: str, legal_basis: str, by: str) -> tuple[int, Report]:
-    """Import ``table`` (or resume its import): invite every new person; returns the import's id and report."""
+              region: str, legal_basis: str, by: str, links: Links | None = None) -> tuple[int, Report]:
+    """Import ``table`` (or resume its import): invite every new person; returns the import's id and report.
+
+    With ``links``, each invitation ends with the person's own link to answer on a web page.
+    """
     basis = None if LegalBasis(legal_basis) is LegalBasis.CONSENT else str(legal_basis)
     now = datetime.now(UTC)
     m = schema.imports.c
@@ -189,7 +200,7 @@ async def run(db: Database, keys: KeyRing, bot: BotConfig, table: Table, mapping
     for start in range(0, len(report.to_import), BATCH):
         batch = report.to_import[start:start + BATCH]
         async with db.write() as conn:
-            await _store_batch(conn, keys, import_id, basis, batch, invitations, bot.operator)
+            await _store_batch(conn, keys, import_id, basis, batch, invitations, bot.operator, links)
         report.imported += len(batch)
     async with db.write() as conn:
         total = int((await conn.execute(select(func.count()).select_from(schema.import_rows).where(
@@ -203,7 +214,8 @@ async def run(db: Database, keys: KeyRing, bot: BotConfig, table: Table, mapping
 
 
 async def _store_batch(conn: AsyncConnection, keys: KeyRing, import_id: int, basis: str | None,
-                       batch: list[Person], invitations: dict[str, str], operator: str) -> None:
+                       batch: list[Person], invitations: dict[str, str], operator: str,
+                       links: Links | None = None) -> None:
     """Invite one batch of people, in the caller's transaction: registrants, identities, invitations, rows."""
     now = datetime.now(UTC)
     r, i = schema.registrants, schema.identities
@@ -224,11 +236,19 @@ async def _store_batch(conn: AsyncConnection, keys: KeyRing, import_id: int, bas
              for p, rid in zip(batch, registrant_ids, strict=True) if p.first_name]
     if names:
         await conn.execute(insert(schema.profile_secrets), names)
-    drafts = []
+    drafts, new_links = [], []
     for p, rid, iid in zip(batch, registrant_ids, identity_ids, strict=True):
         if p.language not in invitations:
             invitations[p.language] = render(p.language, texts.INVITATION, operator=operator)
-        drafts.append(Draft(rid, iid, ChannelKind.SMS, p.phone, invitations[p.language]))
+        text = invitations[p.language]
+        if links is not None:
+            token, token_hash = invitation_links.new_token()
+            new_links.append({"token_hash": token_hash, "registrant_id": rid, "identity_id": iid, "created_at": now,
+                              "expires_at": now + timedelta(days=links.days)})
+            text += " " + render(p.language, texts.INVITATION_LINK,
+                                 link=invitation_links.url(links.base_url, token))
+        drafts.append(Draft(rid, iid, ChannelKind.SMS, p.phone, text))
+    await invitation_links.store(conn, new_links)
     await outbox.enqueue(conn, keys, drafts)
     await conn.execute(insert(schema.import_rows), [
         {"import_id": import_id, "row_number": p.row, "registrant_id": rid}

@@ -13,7 +13,7 @@ from sqlalchemy import delete, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.state import Step
-from registry import audit, schema, store
+from registry import audit, invitation_links, schema, store
 from registry.db import Database
 
 MONTH = timedelta(days=30)
@@ -88,6 +88,7 @@ async def apply(db: Database, policy: Policy, now: datetime | None = None) -> Re
             schema.status_lookups.c.at < now - timedelta(days=policy.lookup_days)))
         unconsented = await _erase_unconsented(conn, now - timedelta(days=policy.unconsented_days))
         expired = await _erase_invited(conn, now - timedelta(days=policy.invitation_days))
+        await invitation_links.sweep(conn, now)  # their links expire with them
         d = schema.webhook_deliveries.c
         deliveries = await conn.execute(delete(schema.webhook_deliveries).where(
             d.created_at < bodies_before, d.status != "pending"))

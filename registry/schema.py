@@ -421,3 +421,21 @@ signup_codes = Table(
 )
 Index("ix_signup_codes_bidx", signup_codes.c.bidx, signup_codes.c.created_at)
 Index("ix_signup_codes_client", signup_codes.c.client, signup_codes.c.created_at)
+
+# The personal links of invitations (/join/invited/<token>): only the token's hash; one decision each, until the
+# invitation would be erased. The row outlives an erasure (registrant and identity set to NULL) so that a used
+# link still says "used", and is deleted by the retention sweep once expired.
+invitation_links = Table(
+    "invitation_links",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", LargeBinary(32), nullable=False),  # SHA-256 of the random token
+    Column("registrant_id", Id, ForeignKey("registrants.id", name="fk_invitation_links_registrant",
+                                           ondelete="SET NULL")),
+    Column("identity_id", Id, ForeignKey("identities.id", name="fk_invitation_links_identity", ondelete="SET NULL")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
+    UniqueConstraint("token_hash", name="uq_invitation_links_token_hash"),
+)
+Index("ix_invitation_links_expires", invitation_links.c.expires_at)

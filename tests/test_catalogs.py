@@ -47,7 +47,7 @@ def params(language: str) -> dict[str, object]:
     return {"operator": OPERATOR, "months": 24, "days": 30, "menu": menu, "code": "K7Q2M9",
             "name": gettext_for(language, texts.RELATIVE), "time": "2026-11-25 14:05",
             "option": gazetteer.areas["tripoli-centre"].name(language), "number": 9,
-            "minutes": 10, "keyword": "JOIN AIR1"}
+            "minutes": 10, "keyword": "JOIN AIR1", "link": "https://beacon.example.org/join/invited/" + "x" * 24}
 
 
 def rendered(language: str, message: str) -> str:

@@ -283,6 +283,8 @@ async def test_an_admin_imports_from_the_console_with_a_mapping_step_and_a_dry_r
     assert response.status == 303
     await settle(run)
     assert len(run.twilio.messages) == 2
+    # BEACON_PUBLIC_URL is set: each invitation ends with its own link
+    assert len({m.body.rsplit(" ", 1)[1] for m in run.twilio.messages if "/join/invited/" in m.body}) == 2
     past = await (await run.client.get("/console/imports")).text()
     assert "vital interests" in past.split('id="past"')[1]  # the legal basis is shown with the import
     r = schema.registrants.c

@@ -144,10 +144,12 @@ async def run(request: web.Request) -> web.StreamResponse:
     if taken is None:
         return await _start(request, translate(request, "The upload has expired. Upload the file again."), 400)
     upload_, table = taken
+    base = beacon.settings.invitation_link_base
     try:
         import_id, _ = await imports.run(beacon.db, beacon.keys.ring, beacon.service.bot, table, _mapping(form),
                                          region=upload_.region, legal_basis=upload_.legal_basis,
-                                         by=request[SESSION].actor)
+                                         by=request[SESSION].actor,
+                                         links=imports.Links(base, beacon.settings.invitation_days) if base else None)
     except ImportFileError as exc:
         return await _start(request, str(exc), 400)
     request.app[UPLOADS].pop(form["token"], None)
