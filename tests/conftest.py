@@ -94,7 +94,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 async def _create_database(url: str, name: str) -> None:
-    conn = await asyncpg.connect(url)
+    # Through the server's maintenance database: the database the URL names need not exist.
+    conn = await asyncpg.connect(urlunsplit(urlsplit(url)._replace(path="/postgres")))
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             await conn.execute(f'CREATE DATABASE "{name}"')
