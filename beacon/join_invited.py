@@ -2,10 +2,11 @@
 
 GET shows who holds the number, why, and how it is protected, with three buttons; it changes nothing (link
 previewers and SMS scanners fetch links). The decision is a POST of a CSRF-protected form (the double-submit
-cookie of ``/join``), and it uses the link up before it is handed to the conversation as the message it stands
-for (YES, STOP or DELETE) through :meth:`Service.handle`: consent, refusal, erasure, audit and the texts sent back
-are those of a text answer. A link unknown, used, expired, or whose person has answered otherwise, gets a page
-that says so and nothing about anyone. Tokens and numbers are never logged; link and registrant ids are.
+cookie of ``/join``), handed to the conversation through :meth:`Service.handle` as the message it stands for
+(YES, STOP or DELETE), stored once (its provider id is the link's) before the link is marked used: consent,
+refusal, erasure, audit and the texts sent back are those of a text answer. A link unknown, used, expired, or
+whose person has answered otherwise, gets a page that says so and nothing about anyone. Tokens and numbers
+are never logged; link and registrant ids are.
 """
 
 from __future__ import annotations
@@ -74,15 +75,21 @@ async def invited_post(request: web.Request) -> web.Response:
             return _gone(request, found)
         return join.page(request, "invitation", _language(request, found), secrets.token_urlsafe(24), status=403,
                          error=texts.WEB_FORM_EXPIRED)
+    async with beacon.db.read() as conn:
+        found = await invitation_links.find(conn, token, now)
+        if not isinstance(found, Link):
+            return _gone(request, found)
+        sender = await invitation_links.address(conn, beacon.keys.ring, found)
+    # The answer is stored before the link is marked used: a crash in between loses nothing (the person has
+    # answered, so the link is closed anyway), and a second POST is the same provider message: a duplicate.
+    message = Inbound(ChannelKind.SMS, sender, decision, f"link:{found.id}", now)
+    replies = await beacon.service.handle(invitation_links.PROVIDER, message)
+    if replies is None:
+        return _gone(request, Found.GONE)
     async with beacon.db.write() as conn:
-        claimed = await invitation_links.claim(conn, beacon.keys.ring, token, now)
-    if not isinstance(claimed, tuple):
-        return _gone(request, claimed)
-    link, address = claimed
-    log.info("invitation_link.used", link_id=link.id, registrant_id=link.registrant_id, decision=decision)
-    message = Inbound(ChannelKind.SMS, address, decision, f"link:{link.id}", now)
-    replies = await beacon.service.handle(invitation_links.PROVIDER, message) or []
-    return join.page(request, "invitation_done", _language(request, link), cookie,
+        await invitation_links.use(conn, found.id, now)
+    log.info("invitation_link.used", link_id=found.id, registrant_id=found.registrant_id, decision=decision)
+    return join.page(request, "invitation_done", _language(request, found), cookie,
                      replies=[reply.text for reply in replies])
 
 

@@ -85,19 +85,17 @@ async def find(conn: AsyncConnection, token: str, now: datetime) -> Link | Found
     return Link(int(row.id), int(row.registrant_id), int(row.identity_id), row.language or "en")
 
 
-async def claim(conn: AsyncConnection, keys: KeyRing, token: str, now: datetime) -> tuple[Link, str] | Found:
-    """Use the link up (at most once, whoever races for it): the link and its person's address."""
-    found = await find(conn, token, now)
-    if not isinstance(found, Link):
-        return found
-    k = schema.invitation_links.c
-    used = await conn.execute(update(schema.invitation_links).where(k.id == found.id, k.used_at.is_(None))
-                              .values(used_at=now))
-    if used.rowcount != 1:
-        return Found.GONE
+async def address(conn: AsyncConnection, keys: KeyRing, link: Link) -> str:
+    """The address the link's invitation went to (the answer is handed over as if from there)."""
     i = schema.identities.c
-    identity = (await conn.execute(select(i.bidx, i.address_ct).where(i.id == found.identity_id))).one()
-    return found, keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
+    identity = (await conn.execute(select(i.bidx, i.address_ct).where(i.id == link.identity_id))).one()
+    return keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
+
+
+async def use(conn: AsyncConnection, link_id: int, now: datetime) -> None:
+    """Mark the link used, once its answer is stored."""
+    k = schema.invitation_links.c
+    await conn.execute(update(schema.invitation_links).where(k.id == link_id, k.used_at.is_(None)).values(used_at=now))
 
 
 async def sweep(conn: AsyncConnection, now: datetime) -> int:

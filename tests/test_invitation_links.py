@@ -12,7 +12,7 @@ from typing import Any
 
 import markupsafe
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from beacon import config
 from beacon.logs import configure
@@ -170,6 +170,28 @@ async def test_agree_registers_as_yes_by_text_does_and_the_link_works_once(
     await eventually(lambda: got()[:2] == [True, True], timeout=30, what="the broadcast")
     await settle(run)
     assert got() == [True, True, False]  # agreed by link, agreed by text, never answered
+
+
+async def test_an_answer_stored_before_the_link_was_marked_used_counts_once(start_beacon: StartBeacon) -> None:
+    """A process dying between storing the answer and marking the link loses nothing and decides nothing twice."""
+    run = await start_beacon(twilio=True, **HTTP)
+    await invite(run, f"{phone(1)},en,Tripoli\n")
+    path = link_of(run, phone(1))
+    page = await run.client.get(path)
+    csrf = csrf_of(await page.text())
+    assert (await run.client.post(path, data={"csrf": csrf, "decision": "yes"})).status == 200
+    await settle(run)
+    async with run.beacon.db.write() as conn:  # as if the process had died before marking the link
+        await conn.execute(update(schema.invitation_links).values(used_at=None))
+    again = await run.client.post(path, data={"csrf": csrf, "decision": "stop"})
+    assert again.status == 410
+    await settle(run)
+    i = schema.inbound.c
+    async with run.beacon.db.read() as conn:
+        answers = (await conn.execute(select(func.count()).select_from(schema.inbound)
+                                      .where(i.provider == invitation_links.PROVIDER))).scalar_one()
+    [(_, _, consented, opted_out, _)] = await people(run)
+    assert answers == 1 and consented is True and not opted_out
 
 
 async def test_no_thanks_stops_all_messages_as_stop_by_text_does(start_beacon: StartBeacon) -> None:
