@@ -161,25 +161,26 @@ async def insert_draft(conn: AsyncConnection, *, texts_by_language: dict[str, st
 
 async def approve(db: Database, broadcast_id: int, by: str) -> str | None:
     """Send a draft now: it becomes due at once. Returns the status it had (None when unknown)."""
-    b = schema.broadcasts.c
-    async with db.write() as conn:
-        found = (await conn.execute(select(b.status).where(b.id == broadcast_id))).scalar()
-        if found == "draft":
-            await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id, b.status == "draft")
-                               .values(status="scheduled", send_at=datetime.now(UTC)))
-            await audit.append(conn, by, "broadcast.approved", str(broadcast_id))
-    return str(found) if found is not None else None
+    return await _leave_draft(db, broadcast_id, by, "broadcast.approved", None,
+                              status="scheduled", send_at=datetime.now(UTC))
 
 
 async def discard(db: Database, broadcast_id: int, by: str, detail: dict[str, Any] | None = None) -> str | None:
     """Throw a draft away unsent (audited); the status it had, None when unknown. Only a draft changes."""
+    return await _leave_draft(db, broadcast_id, by, "broadcast.discarded", detail,
+                              status="cancelled", finished_at=datetime.now(UTC))
+
+
+async def _leave_draft(db: Database, broadcast_id: int, by: str, action: str, detail: dict[str, Any] | None,
+                       **values: Any) -> str | None:
+    """Move a draft on (only a draft), audited as ``action``; the status it had, None when unknown."""
     b = schema.broadcasts.c
     async with db.write() as conn:
         found = (await conn.execute(select(b.status).where(b.id == broadcast_id))).scalar()
         if found == "draft":
             await conn.execute(update(schema.broadcasts).where(b.id == broadcast_id, b.status == "draft")
-                               .values(status="cancelled", finished_at=datetime.now(UTC)))
-            await audit.append(conn, by, "broadcast.discarded", str(broadcast_id), detail)
+                               .values(**values))
+            await audit.append(conn, by, action, str(broadcast_id), detail)
     return str(found) if found is not None else None
 
 

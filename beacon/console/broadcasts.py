@@ -31,14 +31,6 @@ async def broadcast_list(request: web.Request) -> web.StreamResponse:
                                                "drafts": [drafts.listed(request, d) for d in waiting]})
 
 
-async def _summary(request: web.Request) -> dict[str, Any]:
-    async with request.app[BEACON].db.read() as conn:
-        found = await broadcasts.summary(conn, path_record_id(request))
-    if found is None:
-        raise web.HTTPNotFound()
-    return found
-
-
 async def poll_counts(request: web.Request, found: dict[str, Any]) -> dict[str, int | None]:
     """A poll's answers ("poll_1" .. "poll_n", "poll_no_reply") as ``GET /api/v1/stats/polls/{id}`` publishes them:
     the answer totals of its table, small counts withheld (None). Replaces the raw tally in the counts."""
@@ -60,7 +52,7 @@ async def poll_counts(request: web.Request, found: dict[str, Any]) -> dict[str, 
 @page("broadcasts")
 async def broadcast_page(request: web.Request) -> web.StreamResponse:
     """One broadcast with live tallies; a draft has its own page."""
-    found = await _summary(request)
+    found = await drafts.summary_of(request)
     if found["status"] in UNSENT:
         return await drafts.draft_page(request, found)
     polled = await poll_counts(request, found)
@@ -81,7 +73,7 @@ async def broadcast_page(request: web.Request) -> web.StreamResponse:
 @page("broadcasts")
 async def broadcast_tallies(request: web.Request) -> web.StreamResponse:
     """The tallies as JSON, for the page to refresh itself."""
-    found = await _summary(request)
+    found = await drafts.summary_of(request)
     await poll_counts(request, found)
     return web.json_response({"status": found["status"], "counts": found["counts"]})
 
@@ -101,7 +93,7 @@ def poll_rows(request: web.Request, found: dict[str, Any]) -> dict[str, Any] | N
 async def broadcast_cancel(request: web.Request) -> web.StreamResponse:
     """POST: stop what has not left yet."""
     broadcast_id = path_record_id(request)
-    before = await _summary(request)
+    before = await drafts.summary_of(request)
     withdrawn = await broadcasts.cancel(request.app[BEACON].db, broadcast_id, request[SESSION].actor)
     if withdrawn is None:
         raise web.HTTPNotFound()

@@ -59,7 +59,8 @@ async def draft_page(request: web.Request, found: dict[str, Any], error: str | N
         "error": error}, status=status)
 
 
-async def _found(request: web.Request) -> dict[str, Any]:
+async def summary_of(request: web.Request) -> dict[str, Any]:
+    """The summary of the broadcast (draft or not) the path names; 404 when there is none."""
     async with request.app[BEACON].db.read() as conn:
         found = await broadcasts.summary(conn, path_record_id(request))
     if found is None:
@@ -77,7 +78,7 @@ SENT_ALREADY = N_("This broadcast is no longer a draft: it was sent already.")
 @page("compose")
 async def draft_send(request: web.Request) -> web.StreamResponse:
     """POST /console/broadcasts/{id}/send: a responder confirms and sends the draft now (the API's send, audited)."""
-    found = await _found(request)
+    found = await summary_of(request)
     if found["status"] != "draft":
         return await _refused(request, found)
     if (await request.post()).get("confirm") != "on":
@@ -85,7 +86,7 @@ async def draft_send(request: web.Request) -> web.StreamResponse:
             request, "Tick the box to confirm you checked the texts and the areas."), 422)
     status = await send_draft(request.app[BEACON], found["id"], request[SESSION].actor)
     if status != "draft":  # changed meanwhile (a Cancel, or another responder)
-        return await _refused(request, await _found(request))
+        return await _refused(request, await summary_of(request))
     raise web.HTTPSeeOther(f"/console/broadcasts/{found['id']}")
 
 
@@ -99,7 +100,7 @@ async def _refused(request: web.Request, found: dict[str, Any]) -> web.Response:
 @page("compose")
 async def draft_discard(request: web.Request) -> web.StreamResponse:
     """POST /console/broadcasts/{id}/discard: throw the draft away unsent (audited)."""
-    found = await _found(request)
+    found = await summary_of(request)
     status = await broadcasts.discard(request.app[BEACON].db, found["id"], request[SESSION].actor)
     if status not in ("draft", "withdrawn"):
         return await _refused(request, found)
