@@ -45,7 +45,7 @@ async def stats_hxl(request: web.Request) -> web.Response:
     query, admin_level = _query(request)
     min_cell = await sharing.admit(request, query, "hxl")
     published = await api_stats.compute(request, query, min_cell)
-    await api_stats.record(request, {"format": "hxl", **query.describe()})
+    await api_stats.record(request, {"format": "hxl", **query.describe()}, published)
     text = hxl.hxl_csv(published, request.app[BEACON].gazetteer, admin_level)
     return web.Response(text=text, content_type="text/csv", charset="utf-8", headers={
         "Content-Disposition": f'attachment; filename="beacon-adm{admin_level}-registered.hxl.csv"',

@@ -74,8 +74,11 @@ def parse(request: web.Request, default_by: Sequence[str] = ("area",)) -> StatsQ
         raise _invalid(exc) from None
 
 
-async def record(request: web.Request, detail: dict[str, Any]) -> None:
-    """The audit entry for a read: who, which endpoint, which query (a partner's, with its arrangement)."""
+async def record(request: web.Request, detail: dict[str, Any], published: Published | None = None) -> None:
+    """The audit entry for a read: who, which endpoint, which query (a partner's, with its arrangement, and
+    which update period's table it was given)."""
+    if published is not None and published.updated_at is not None:
+        detail = {**detail, "table_of": exports.stamp(published.updated_at)}
     if await sharing.record_fetch(request, detail):
         return
     async with request.app[BEACON].db.write() as conn:
@@ -88,7 +91,7 @@ async def stats(request: web.Request) -> web.Response:
     query = parse(request)
     min_cell = await sharing.admit(request, query, "json")
     published = await compute(request, query, min_cell)
-    await record(request, query.describe())
+    await record(request, query.describe(), published)
     return web.json_response(exports.as_json(published, min_cell), headers=headers(published))
 
 
@@ -98,7 +101,7 @@ async def stats_csv(request: web.Request) -> web.Response:
     query = parse(request)
     min_cell = await sharing.admit(request, query, "csv")
     published = await compute(request, query, min_cell)
-    await record(request, query.describe())
+    await record(request, query.describe(), published)
     beacon = request.app[BEACON]
     text = exports.csv_text(published, beacon.gazetteer, min_cell)
     name = "beacon-stats-" + "-".join(query.by) + ".csv"
@@ -114,7 +117,7 @@ async def stats_geojson(request: web.Request) -> web.Response:
         raise _invalid(QueryError("by", "a GeoJSON export needs area among the dimensions"))
     min_cell = await sharing.admit(request, query, "geojson")
     published = await compute(request, query, min_cell)
-    await record(request, query.describe())
+    await record(request, query.describe(), published)
     beacon = request.app[BEACON]
     return web.json_response(exports.geojson(published, beacon.gazetteer, min_cell),
                              content_type="application/geo+json", headers=headers(published))

@@ -199,4 +199,8 @@ async def test_a_partner_gets_the_table_of_the_current_update_period(
     register = await (await beacon.client.get("/api/v1/arrangements", headers=auditor)).json()
     usage = next(a["usage"] for a in register["items"] if a["id"] == current)
     assert usage == {"fetches": 5, "refused": 0, "special_runs": 1}
+    fetched = [e["detail"] for e in await audited(beacon, auditor, arrangements.FETCHED)
+               if e["detail"]["path"] in ("/api/v1/stats", "/api/v1/stats.csv")]
+    assert sorted(e.get("table_of") for e in fetched) == sorted(
+        [monday.isoformat()] * 3 + [(monday + timedelta(days=7)).isoformat()])  # which period's table was given
     assert (await beacon.client.get(f"{runs}/{run['id'] + 1}", headers=partner)).status == 404
