@@ -117,6 +117,9 @@ _CLAIM = (select(_o.id, _o.ref, _o.registrant_id, _o.identity_id, _o.channel, _o
                  _o.attempts, _o.created_at, _LANGUAGE)
           .where(_due(bindparam("_now"))).order_by(_o.next_attempt_at, _o.id).limit(bindparam("_limit")))
 _CLAIM_LOCKING = _CLAIM.with_for_update(skip_locked=True)
+_PENDING = (select(_o.identity_id, _o.id)
+            .where(_o.identity_id.in_(bindparam("_identities", expanding=True)), _o.status.in_(("queued", "claimed")))
+            .order_by(_o.identity_id, _o.id))
 _TAKE = update(schema.outbox).where(_o.id.in_(bindparam("_ids", expanding=True))).values(
     status="claimed", lease_until=bindparam("_until"), attempts=_o.attempts + 1, updated_at=bindparam("_now"))
 
@@ -133,9 +136,35 @@ async def claim(db: Database, limit: int, lease: timedelta = LEASE) -> list[dict
     async with db.write() as conn:
         query = _CLAIM if db.sqlite else _CLAIM_LOCKING
         rows = [dict(r._mapping) for r in (await conn.execute(query, {"_now": now, "_limit": limit})).all()]
+        if rows and not db.sqlite:
+            rows = await _first_in_line(conn, rows)
         if rows:
             await conn.execute(_TAKE, {"_ids": [r["id"] for r in rows], "_until": now + lease, "_now": now})
     return rows
+
+
+async def _first_in_line(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep a person's rows only from their earliest unsent message on, and only while none is skipped.
+
+    Several processes claim at once on PostgreSQL: without this, one could take a person's first message
+    (locking it) while another skipped it and took the second, and the two would race on the wire, out of
+    order and past the chat's pace. A person's later messages wait until their earlier ones are sent (or
+    taken together with them by one process, whose per-person chain keeps the order).
+    """
+    identities = sorted({int(r["identity_id"]) for r in rows if r["identity_id"] is not None})
+    if not identities:
+        return rows
+    taken = {r["id"] for r in rows}
+    in_line: set[int] = set()
+    stopped: set[int] = set()  # people with an unsent message this claim does not hold
+    for identity_id, row_id in (await conn.execute(_PENDING, {"_identities": identities})).all():
+        if identity_id in stopped:
+            continue
+        if row_id in taken:
+            in_line.add(row_id)
+        else:
+            stopped.add(identity_id)
+    return [r for r in rows if r["identity_id"] is None or r["id"] in in_line]
 
 
 def contact_button(options: dict[str, Any], language: str) -> str | None:

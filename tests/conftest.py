@@ -88,8 +88,8 @@ def dev_keys() -> str:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Create this worker's own PostgreSQL database when tests run in parallel."""
-    if SHARED_POSTGRES_URL and POSTGRES_URL != SHARED_POSTGRES_URL:
+    """Create the PostgreSQL database the tests use (this worker's own when they run in parallel)."""
+    if SHARED_POSTGRES_URL and POSTGRES_URL:
         asyncio.run(_create_database(SHARED_POSTGRES_URL, urlsplit(POSTGRES_URL).path.lstrip("/")))
 
 
