@@ -1,6 +1,7 @@
 """The web sign-up in real headless Chromium, in Arabic on a 390 px wide phone screen: right to left,
 no JavaScript needed, every page under 30 KB, nothing fetched from elsewhere, and the one-time code
-arriving by SMS through the Twilio double. Screenshots go to test-artifacts/."""
+arriving by SMS through the Twilio double; an imported person's invitation link likewise. Screenshots go
+to test-artifacts/."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from bot.i18n import gettext_for
 from registry import schema
 from tests.browser import artifact, browser  # noqa: F401
 from tests.conftest import StartBeacon
+from tests.test_imports import phone
+from tests.test_invitation_links import HTTP, invite, link_of
 
 pytestmark = pytest.mark.browser
 
@@ -117,3 +120,23 @@ async def test_sign_up_in_arabic_on_a_phone(start_beacon: StartBeacon, browser: 
     assert person.household_size == 3
     await run.twilio.wait_for(lambda: bool(run.twilio and len(run.twilio.sent_to(PHONE)) == 2))
     assert run.twilio.sent_to(PHONE)[-1].body == ar(texts.REGISTERED)  # the welcome, by SMS, in Arabic
+
+
+async def test_an_invitation_link_in_arabic_on_a_phone(start_beacon: StartBeacon, browser: Browser) -> None:  # noqa: F811
+    run = await start_beacon(twilio=True, **HTTP)
+    assert run.twilio is not None
+    await invite(run, f"{phone(1)},ar,Tripoli\n")
+    context = await browser.new_context(viewport={"width": 390, "height": 844}, java_script_enabled=False)
+    page = await context.new_page()
+    weigher = Weigher(page)
+    await page.goto(str(run.client.make_url(link_of(run, phone(1)))))
+    await check(page, "invitation")
+    await page.get_by_role("button", name=ar(texts.WEB_AGREE)).click()
+    await expect(page.get_by_text(ar(texts.REGISTERED))).to_be_visible()
+    await check(page, "invitation-done")
+    await context.close()
+    await accessible(browser, {name: SEEN[name] for name in ("invitation", "invitation-done")})
+    assert weigher.foreign == [] and all(size < PAGE_BUDGET for _, size in weigher.sizes)
+    async with run.beacon.db.read() as conn:
+        person = (await conn.execute(select(schema.registrants))).one()
+    assert person.consented and person.language == "ar"
