@@ -335,7 +335,8 @@ class Service:
         Each person's messages are stepped one at a time and in the order they arrived, whichever process or
         task picks them up: :func:`claims.claim` locks the senders' rows (PostgreSQL; SQLite has one writer
         anyway) and puts any earlier message of theirs still waiting first, stepped in this same transaction.
-        A message already processed (by another process, or as an earlier one) gets no replies.
+        A message processed before (by another process or task) gets no replies; one stepped here ahead of a
+        later message of the same person gets its own.
         """
         stepped: dict[int, list[Reply]] = {}
         queued = False
