@@ -19,11 +19,11 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential_jitter
 
-from beacon import effects
+from beacon import claims, effects
 from bot import machine
 from bot.state import BotConfig, Message, Reply, Transition
 from campaigns import delivery, family, outbox, signup
@@ -64,18 +64,7 @@ PROCESS_CONCURRENCY = 8  # messages processed at once on PostgreSQL (SQLite has 
 PROCESS_BATCH = 32  # stored messages processed per transaction at most (group commit, as for storing)
 
 
-_i = schema.inbound.c
-# Built once: a message's step runs these every time.
-_LOAD_INBOUND = select(schema.inbound).where(_i.id == bindparam("_id"), _i.processed_at.is_(None),
-                                             _i.failed_at.is_(None))
-_MARK_PROCESSED = update(schema.inbound).where(_i.id == bindparam("_id"), _i.processed_at.is_(None)).values(
-    processed_at=bindparam("processed_at"))
-_LOCK_REGISTRANT = select(schema.registrants.c.id).where(
-    schema.registrants.c.id == bindparam("_id")).with_for_update()
-_EARLIER_WAITING = select(_i.id).where(_i.registrant_id == bindparam("_registrant"), _i.id < bindparam("_id"),
-                                       _i.processed_at.is_(None), _i.failed_at.is_(None)).order_by(_i.id)
-_PREVIOUS_MESSAGE = select(func.max(_i.received_at)).where(_i.registrant_id == bindparam("_registrant"),
-                                                            _i.id < bindparam("_id"))
+# Built once: a message's step runs it every time.
 _LOAD_IDENTITY = select(schema.identities).where(schema.identities.c.id == bindparam("_id"))
 
 
@@ -317,16 +306,11 @@ class Service:
         with self._active():
             await self.keys.check(self.db)
             try:
-                results: list[list[Reply] | BaseException] = []
-                wake = False
                 async with self.db.write() as conn:
-                    for inbound_id in inbound_ids:
-                        replies, queued = await self._process_in(conn, inbound_id)
-                        results.append(replies)
-                        wake = wake or queued
+                    stepped, wake = await self._process_in(conn, inbound_ids)
                 if wake:
                     self.sender.wake()
-                return results
+                return [stepped.get(inbound_id, []) for inbound_id in inbound_ids]
             except Exception:  # noqa: BLE001 - one by one, with each failure counted against its message
                 return [await self._process_or_error(inbound_id) for inbound_id in inbound_ids]
 
@@ -338,40 +322,40 @@ class Service:
 
     async def _process(self, inbound_id: int) -> list[Reply]:
         async with self.db.write() as conn:
-            replies, queued = await self._process_in(conn, inbound_id)
+            stepped, queued = await self._process_in(conn, [inbound_id])
         if queued:
             self.sender.wake()
-        return replies
+        return stepped.get(inbound_id, [])
 
-    async def _process_in(self, conn: AsyncConnection, inbound_id: int) -> tuple[list[Reply], bool]:
-        """One message's conversation step inside ``conn``'s transaction: (replies, whether anything was queued).
+    async def _process_in(self, conn: AsyncConnection, inbound_ids: list[int]
+                          ) -> tuple[dict[int, list[Reply]], bool]:
+        """The conversation steps of messages inside ``conn``'s transaction: (replies by inbound id, whether
+        anything was queued).
 
         Each person's messages are stepped one at a time and in the order they arrived, whichever process or
-        task picks them up: the person's row is locked (PostgreSQL; SQLite has one writer anyway), and any
-        earlier message of theirs still waiting is stepped first, in this same transaction.
+        task picks them up: :func:`claims.claim` locks the senders' rows (PostgreSQL; SQLite has one writer
+        anyway) and puts any earlier message of theirs still waiting first, stepped in this same transaction.
+        A message processed before (by another process or task) gets no replies; one stepped here ahead of a
+        later message of the same person gets its own.
         """
+        stepped: dict[int, list[Reply]] = {}
+        queued = False
+        for row in await claims.claim(conn, inbound_ids, datetime.now(UTC)):
+            replies, queued_ = await self._step(conn, row)
+            stepped[int(row.id)] = replies
+            queued = queued or queued_
+        return stepped, queued
+
+    async def _step(self, conn: AsyncConnection, row: Any) -> tuple[list[Reply], bool]:
+        """One claimed message's step (``row`` from :func:`claims.claim`): (replies, whether anything was queued)."""
         started = time.perf_counter()
         keys = self.keys.ring
-        row = (await conn.execute(_LOAD_INBOUND, {"_id": inbound_id})).first()
-        if row is None:
-            return [], False
-        queued = False
-        if row.registrant_id:
-            await conn.execute(_LOCK_REGISTRANT, {"_id": row.registrant_id})
-            for earlier in (await conn.execute(_EARLIER_WAITING, {"_registrant": row.registrant_id,
-                                                                   "_id": inbound_id})).scalars().all():
-                queued = (await self._process_in(conn, int(earlier)))[1] or queued
         now = datetime.now(UTC)
-        claimed = await conn.execute(_MARK_PROCESSED, {"_id": inbound_id, "processed_at": now})
-        if claimed.rowcount != 1:  # another process took it meanwhile (PostgreSQL re-checks the row)
-            return [], queued
-        previous = (await conn.execute(_PREVIOUS_MESSAGE, {"_registrant": row.registrant_id, "_id": inbound_id})
-                    ).scalar() if row.registrant_id else None
-        state = await store.load_state(conn, keys, row.registrant_id, previous, self.bot.default_language) \
+        state = await store.load_state(conn, keys, row.registrant_id, row.previous_at, self.bot.default_language) \
             if row.registrant_id else None
         identity = (await conn.execute(_LOAD_IDENTITY, {"_id": row.identity_id})).first() if row.identity_id else None
         if state is None or identity is None or not row.body_ct:
-            return [], queued
+            return [], False
         address = keys.decrypt(identity.address_ct, identity_aad({"bidx": identity.bidx}))
         text = keys.decrypt(row.body_ct, inbound_aad({"provider": row.provider, "provider_id": row.provider_id}))
         meta = row.meta or {}
@@ -405,7 +389,7 @@ class Service:
             for reply in replies
         ] + applied.drafts)
         STEP_SECONDS.observe(time.perf_counter() - started)
-        return replies, bool(queued or replies or applied.drafts or signed_up)
+        return replies, bool(replies or applied.drafts or signed_up)
 
     async def handle(self, provider: str, message: Inbound) -> list[Reply] | None:
         """Store and process at once (the simulator answers with the replies); None for a duplicate."""
