@@ -13,10 +13,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from registry import audit, schema, users
 from tests.conftest import Running, StartBeacon, environment
+from tests.helpers import eventually
 
 PASSWORD = "lantern-harbour-42"
 HTTP = {"BEACON_PUBLIC_URL": "http://127.0.0.1:8080"}  # plain http: the test client then sends the cookie back
@@ -223,10 +224,13 @@ async def test_case_views_are_audited_and_the_queue_shows_no_personal_details(st
     created = await run.client.post("/api/v1/broadcasts", headers=headers,
                                     json={"text": {"en": "Storm"}, "check_in": True})
     assert created.status == 201
-    for _ in range(50):
-        replies = await run.simulate(phone, "2")
-        if replies:
-            break
+
+    async def reached() -> bool:  # the broadcast's fan-out runs in the background: wait until it reached them
+        async with run.beacon.db.read() as conn:
+            return (await conn.execute(select(func.count()).select_from(schema.recipients))).scalar_one() > 0
+
+    await eventually(reached, timeout=30, what="the broadcast's fan-out")
+    assert await run.simulate(phone, "2")
     await run.simulate(phone, "1")  # kind of help: medical
     await run.simulate(phone, "Insulin for my father")
     await users.create_user(run.beacon.db, "amal", "responder", PASSWORD)
