@@ -13,13 +13,18 @@ import structlog
 from aiohttp import web
 
 from beacon.api_stats import TEMPLATES, svg_map
+from beacon.console.i18n import CONSOLE_LANGUAGES, gettext_callables, is_rtl
+from beacon.console.web import language_of
 from beacon.context import BEACON, Beacon
+from bot.texts import N_
 from registry import exports
 from registry.aggregates import UNKNOWN
 from registry.publication import Published
 
 log = structlog.get_logger("beacon.public")
 TITLE = "Registered people by area"
+MAP_CAPTION = N_("Map of registered people by area")
+NOT_GIVEN = N_("Not given")  # the area of people who gave none
 CACHE = "public, max-age=300"
 
 
@@ -58,12 +63,12 @@ def _current(request: web.Request) -> Published:
     return found
 
 
-def _rows(beacon: Beacon, published: Published) -> list[dict[str, Any]]:
+def _rows(beacon: Beacon, published: Published, language: str = "en", unknown: str = "Unknown") -> list[dict[str, Any]]:
     found = []
     for entry in published.table.cells:
         area = beacon.gazetteer.areas.get(entry.key[0])
-        found.append({"area": entry.key[0], "name": area.name("en") if area else
-                      ("Unknown" if entry.key[0] == UNKNOWN else entry.key[0]),
+        found.append({"area": entry.key[0], "name": area.name(language) if area else
+                      (unknown if entry.key[0] == UNKNOWN else entry.key[0]),
                       "pcode": area.pcode if area else None, "count": entry.count, "suppressed": entry.suppressed})
     return found
 
@@ -89,15 +94,23 @@ async def public_csv(request: web.Request) -> web.Response:
 
 
 async def public_page(request: web.Request) -> web.Response:
-    """The public page: a map, the table, the date the data is as of and the method."""
+    """The public page: a map, the table, the date the data is as of and the method, in the reader's language
+    (``?lang=``, else the browser's; the console's languages)."""
     beacon = request.app[BEACON]
     published = _current(request)
+    language = language_of(request)
+    gettext = gettext_callables(language)[0]
+    settings = beacon.settings
     page = TEMPLATES.get_template("public.html").render(
-        title=TITLE, operator=beacon.settings.operator_name, rows=_rows(beacon, published),
+        _=gettext, lang=language, dir="rtl" if is_rtl(language) else "ltr", languages=CONSOLE_LANGUAGES,
+        operator=settings.operator_name, rows=_rows(beacon, published, language, gettext(NOT_GIVEN)),
         total=published.table.total.count, data_as_of=exports.freshness(published.data_as_of),
-        produced_at=exports.stamp(published.generated_at), method=method(beacon),
-        map=svg_map(beacon.gazetteer, published.table))
-    return web.Response(text=page, content_type="text/html", charset="utf-8", headers={"Cache-Control": CACHE})
+        produced_at=exports.stamp(published.generated_at), min_cell=settings.public_min_cell,
+        minutes=settings.public_refresh_minutes,
+        map=svg_map(beacon.gazetteer, published.table, language=language, withheld=gettext("withheld"),
+                    caption=gettext(MAP_CAPTION)))
+    return web.Response(text=page, content_type="text/html", charset="utf-8",
+                        headers={"Cache-Control": CACHE, "Vary": "Accept-Language"})
 
 
 def setup(app: web.Application) -> None:

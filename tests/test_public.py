@@ -65,3 +65,24 @@ async def test_public_page_suppresses_at_the_higher_min_cell(start_beacon: Start
     await public.refresh(beacon.beacon)
     cells = {c["area"]: c for c in (await (await beacon.client.get("/public.json")).json())["cells"]}
     assert (cells["misrata"]["count"], cells["benghazi"]["count"]) == (15, 14)
+
+
+async def test_public_page_in_the_readers_language(start_beacon: StartBeacon) -> None:
+    beacon = await start_beacon(BEACON_MIN_CELL="3", BEACON_PUBLIC_STATS="on")
+    await eventually(lambda: beacon.beacon.public.current is not None)
+    await seed(beacon, 1, tripoli=30, misrata=5)
+    await public.refresh(beacon.beacon)
+    tripoli = beacon.beacon.gazetteer.areas["tripoli"]
+
+    arabic = await beacon.client.get("/public?lang=ar")
+    text = await arabic.text()
+    assert arabic.status == 200 and 'lang="ar" dir="rtl"' in text and "Accept-Language" in arabic.headers["Vary"]
+    assert "الأشخاص المسجلون حسب المنطقة" in text and "المنهجية" in text and "محجوب" in text
+    assert f"<td>{tripoli.name('ar')}</td>" in text and "Method" not in text and ">withheld<" not in text
+    french = await (await beacon.client.get("/public", headers={"Accept-Language": "fr-FR,fr;q=0.9"})).text()
+    assert 'lang="fr" dir="ltr"' in french and "Méthode" in french and "masqué" in french
+    assert "Les nombres inférieurs à 6 sont masqués" in french  # the public minimum cell, in the sentence
+    english = await (await beacon.client.get("/public", headers={"Accept-Language": "sw"})).text()
+    assert 'lang="en"' in english and "Counts below 6 are withheld" in english
+    # the machine-readable forms do not change with the reader's language
+    assert (await (await beacon.client.get("/public.json?lang=ar")).json())["title"] == public.TITLE
