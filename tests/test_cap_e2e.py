@@ -4,7 +4,6 @@ withdraws it; once a responder has sent it, a later update is only shown beside 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +14,7 @@ from campaigns.cap_feed import CapFeed
 from domain.areas import Gazetteer
 from registry import tokens
 from tests.conftest import Running, StartBeacon
+from tests.helpers import eventually
 
 PHONE = "+2348050000001"
 SENT = "2026-12-05T08:00:00+00:00"
@@ -87,11 +87,8 @@ async def test_cap_alert_drafts_for_tripoli_and_cancel_withdraws(start_beacon: S
     sent = await beacon.client.post(f"/api/v1/broadcasts/{shaped['broadcast_id']}/send", headers=responder)
     assert sent.status == 200, await sent.text()
     simulator = beacon.beacon.providers["simulator"]
-    for _ in range(100):
-        if any("Flood now severe" in m for m in simulator.sent.get(PHONE, [])):  # type: ignore[attr-defined]
-            break
-        await asyncio.sleep(0.05)
-    assert any("Flood now severe" in m for m in simulator.sent[PHONE])  # type: ignore[attr-defined]
+    await eventually(lambda: any("Flood now severe" in m for m in simulator.sent.get(PHONE, [])),  # type: ignore[attr-defined]
+                     timeout=30, what="the broadcast")
     late = await post(beacon, responder, alert("FLOOD-2-U2", msg_type="Update", headline="Flood receding",
                                                references="met@example.gov.ly,FLOOD-2," + SENT), 200)
     assert late["outcome"] == "noted"  # already sent: not touched, but shown beside it

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from registry import schema, tokens, users
 from tests.conftest import Running, StartBeacon
+from tests.helpers import eventually
 from tests.test_cap_e2e import SENT, alert, post
 from tests.test_console import HTTP, PASSWORD, csrf_of, sign_in
 
@@ -64,11 +65,8 @@ async def test_a_cap_draft_is_reviewed_sent_withdrawn_and_discarded(start_beacon
                                  allow_redirects=False)
     assert sent.status == 303 and sent.headers["Location"] == f"/console/broadcasts/{first}"
     simulator = run.beacon.providers["simulator"]
-    for _ in range(100):
-        if any("Move to higher ground" in m for m in simulator.sent.get(TRIPOLI, [])):  # type: ignore[attr-defined]
-            break
-        await asyncio.sleep(0.05)
-    assert any("Move to higher ground" in m for m in simulator.sent[TRIPOLI])  # type: ignore[attr-defined]
+    await eventually(lambda: any("Move to higher ground" in m for m in simulator.sent.get(TRIPOLI, [])),  # type: ignore[attr-defined]
+                     timeout=30, what="the broadcast")
     assert not any("Move to higher ground" in m for m in simulator.sent.get(MISRATA, []))  # type: ignore[attr-defined]
     assert ("broadcast.approved", "user:amal") in await actions(run, first)
     assert first not in draft_rows(await (await run.client.get("/console/broadcasts")).text())
