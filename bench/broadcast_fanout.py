@@ -29,14 +29,18 @@ import secrets
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from aiohttp import web  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncConnection  # noqa: E402
 
 from beacon import config  # noqa: E402
 from beacon.app import create_app  # noqa: E402
@@ -53,6 +57,23 @@ from tests.seeding import phone, seed_registrants  # noqa: E402
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "f" * 32
+BROADCAST = {"text": {"en": "Flood warning: move to high ground.", "fr": "Alerte crue : montez en hauteur.",
+                      "ar": "تحذير من فيضان: اصعدوا إلى مكان مرتفع."}, "audience": {"areas": ["tripoli"]},
+             "check_in": True}
+
+
+class SenderCounts:
+    """GET .../Accounts/{account}/BenchSenders.json on the double: accepted messages per From number, so that
+    processes given different TWILIO_SMS_FROM numbers can be told apart."""
+
+    def __init__(self, double: Any) -> None:
+        self.double = double
+
+    def install(self, app: web.Application) -> None:
+        app.router.add_get("/2010-04-01/Accounts/{account}/BenchSenders.json", self.counts)
+
+    async def counts(self, request: web.Request) -> web.Response:
+        return web.json_response(dict(Counter(m.from_ for m in self.double.messages)))
 
 
 def serve_double(port_queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -61,6 +82,7 @@ def serve_double(port_queue: multiprocessing.Queue) -> None:  # type: ignore[typ
 
     async def main() -> None:
         double = TwilioDouble(ACCOUNT_SID, AUTH_TOKEN)
+        double.extensions.append(SenderCounts(double))
         await double.start()
         port_queue.put(double.base_url)
         await asyncio.Event().wait()
@@ -76,6 +98,12 @@ async def count_sent(db: Database, broadcast: bool) -> int:
         return int((await conn.execute(query)).scalar_one())
 
 
+async def queue_direct(conn: AsyncConnection, holder: KeyHolder, start: int, stop: int) -> None:
+    """Queue messages to the numbers ``start`` to ``stop`` (excluded) straight into the outbox."""
+    drafts = [Draft(None, None, "sms", phone(n), "Flood warning: move to high ground.") for n in range(start, stop)]
+    await outbox.enqueue(conn, holder.ring, drafts)
+
+
 async def drain(db_url: str, keys: str, base_url: str, count: int) -> float:
     """Queue ``count`` messages straight into the outbox and time the sender alone."""
     db = Database(db_url)
@@ -87,10 +115,8 @@ async def drain(db_url: str, keys: str, base_url: str, count: int) -> float:
     channel = TwilioChannel(settings.twilio, "https://beacon.example.org", rate_limits=False)
     await channel.start()
     for start in range(0, count, 5000):
-        drafts = [Draft(None, None, "sms", phone(n), "Flood warning: move to high ground.")
-                  for n in range(start, min(start + 5000, count))]
         async with db.write() as conn:
-            await outbox.enqueue(conn, holder.ring, drafts)
+            await queue_direct(conn, holder, start, min(start + 5000, count))
     sender = Sender(db, holder, {"sms": channel})
     stop = asyncio.Event()
     started = time.perf_counter()
@@ -106,8 +132,8 @@ async def drain(db_url: str, keys: str, base_url: str, count: int) -> float:
     return elapsed
 
 
-async def broadcast(db_url: str, keys: str, base_url: str, count: int, home: Path) -> tuple[float, float]:
-    """Seed ``count`` registrants, POST a broadcast and time it to the last accepted message."""
+async def seed(db_url: str, keys: str, count: int) -> str:
+    """Migrate, seed ``count`` registrants in Tripoli and return a new responder API token."""
     db = Database(db_url)
     await db.migrate()
     master = MasterKeys.parse(keys)
@@ -116,6 +142,12 @@ async def broadcast(db_url: str, keys: str, base_url: str, count: int, home: Pat
     audit.use(master)  # the token's creation is audited, as `beacon token create` does
     secret = await tokens.create(db, "responder", "bench")
     await db.close()
+    return secret
+
+
+async def broadcast(db_url: str, keys: str, base_url: str, count: int, home: Path) -> tuple[float, float]:
+    """Seed ``count`` registrants, POST a broadcast and time it to the last accepted message."""
+    secret = await seed(db_url, keys, count)
     settings = config.load({
         "BEACON_DATABASE_URL": db_url, "BEACON_KEYS": keys, "BEACON_RATE_LIMITS": "off",
         "BEACON_LOG_LEVEL": "warning", "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
@@ -125,11 +157,8 @@ async def broadcast(db_url: str, keys: str, base_url: str, count: int, home: Pat
     client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
     await client.start_server()
     app_db = client.app[BEACON].db  # type: ignore[index]
-    body = {"text": {"en": "Flood warning: move to high ground.", "fr": "Alerte crue : montez en hauteur.",
-                     "ar": "تحذير من فيضان: اصعدوا إلى مكان مرتفع."}, "audience": {"areas": ["tripoli"]},
-            "check_in": True}
     started = time.perf_counter()
-    response = await client.post("/api/v1/broadcasts", json=body, headers={"Authorization": f"Bearer {secret}"})
+    response = await client.post("/api/v1/broadcasts", json=BROADCAST, headers={"Authorization": f"Bearer {secret}"})
     assert response.status == 201, await response.text()
     queued_at = None
     while True:

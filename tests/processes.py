@@ -16,12 +16,13 @@ from tests.doubles.twilio_api import TwilioDouble
 BEACON = str(Path(sys.executable).parent / "beacon")
 
 
-def postgres_env(url: str, keys: str, twilio: TwilioDouble, **overrides: str) -> dict[str, str]:
-    """The environment of Beacon processes sharing the PostgreSQL database ``url``, sending through the double."""
+def postgres_env(url: str, keys: str, twilio: TwilioDouble | str, **overrides: str) -> dict[str, str]:
+    """The environment of Beacon processes sharing the PostgreSQL database ``url``, sending through the double
+    (or the double at this base URL, when it runs in another process)."""
     env = {**os.environ, "BEACON_DATABASE_URL": url, "BEACON_KEYS": keys, "BEACON_ENV": "development",
            "BEACON_LOG_FORMAT": "json", "BEACON_PUBLIC_URL": "https://beacon.example.org",
            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "TWILIO_SMS_FROM": SMS_FROM,
-           "TWILIO_API_BASE_URL": twilio.base_url}
+           "TWILIO_API_BASE_URL": twilio if isinstance(twilio, str) else twilio.base_url}
     env.update(overrides)
     return env
 
