@@ -18,12 +18,17 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from beacon import config, drain
+from beacon.context import open_beacon
 from bot.machine import step
 from bot.state import BotConfig, Message, State
+from campaigns.outbox import to_outbound
+from channels.base import Inbound
 from domain.areas import Gazetteer
+from domain.vocabulary import ChannelKind, ProviderName
 from registry import schema
 from registry.db import Database
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, POSTGRES_URL, dev_keys, reset_postgres
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, POSTGRES_URL, SMS_FROM, dev_keys, reset_postgres
 from tests.doubles.twilio_api import TwilioDouble, signed_form_post
 from tests.processes import BEACON, Process, postgres_env
 from tests.reliability.harness import free_port
@@ -116,6 +121,41 @@ async def postgres() -> str:
     finally:
         await db.close()
     return POSTGRES_URL
+
+
+@pytest.mark.slow
+async def test_two_drainers_step_each_message_once_and_in_order(postgres: str, tmp_path: Path) -> None:
+    keys = dev_keys()
+
+    def settings(name: str) -> config.Settings:
+        return config.load({"BEACON_DATABASE_URL": postgres, "BEACON_KEYS": keys, "BEACON_WEB_BOT": "off",
+                            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                            "TWILIO_SMS_FROM": SMS_FROM, "BEACON_SPOOL_DIR": str(tmp_path / name)})
+
+    async with open_beacon(settings("web")) as web, open_beacon(settings("a")) as a, open_beacon(settings("b")) as b:
+        announced: list[int] = []
+        web.intake.leave_to_workers(lambda: announced.append(1))
+
+        async def person(n: int) -> None:
+            for i, text in enumerate(SAID):
+                await web.intake.accept(ProviderName.TWILIO, Inbound(ChannelKind.SMS, phone(n), text,
+                                                                     f"SM{n:030d}{i:02d}", datetime.now(UTC)))
+
+        await asyncio.gather(*(person(n) for n in range(1, PEOPLE + 1)))
+        await web.service.wait_idle()
+        assert announced
+        assert await inbound_counts() == (PEOPLE * len(SAID), 0)  # stored, not processed by the web process
+        drainers = [drain.Drainer(a.service, a.db, poll=None), drain.Drainer(b.service, b.db, poll=None)]
+        while sum(await asyncio.gather(*(d.drain_once() for d in drainers))):
+            pass
+        assert await inbound_counts() == (PEOPLE * len(SAID), PEOPLE * len(SAID))
+        async with web.db.read() as conn:
+            rows = (await conn.execute(select(schema.outbox).order_by(schema.outbox.c.id))).all()
+        sent: dict[str, list[str]] = {}
+        for row in rows:
+            outbound = to_outbound(web.keys.ring, dict(row._mapping), "en")
+            sent.setdefault(outbound.address, []).append(outbound.text)
+        assert sent == {phone(n): expected_replies() for n in range(1, PEOPLE + 1)}
 
 
 @pytest.mark.slow
