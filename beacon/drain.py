@@ -46,6 +46,7 @@ class Drainer:
         self.lanes = 1 if db.sqlite else lanes
         self.window = window
         self._wake = asyncio.Event()
+        self._stop: asyncio.Event | None = None
 
     def wake(self) -> None:
         """Look for waiting messages now."""
@@ -54,6 +55,7 @@ class Drainer:
     async def run(self, stop: asyncio.Event) -> None:
         """Drain whenever woken (or every ``poll`` seconds) until ``stop``; round after round while a
         round gets anything done."""
+        self._stop = stop
         if self.poll is not None:
             self._wake.set()  # whatever waits from before this worker started
         while not stop.is_set():
@@ -90,6 +92,8 @@ class Drainer:
     async def _lane(self, ids: list[int]) -> int:
         done = 0
         for start in range(0, len(ids), PROCESS_BATCH):
+            if self._stop is not None and self._stop.is_set():  # stopping: the rest waits for the next worker
+                break
             results = await self.service.process_batch(ids[start:start + PROCESS_BATCH])
             done += sum(1 for result in results if not isinstance(result, BaseException))
         return done

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from beacon import config, drain
+from beacon import config, drain, wakeups
 from beacon.context import open_beacon
 from bot.machine import step
 from bot.state import BotConfig, Message, State
@@ -121,6 +121,49 @@ async def postgres() -> str:
     finally:
         await db.close()
     return POSTGRES_URL
+
+
+class Woken:
+    """Stands in for a worker's sender, runner or drainer: counts its wake-ups."""
+
+    def __init__(self) -> None:
+        self.times = 0
+        self.changed = asyncio.Event()
+
+    def wake(self) -> None:
+        self.times += 1
+        self.changed.set()
+
+    async def until(self, at_least: int) -> None:
+        async with asyncio.timeout(10):
+            while self.times < at_least:
+                self.changed.clear()
+                await self.changed.wait()
+
+
+@pytest.mark.slow
+async def test_an_inbound_announcement_wakes_the_drainer_only(postgres: str) -> None:
+    db = Database(postgres)
+    stop = asyncio.Event()
+    try:
+        announcer = wakeups.Announcer(db)
+        sender, runner, drainer = Woken(), Woken(), Woken()
+        tasks = [asyncio.create_task(announcer.run(stop)),
+                 asyncio.create_task(wakeups.listen(postgres, sender, runner, stop,  # type: ignore[arg-type]
+                                                    inbound=drainer.wake))]
+        await drainer.until(1)  # listening: it looks once for what it may have missed
+        await sender.until(1)
+        for _ in range(50):  # a burst: announced together
+            announcer.announce(wakeups.INBOUND)
+        await drainer.until(2)
+        await asyncio.sleep(0.3)
+        assert drainer.times <= 3  # one NOTIFY per burst, not one per message
+        assert (sender.times, runner.times) == (1, 1)
+        stop.set()
+        await asyncio.gather(*tasks)
+    finally:
+        stop.set()
+        await db.close()
 
 
 @pytest.mark.slow
