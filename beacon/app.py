@@ -10,10 +10,9 @@ import structlog
 from aiohttp import web
 from prometheus_client import Counter
 
-from beacon import api, api_voice, console, join, join_invited, metrics, public, wakeups
+from beacon import api, api_voice, console, drain, join, join_invited, metrics, public, wakeups
 from beacon.config import Settings
 from beacon.context import BEACON, Beacon, open_beacon
-from beacon.service import SWEEP_SECONDS
 from campaigns import reports, upkeep
 from campaigns.cap_feed import CapFeed
 from channels.base import Provider, WebhookCall, WebhookRejected
@@ -42,23 +41,13 @@ async def follow_keys(beacon: Beacon) -> None:
 
 
 async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
-    async def recover() -> None:
-        older_than = 0.0  # at start: whatever a crash left; then what processing kept failing on
-        while not beacon.stop.is_set():
-            try:
-                recovered = await beacon.service.recover(older_than)
-                if recovered:
-                    log.info("inbound.recovered", count=recovered)
-            except Exception:  # noqa: BLE001 - tried again at the next sweep
-                log.exception("inbound.recover_failed")
-            older_than = SWEEP_SECONDS
-            try:
-                await asyncio.wait_for(beacon.stop.wait(), timeout=SWEEP_SECONDS)
-            except TimeoutError:
-                pass
-
-    tasks = [asyncio.create_task(follow_keys(beacon)), asyncio.create_task(recover()),
-             asyncio.create_task(beacon.intake.replay(beacon.stop))]
+    shared = not beacon.db.sqlite  # other processes share the database: wake theirs, or be woken by them
+    announcer = wakeups.Announcer(beacon.db) if shared and not worker else None
+    if announcer is not None and not beacon.settings.web_bot:  # store only: the workers run the bot
+        beacon.intake.leave_to_workers(lambda: announcer.announce(wakeups.INBOUND))
+    tasks = [asyncio.create_task(follow_keys(beacon)), asyncio.create_task(beacon.intake.replay(beacon.stop))]
+    if worker or beacon.settings.web_bot:  # else the workers sweep: web processes would only compete
+        tasks.append(asyncio.create_task(drain.sweep(beacon.service, beacon.stop)))
     if beacon.settings.public_stats:  # in the process that serves /public, worker or not
         tasks.append(asyncio.create_task(public.keep_fresh(beacon)))
     if worker:
@@ -66,14 +55,12 @@ async def _background(beacon: Beacon, worker: bool) -> list[asyncio.Task[None]]:
         tasks.append(asyncio.create_task(beacon.runner.run(beacon.stop)))
         tasks.append(asyncio.create_task(beacon.webhooks.run(beacon.stop)))
         beacon.runner.start_schedule(upkeep_jobs(beacon))
-    if not beacon.db.sqlite:  # other processes share the database: wake theirs, or be woken by them
-        if worker:
-            tasks.append(asyncio.create_task(
-                wakeups.listen(beacon.settings.database_url, beacon.sender, beacon.runner, beacon.stop)))
-        else:
-            announcer = wakeups.Announcer(beacon.db)
-            announcer.attach(beacon.sender, beacon.runner)
-            tasks.append(asyncio.create_task(announcer.run(beacon.stop)))
+    if shared and worker:
+        tasks.append(asyncio.create_task(
+            wakeups.listen(beacon.settings.database_url, beacon.sender, beacon.runner, beacon.stop)))
+    if announcer is not None:
+        announcer.attach(beacon.sender, beacon.runner)
+        tasks.append(asyncio.create_task(announcer.run(beacon.stop)))
     return tasks
 
 

@@ -17,7 +17,7 @@ from typing import NoReturn
 import phonenumbers
 from aiohttp import web
 
-from beacon import config, metrics, wakeups
+from beacon import config, drain, metrics, wakeups
 from beacon.app import create_app, follow_keys, upkeep_jobs
 from beacon.context import master_keys, open_beacon
 from beacon.errors import describe
@@ -50,6 +50,9 @@ def serve(settings: config.Settings, args: argparse.Namespace) -> int:
     host = args.host or settings.host
     if settings.simulator and not config.loopback(host):
         return _fail(f"BEACON_SIMULATOR=on needs a loopback address, not --host {host}")
+    if not settings.web_bot and not args.no_worker:
+        return _fail("BEACON_WEB_BOT=off needs `beacon serve --no-worker`: the bot then runs in `beacon worker` "
+                     "processes only")
     app = create_app(settings, worker=not args.no_worker)
 
     async def freeze(_app: web.Application) -> None:
@@ -65,7 +68,7 @@ def serve(settings: config.Settings, args: argparse.Namespace) -> int:
 
 
 def worker(settings: config.Settings, args: argparse.Namespace) -> int:
-    """Run only the sender."""
+    """Run the sender and the scheduler (and, with BEACON_WEB_BOT=off, the bot) without the web server."""
     async def run() -> None:
         async with open_beacon(settings) as beacon, metrics.listener(settings):
             # SIGTERM (the process manager's stop) ends the loops cleanly, as it does for `serve`.
@@ -76,12 +79,18 @@ def worker(settings: config.Settings, args: argparse.Namespace) -> int:
                 beacon.webhooks.wake()
 
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
-            await beacon.service.recover()
+            if settings.web_bot:
+                await beacon.service.recover()
             beacon.runner.start_schedule(upkeep_jobs(beacon))
             loops = [beacon.sender.run(beacon.stop), beacon.runner.run(beacon.stop), beacon.webhooks.run(beacon.stop),
                      follow_keys(beacon)]
+            # With BEACON_WEB_BOT=off the web processes only store: run the bot on what they announce.
+            drainer = None if settings.web_bot else drain.Drainer(beacon.service, beacon.db)
+            if drainer is not None:
+                loops += [drainer.run(beacon.stop), drain.sweep(beacon.service, beacon.stop, drain.SWEEP_SECONDS)]
             if not beacon.db.sqlite:  # web processes announce the work they queue
-                loops.append(wakeups.listen(settings.database_url, beacon.sender, beacon.runner, beacon.stop))
+                loops.append(wakeups.listen(settings.database_url, beacon.sender, beacon.runner, beacon.stop,
+                                            inbound=drainer.wake if drainer is not None else None))
             try:
                 await asyncio.gather(*loops)
             finally:
@@ -376,9 +385,12 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="web server, sender and scheduler in one process")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
-    s.add_argument("--no-worker", action="store_true", help="do not run the sender here (use `beacon worker`)")
+    s.add_argument("--no-worker", action="store_true",
+                   help="do not run the sender and scheduler here (use `beacon worker`); with BEACON_WEB_BOT=off "
+                   "(PostgreSQL) this process only verifies and stores webhooks, and the workers run the bot")
     s.set_defaults(run=serve)
-    sub.add_parser("worker", help="the sender alone").set_defaults(run=worker)
+    sub.add_parser("worker", help="the sender and scheduler without the web server; with BEACON_WEB_BOT=off "
+                   "also the bot on what web processes store").set_defaults(run=worker)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(run=migrate)
     t = sub.add_parser("token", help="API tokens")
     tsub = t.add_subparsers(dest="token_command", required=True)

@@ -68,6 +68,7 @@ class Settings:
     voice_retry_seconds: int = 300  # wait before the second call; doubled for each further one
     voice_price_per_minute: float = 0.05  # the estimate a broadcast preview shows, per call minute begun
     voice_prompts_dir: Path = Path("./data/voice-prompts")  # recorded prompts: <lang>/<key>.mp3 or .wav
+    web_bot: bool = True  # web processes run the bot on what they store; off: workers do (PostgreSQL only)
 
     @property
     def development(self) -> bool:
@@ -237,6 +238,17 @@ def _public(env: Mapping[str, str], min_cell: int) -> tuple[bool, int, int]:
     return value == "on", public_min_cell, _int(env, "BEACON_PUBLIC_REFRESH_MINUTES", 60, minimum=1)
 
 
+def _web_bot(env: Mapping[str, str], database_url: str) -> bool:
+    """Whether web processes run the bot (``BEACON_WEB_BOT``, on by default); off needs PostgreSQL."""
+    value = env.get("BEACON_WEB_BOT", "on").strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"BEACON_WEB_BOT must be on or off, got {value!r}")
+    if value == "off" and database_url.startswith("sqlite:///"):
+        raise ConfigError("BEACON_WEB_BOT=off needs PostgreSQL: on SQLite one process runs everything, "
+                          "and no worker would answer the messages")
+    return value == "on"
+
+
 def load(env: Mapping[str, str] | None = None) -> Settings:
     """Read and check the configuration; raise ConfigError with a one-line reason."""
     env = os.environ if env is None else env
@@ -364,4 +376,5 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         voice_retry_seconds=_int(env, "BEACON_VOICE_RETRY_SECONDS", 300),
         voice_price_per_minute=_price(env, "BEACON_VOICE_PRICE_PER_MINUTE", 0.05),
         voice_prompts_dir=Path(env.get("BEACON_VOICE_PROMPTS_DIR") or database_dir / "voice-prompts"),
+        web_bot=_web_bot(env, database_url),
     )

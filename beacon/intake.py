@@ -15,6 +15,7 @@ replay of its spooled copy is a duplicate that storage recognises by the provide
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -45,7 +46,17 @@ class Intake:
         self.keys = keys
         self.spool = Spool(directory)
         self._wake = asyncio.Event()
+        self._after_store: Callable[[str, store.Stored, Inbound], None] = service.process_later
         WAITING.set(self.spool.waiting)
+
+    def leave_to_workers(self, announce: Callable[[], None]) -> None:
+        """Only store from now on (``BEACON_WEB_BOT=off``): each stored message is acknowledged to its
+        provider and ``announce``d, and the workers run the bot on it (see :mod:`beacon.drain`)."""
+        def handed_over(provider: str, stored: store.Stored, message: Inbound) -> None:
+            self.service.acknowledge_later(provider, stored, message)
+            announce()
+
+        self._after_store = handed_over
 
     async def accept(self, provider: str, message: Inbound) -> None:
         """Make one verified message safe before its webhook is answered: stored, or spooled."""
@@ -69,7 +80,7 @@ class Intake:
                 storing.add_done_callback(lambda done: self._stored_late(provider, message, done))
             raise
         if stored is not None:
-            self.service.process_later(provider, stored, message)
+            self._after_store(provider, stored, message)
         return stored
 
     def _stored_late(self, provider: str, message: Inbound, done: asyncio.Future[store.Stored | None]) -> None:
@@ -77,7 +88,7 @@ class Intake:
             return  # the spooled copy will be stored by the replay
         stored = done.result()
         if stored is not None:
-            self.service.process_later(provider, stored, message)
+            self._after_store(provider, stored, message)
 
     async def _spool(self, provider: str, message: Inbound) -> None:
         path = await asyncio.to_thread(self.spool.append, self.keys.ring, provider, message)

@@ -180,6 +180,10 @@ class Service:
             self._draining += 1
             self._spawn(self._drain_backlog(), self._tasks)
 
+    def acknowledge_later(self, provider: str, stored: store.Stored, message: Inbound) -> None:
+        """The provider's follow-up of a message another process will process, in the background."""
+        self._spawn(self._acknowledge(provider, stored, message), self._tasks)
+
     async def _drain_backlog(self) -> None:
         # Counted out in the same step that finds the backlog empty: a message appended after that
         # gets a worker of its own, never a worker that is about to end.

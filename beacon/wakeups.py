@@ -4,12 +4,16 @@ Without it a worker finds what a web process queued when it next looks: the send
 the broadcast runner within 5 seconds. A web process without a worker sends one NOTIFY per burst of
 queued work; every process that runs a sender and runner LISTENs and wakes them. Polling stays as
 the safety net: a lost notification (a listener reconnecting) delays work, never loses it.
+
+With ``BEACON_WEB_BOT=off`` a web process only stores what arrives and announces it as ``inbound``:
+the workers' :class:`beacon.drain.Drainer` runs the bot on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -22,7 +26,7 @@ from registry.db import Database
 
 log = structlog.get_logger("beacon.wakeups")
 CHANNEL = "beacon_work"
-OUTBOX, BROADCASTS = "outbox", "broadcasts"
+OUTBOX, BROADCASTS, INBOUND = "outbox", "broadcasts", "inbound"
 RECONNECT_SECONDS = 1.0
 _NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :what)")
 
@@ -37,10 +41,11 @@ class Announcer:
 
     def attach(self, sender: Sender, runner: Runner) -> None:
         """Announce each wake of this process's (idle) sender and runner."""
-        sender.also_wake.append(lambda: self._announce(OUTBOX))
-        runner.also_wake.append(lambda: self._announce(BROADCASTS))
+        sender.also_wake.append(lambda: self.announce(OUTBOX))
+        runner.also_wake.append(lambda: self.announce(BROADCASTS))
 
-    def _announce(self, what: str) -> None:
+    def announce(self, what: str) -> None:
+        """Announce work of kind ``what`` with the next NOTIFY (one per kind, however often called meanwhile)."""
         self._pending.add(what)
         self._queued.set()
 
@@ -62,13 +67,17 @@ class Announcer:
                 log.warning("wakeups.notify_failed")
 
 
-async def listen(url: str, sender: Sender, runner: Runner, stop: asyncio.Event) -> None:
-    """Wake ``sender`` and ``runner`` whenever another process announces work, until ``stop``."""
+async def listen(url: str, sender: Sender, runner: Runner, stop: asyncio.Event,
+                 inbound: Callable[[], None] | None = None) -> None:
+    """Wake ``sender`` and ``runner`` whenever another process announces work, until ``stop``; call
+    ``inbound`` (if given) when a web process announces stored messages left to the workers."""
     def heard(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
         if payload == OUTBOX:
             sender.wake()
         elif payload == BROADCASTS:
             runner.wake()
+        elif payload == INBOUND and inbound is not None:
+            inbound()
 
     while not stop.is_set():
         lost = asyncio.Event()
@@ -79,6 +88,8 @@ async def listen(url: str, sender: Sender, runner: Runner, stop: asyncio.Event) 
             await conn.add_listener(CHANNEL, heard)
             sender.wake()  # whatever was announced while no one listened
             runner.wake()
+            if inbound is not None:
+                inbound()
             stopping = asyncio.ensure_future(stop.wait())
             dropped = asyncio.ensure_future(lost.wait())
             await asyncio.wait({stopping, dropped}, return_when=asyncio.FIRST_COMPLETED)
