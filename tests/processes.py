@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
+
+import aiohttp
 
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, SMS_FROM
 from tests.doubles.twilio_api import TwilioDouble
@@ -59,3 +63,18 @@ class Process:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+async def healthy(session: aiohttp.ClientSession, web: Process, port: int) -> None:
+    """Wait until the web process answers /healthz (90 s at most), failing early if it exits."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert web.proc is not None and web.proc.poll() is None, web.log_tail()
+        try:
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as r:
+                if r.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("web process did not come up: " + web.log_tail())

@@ -21,7 +21,7 @@ from registry.db import Database
 from registry.keys import KeyHolder, load_keyring
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, POSTGRES_URL, dev_keys, reset_postgres
 from tests.doubles.twilio_api import TwilioDouble, signed_form_post
-from tests.processes import Process, postgres_env
+from tests.processes import Process, healthy, postgres_env
 from tests.reliability.harness import free_port
 from tests.seeding import phone, seed_registrants
 
@@ -29,20 +29,6 @@ RECIPIENTS = 20_000
 CAPACITY = 500  # BEACON_SENDER_CAPACITY: the most a worker holds, so the most that can leave twice at a kill
 REPLIES = 300
 PUBLIC_URL = "https://beacon.example.org"
-
-
-async def healthy(session: aiohttp.ClientSession, web: Process, port: int) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert web.proc is not None and web.proc.poll() is None, web.log_tail()
-        try:
-            async with session.get(f"http://127.0.0.1:{port}/healthz") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("web process did not come up: " + web.log_tail())
 
 
 async def counts(session: aiohttp.ClientSession, port: int, headers: dict[str, str], broadcast: int) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from registry import schema
 from registry.db import Database
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, POSTGRES_URL, SMS_FROM, dev_keys, reset_postgres
 from tests.doubles.twilio_api import TwilioDouble, signed_form_post
-from tests.processes import BEACON, Process, postgres_env
+from tests.processes import BEACON, Process, healthy, postgres_env
 from tests.reliability.harness import free_port
 from tests.seeding import phone
 
@@ -49,20 +48,6 @@ def expected_replies() -> list[str]:
         state = transition.state
         replies += [reply.text for reply in transition.replies]
     return replies
-
-
-async def healthy(session: aiohttp.ClientSession, web: Process, port: int) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert web.proc is not None and web.proc.poll() is None, web.log_tail()
-        try:
-            async with session.get(f"http://127.0.0.1:{port}/healthz") as r:
-                if r.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("web process did not come up: " + web.log_tail())
 
 
 async def say(session: aiohttp.ClientSession, port: int, n: int, text: str, sid: str) -> None:
